@@ -1,0 +1,331 @@
+"""Typed, frozen run configuration loaded from YAML.
+
+One dataclass per concern; every field has a one-line docstring right under it. Loading is strict: an unknown
+key or a value of the wrong type is an error that names the dotted key (``sac.batch_size``), because a typo in a
+safety experiment must never silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+ALGOS = ("sac", "sac_lag", "sac_pid_lag", "fac", "sac_alam")
+AlgoName = Literal["sac", "sac_lag", "sac_pid_lag", "fac", "sac_alam"]
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be turned into a valid :class:`Config`."""
+
+
+@dataclass(frozen=True)
+class AlgoConfig:
+    """Which algorithm runs, and the ablation switches of the network multipliers."""
+
+    name: AlgoName = "sac_alam"
+    """One of sac, sac_lag, sac_pid_lag, fac, sac_alam (DESIGN.md section 3)."""
+    actor_penalty: Literal["phr", "linear"] | None = None
+    """Actor's constraint term: 'phr' = psi_rho(lam, g), 'linear' = lam * g. None = the algorithm's default."""
+    multiplier_update: Literal["regression", "ascent"] | None = None
+    """Network multiplier update: regression to the dual target, or dual gradient ascent. None = default."""
+
+
+@dataclass(frozen=True)
+class SACConfig:
+    """Soft actor-critic core shared by every algorithm."""
+
+    hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the actor and of each critic head."""
+    gamma: float = 0.99
+    """Reward discount."""
+    tau: float = 0.005
+    """Polyak rate of the critic target networks."""
+    batch_size: int = 256
+    """Minibatch size per gradient update."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the actor."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critic ensemble (reward twins and cost critic)."""
+    alpha_lr: float = 3e-4
+    """Adam learning rate of log(alpha)."""
+    init_alpha: float = 0.1
+    """Initial entropy temperature."""
+    target_entropy: float | None = None
+    """Entropy target for automatic tuning; None = -action_dim."""
+    autotune_alpha: bool = True
+    """Tune alpha toward target_entropy; False keeps init_alpha fixed."""
+    normalize_obs: bool = False
+    """Fit a fixed observation affine map on the warm-up data (baked into the export either way)."""
+    log_std_min: float = -5.0
+    """Lower clamp of the actor's log standard deviation."""
+    log_std_max: float = 2.0
+    """Upper clamp of the actor's log standard deviation."""
+
+
+@dataclass(frozen=True)
+class CostConfig:
+    """The cost critic Q_c and the state-wise constraint g(s, a) = Q_c(s, a) - d <= 0."""
+
+    gamma: float = 0.97
+    """Cost discount gamma_c (short horizon: the constraint is about upcoming violations)."""
+    threshold: float | None = None
+    """d, the bound on Q_c; None = the task's declared cost_threshold."""
+    clip_target: bool = True
+    """Clip the TD target at 0: a non-negative cost cannot have a negative value (DESIGN.md section 3)."""
+
+
+@dataclass(frozen=True)
+class MultiplierConfig:
+    """Lagrange multipliers: scalar (sac_lag, sac_pid_lag) or a network lambda_phi(s) (fac, sac_alam)."""
+
+    hidden: tuple[int, ...] = (256, 256)
+    """Hidden widths of the multiplier network."""
+    lr: float = 3e-4
+    """Adam learning rate of the multiplier network."""
+    penalty_coef: float = 1.0
+    """rho of the PHR penalty and of the dual target."""
+    dual_interval: int = 1
+    """Update the multiplier every this many agent updates."""
+    target_tau: float = 0.005
+    """Polyak rate of lambda_phibar, the copy the dual target is built from (1.0 = no copy)."""
+    lambda_max: float = 100.0
+    """Upper clip of the dual target, so a long violation cannot drive lambda without bound."""
+    init_bias: float = -5.0
+    """Output bias before softplus: lambda starts at softplus(-5) ~ 0.007."""
+    scalar_init: float = 0.0
+    """Initial value of a scalar multiplier."""
+    scalar_lr: float = 0.01
+    """Step size of scalar dual ascent (sac_lag) and the I gain of the PID Lagrangian."""
+    pid_kp: float = 0.1
+    """P gain of the PID Lagrangian (Stooke et al. 2020)."""
+    pid_kd: float = 0.0
+    """D gain of the PID Lagrangian."""
+    pid_delta_decay: float = 0.9
+    """EMA decay of the PID's derivative signal."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training loop: budget, evaluation, logging and checkpoints."""
+
+    total_steps: int = 60_000
+    """Environment steps to train for."""
+    learning_starts: int = 2_000
+    """Uniform-random exploration steps before the first update."""
+    buffer_size: int = 1_000_000
+    """Replay capacity (transitions); capped at total_steps."""
+    updates_per_step: int = 1
+    """Update-to-data ratio."""
+    eval_every: int = 5_000
+    """Evaluate deterministically every this many steps (and at the end)."""
+    eval_episodes: int = 5
+    """Episodes per evaluation."""
+    checkpoint_every: int = 5_000
+    """Write an atomic checkpoint every this many steps (and at the end)."""
+    log_every: int = 1_000
+    """Write training scalars every this many steps."""
+    probe_size: int = 256
+    """States drawn once from the buffer to track lambda across training (lambda_osc)."""
+    risk_horizon: int = 20
+    """H of risk_auroc: a violation within the next H steps."""
+    threads: int = 2
+    """torch intra-op threads."""
+    device: str = "cpu"
+    """torch device."""
+    compile: bool = False
+    """torch.compile the update step."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run: task x algorithm x hyper-parameters."""
+
+    task: str = "cartpole-safe_swingup"
+    """Registered task name (sim.ALL_TASKS)."""
+    seed: int = 0
+    """Seeds networks, replay sampling, exploration and the environment."""
+    randomize: bool = False
+    """Domain randomization of the training environment."""
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    """Algorithm selection."""
+    sac: SACConfig = field(default_factory=SACConfig)
+    """SAC core."""
+    cost: CostConfig = field(default_factory=CostConfig)
+    """Cost critic and constraint."""
+    multiplier: MultiplierConfig = field(default_factory=MultiplierConfig)
+    """Multiplier strategy parameters."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """Training loop."""
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and return it in canonical form (lists -> tuples)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arm in typing.get_args(tp):
+            try:
+                return _coerce(value, arm, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key}: {value!r} is not a {_type_name(tp)}")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{key}: {value!r} is not one of {list(typing.get_args(tp))}")
+        return value
+    if origin is tuple:
+        (item_tp, _ellipsis) = typing.get_args(tp)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return tuple(_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
+    if tp is type(None):
+        if value is not None:
+            raise ConfigError(f"{key}: expected null, got {value!r}")
+        return None
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return _build(tp, value, key + ".")
+    # bool is a subclass of int: reject True where an int or float is meant, and 1 where a bool is meant.
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported annotation {tp!r} for {key}")
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key(s) {', '.join(prefix + k for k in unknown)}; "
+            f"valid keys here: {', '.join(sorted(prefix + n for n in names))}"
+        )
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
+    try:
+        cfg = cls(**kwargs)
+    except TypeError as err:  # pragma: no cover - all fields have defaults
+        raise ConfigError(f"{prefix or 'config'}: {err}") from err
+    return cfg
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    node = data
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: {part} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
+    """Parse ``key.sub=value`` strings; values are YAML scalars (``1e-3``, ``true``, ``[64, 64]``)."""
+    parsed = []
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        parsed.append((key.strip(), yaml.safe_load(raw)))
+    return parsed
+
+
+def from_dict(data: dict[str, Any], overrides: list[str] | None = None) -> Config:
+    """Build a validated :class:`Config` from plain data plus ``--set`` style overrides."""
+    data = json.loads(json.dumps(data or {}))  # deep copy; YAML scalars are JSON-safe
+    for key, value in parse_overrides(overrides or []):
+        _set_dotted(data, key, value)
+    cfg = _build(Config, data)
+    validate(cfg)
+    return cfg
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config file (strict) and apply overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    try:
+        return from_dict(data, overrides)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from err
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field checks that types alone cannot express."""
+    positive = {
+        "sac.batch_size": cfg.sac.batch_size,
+        "multiplier.penalty_coef": cfg.multiplier.penalty_coef,
+        "multiplier.dual_interval": cfg.multiplier.dual_interval,
+        "train.total_steps": cfg.train.total_steps,
+        "train.eval_every": cfg.train.eval_every,
+        "train.eval_episodes": cfg.train.eval_episodes,
+        "train.checkpoint_every": cfg.train.checkpoint_every,
+        "train.log_every": cfg.train.log_every,
+        "train.probe_size": cfg.train.probe_size,
+        "train.threads": cfg.train.threads,
+        "train.updates_per_step": cfg.train.updates_per_step,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{key} must be > 0, got {value}")
+    for key, value in {"sac.tau": cfg.sac.tau, "multiplier.target_tau": cfg.multiplier.target_tau}.items():
+        if not 0.0 < value <= 1.0:
+            raise ConfigError(f"{key} must be in (0, 1], got {value}")
+    if cfg.train.learning_starts < cfg.sac.batch_size:
+        raise ConfigError(
+            f"train.learning_starts ({cfg.train.learning_starts}) must be >= sac.batch_size ({cfg.sac.batch_size})"
+        )
+    network = cfg.algo.name in ("fac", "sac_alam")
+    if not network and (cfg.algo.actor_penalty or cfg.algo.multiplier_update):
+        raise ConfigError(
+            f"algo.actor_penalty / algo.multiplier_update apply to network multipliers (fac, sac_alam), "
+            f"not to {cfg.algo.name}"
+        )
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    """Plain nested dict (tuples as lists), the inverse of :func:`from_dict`."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def config_hash(cfg: Config) -> str:
+    """sha256 of the canonical JSON form: identifies the training config in checkpoints and bundles."""
+    return hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest()
+
+
+def save(cfg: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML (loadable by :func:`load`)."""
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -1,0 +1,171 @@
+"""Pluggable Lagrange-multiplier strategies for the one SAC core (DESIGN.md section 3).
+
+Every strategy answers three questions for a batch of (normalized) states ``obs`` ``[B, O]`` and constraint values
+``g = Q_c(s, a_pi) - d`` ``[B]``:
+
+- ``multipliers(obs, for_update)``: lambda for each state, ``[B]`` (carries grad when a network is about to be
+  updated, so the update reuses this forward pass);
+- ``penalty(lam, g)``: the actor's constraint term per sample, ``[B]`` (``lam`` detached);
+- ``update(lam, obs, g)``: one dual step, returns metrics.
+
+| algo        | strategy                                     |
+|-------------|----------------------------------------------|
+| sac         | NoMultiplier                                 |
+| sac_lag     | ScalarLagrange (dual ascent, clamp >= 0)     |
+| sac_pid_lag | PIDLagrange (Stooke et al. 2020)             |
+| fac         | NetworkMultiplier(penalty=linear, ascent)    |
+| sac_alam    | NetworkMultiplier(penalty=phr, regression)   |
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+from alam_control import losses
+from alam_control.config import Config, MultiplierConfig
+from alam_control.networks import MultiplierNet
+
+
+class NoMultiplier(nn.Module):
+    """Unconstrained SAC: no cost critic, no penalty."""
+
+    needs_cost_critic = False
+
+    def multipliers(self, obs: Tensor, for_update: bool = False) -> Tensor:
+        return obs.new_zeros(obs.shape[0])
+
+    def penalty(self, lam: Tensor, g: Tensor) -> Tensor:
+        return torch.zeros_like(g)
+
+    def update(self, lam: Tensor, obs: Tensor, g: Tensor) -> dict[str, Tensor]:
+        return {}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {}
+
+
+class ScalarLagrange(NoMultiplier):
+    """One lambda for all states, moved by projected gradient ascent on the mean constraint value.
+
+    lambda <- max(0, lambda + lr * mean_B(g)): the expectation-level relaxation of the state-wise constraint.
+    """
+
+    needs_cost_critic = True
+
+    def __init__(self, cfg: MultiplierConfig):
+        super().__init__()
+        self.lr = cfg.scalar_lr
+        self.register_buffer("lam", torch.tensor(float(cfg.scalar_init)))
+
+    def multipliers(self, obs: Tensor, for_update: bool = False) -> Tensor:
+        return self.lam.expand(obs.shape[0])
+
+    def penalty(self, lam: Tensor, g: Tensor) -> Tensor:
+        return losses.linear_penalty(lam, g)
+
+    @torch.no_grad()
+    def update(self, lam: Tensor, obs: Tensor, g: Tensor) -> dict[str, Tensor]:
+        self.lam.add_(self.lr * g.mean()).clamp_(min=0.0)
+        return {"lambda": self.lam.clone()}
+
+
+class PIDLagrange(ScalarLagrange):
+    """PID Lagrangian (Stooke, Achiam, Abbeel 2020): lambda = max(0, Kp e + I + Kd max(0, de)), e = mean(g).
+
+    The integral is the sac_lag multiplier (I gain = ``scalar_lr``); P reacts to the current violation and D to its
+    rise, which damps the overshoot that pure integral control shows.
+    """
+
+    def __init__(self, cfg: MultiplierConfig):
+        super().__init__(cfg)
+        self.kp, self.kd, self.decay = cfg.pid_kp, cfg.pid_kd, cfg.pid_delta_decay
+        self.register_buffer("integral", torch.tensor(float(cfg.scalar_init)))
+        self.register_buffer("err_ema", torch.tensor(0.0))
+
+    @torch.no_grad()
+    def update(self, lam: Tensor, obs: Tensor, g: Tensor) -> dict[str, Tensor]:
+        err = g.mean()
+        self.integral.add_(self.lr * err).clamp_(min=0.0)
+        prev = self.err_ema.clone()
+        self.err_ema.mul_(self.decay).add_((1.0 - self.decay) * err)
+        derivative = (self.err_ema - prev).clamp(min=0.0)
+        self.lam.copy_((self.kp * err + self.integral + self.kd * derivative).clamp(min=0.0))
+        return {"lambda": self.lam.clone(), "pid_integral": self.integral.clone()}
+
+
+class NetworkMultiplier(NoMultiplier):
+    """State-wise multiplier network lambda_phi(s).
+
+    Args:
+        penalty: 'phr' uses psi_rho(lam, g) in the actor (ALaM); 'linear' uses lam * g (fac).
+        update: 'regression' fits lambda_phi to the dual target max(0, lambda_phibar + rho g) (ALaM);
+            'ascent' is dual gradient ascent, loss -E[lambda_phi(s) sg(g)] (fac).
+    """
+
+    needs_cost_critic = True
+
+    def __init__(self, obs_dim: int, cfg: MultiplierConfig, penalty: str, update: str):
+        super().__init__()
+        self.net = MultiplierNet(obs_dim, cfg.hidden, cfg.init_bias)
+        # lambda_phibar: a Polyak copy, so the regression target does not chase its own fresh updates.
+        self.target = copy.deepcopy(self.net).requires_grad_(False) if cfg.target_tau < 1.0 else None
+        self.rho, self.tau, self.lambda_max = cfg.penalty_coef, cfg.target_tau, cfg.lambda_max
+        self.penalty_kind, self.update_kind = penalty, update
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """lambda_phi(s): ``[B, O] -> [B]``."""
+        return self.net(obs)
+
+    def multipliers(self, obs: Tensor, for_update: bool = False) -> Tensor:
+        if for_update:
+            return self.net(obs)
+        with torch.no_grad():
+            return self.net(obs)
+
+    def penalty(self, lam: Tensor, g: Tensor) -> Tensor:
+        if self.penalty_kind == "phr":
+            return losses.phr_penalty(lam, g, self.rho)
+        return losses.linear_penalty(lam, g)
+
+    def update(self, lam: Tensor, obs: Tensor, g: Tensor) -> dict[str, Tensor]:
+        """One dual step from ``lam = multipliers(obs, for_update=True)`` ``[B]`` and ``g`` ``[B]``."""
+        metrics: dict[str, Tensor] = {}
+        if self.update_kind == "regression":
+            with torch.no_grad():
+                lam_bar = self.target(obs) if self.target is not None else lam.detach()
+                target = losses.dual_target(lam_bar, g, self.rho).clamp(max=self.lambda_max)
+            loss = losses.multiplier_regression_loss(lam, target)
+            metrics["dual_target"] = target.mean()
+        else:
+            loss = losses.multiplier_ascent_loss(lam, g)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.target is not None:
+            with torch.no_grad():
+                torch._foreach_lerp_(list(self.target.parameters()), list(self.net.parameters()), self.tau)
+        metrics["multiplier_loss"] = loss.detach()
+        metrics["lambda"] = lam.detach().mean()
+        return metrics
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"multiplier": self.optimizer}
+
+
+def build_multiplier(cfg: Config, obs_dim: int) -> NoMultiplier:
+    """The strategy for ``cfg.algo`` (with the ALaM ablation switches applied to network multipliers)."""
+    name = cfg.algo.name
+    if name == "sac":
+        return NoMultiplier()
+    if name == "sac_lag":
+        return ScalarLagrange(cfg.multiplier)
+    if name == "sac_pid_lag":
+        return PIDLagrange(cfg.multiplier)
+    defaults = {"fac": ("linear", "ascent"), "sac_alam": ("phr", "regression")}[name]
+    penalty = cfg.algo.actor_penalty or defaults[0]
+    update = cfg.algo.multiplier_update or defaults[1]
+    return NetworkMultiplier(obs_dim, cfg.multiplier, penalty, update)

@@ -1,0 +1,305 @@
+"""The training loop: rollout -> buffer -> agent.update -> evaluate / checkpoint / log.
+
+Run directory layout::
+
+    RUN_DIR/config.yaml          resolved config (loadable with alam_control.config.load)
+    RUN_DIR/train.csv            training scalars every train.log_every steps
+    RUN_DIR/eval.csv             deterministic evaluation every train.eval_every steps
+    RUN_DIR/tb/                  TensorBoard events (same scalars)
+    RUN_DIR/checkpoint.pt        latest atomic checkpoint (+ checkpoint.prev.pt)
+    RUN_DIR/summary.json         final metrics (DESIGN.md section 7)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import sim
+from alam_control import checkpoint, metrics
+from alam_control import config as config_lib
+from alam_control.agent import Agent
+from alam_control.buffer import ReplayBuffer
+from alam_control.config import Config
+
+EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with training episodes
+
+
+def cost_threshold_for(cfg: Config, env: sim.SafeEnv) -> float:
+    """d: the config's override or the task's declared default."""
+    return env.spec.cost_threshold if cfg.cost.threshold is None else cfg.cost.threshold
+
+
+def build_agent(cfg: Config, env: sim.SafeEnv, generator: torch.Generator) -> Agent:
+    """The agent for ``cfg`` on ``env`` (networks initialised from ``cfg.seed``)."""
+    torch.manual_seed(cfg.seed)  # initial weights only; every later draw goes through ``generator``
+    obs_dim = env.observation_space.shape[0]
+    act_dim = env.action_space.shape[0]
+    return Agent(obs_dim, act_dim, cfg, cost_threshold_for(cfg, env), generator, cfg.train.device)
+
+
+def evaluate(
+    agent: Agent,
+    env: sim.SafeEnv,
+    episodes: int,
+    seed: int,
+    risk_horizon: int,
+    on_frame: Callable[[sim.SafeEnv], None] | None = None,
+) -> dict[str, float]:
+    """Deterministic policy for ``episodes`` episodes seeded ``seed, seed+1, ...``.
+
+    Returns:
+        ``return`` and ``cost`` (means per episode), ``violation_rate`` (fraction of steps with c > 0),
+        ``lambda_mean`` (mean lambda over visited states) and ``risk_auroc`` (lambda(s_t) as a score for a
+        violation within the next ``risk_horizon`` steps; NaN when no step or every step is labelled positive).
+    """
+    returns, costs, lams, labels = [], [], [], []
+    steps = violations = 0
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed + ep)
+        ep_obs, ep_costs, ep_return = [obs], [], 0.0
+        done = False
+        while not done:
+            if on_frame is not None:
+                on_frame(env)
+            obs, reward, cost, terminated, truncated, _ = env.step(agent.act(obs, deterministic=True))
+            ep_return += reward
+            ep_costs.append(cost)
+            ep_obs.append(obs)
+            done = terminated or truncated
+        ep_costs = np.asarray(ep_costs)
+        # One batched forward per episode for lambda(s_t) instead of one per step.
+        lams.append(agent.lambdas(np.stack(ep_obs[:-1])).cpu().numpy())
+        labels.append(metrics.upcoming_violation_labels(ep_costs, risk_horizon))
+        returns.append(ep_return)
+        costs.append(float(ep_costs.sum()))
+        steps += len(ep_costs)
+        violations += int((ep_costs > 0).sum())
+    return {
+        "return": float(np.mean(returns)),
+        "cost": float(np.mean(costs)),
+        "violation_rate": violations / max(steps, 1),
+        "lambda_mean": float(np.concatenate(lams).mean()),
+        "risk_auroc": metrics.auroc(np.concatenate(lams), np.concatenate(labels)),
+    }
+
+
+class RunLogger:
+    """CSV + TensorBoard scalars. On resume, rows after the checkpoint's step are dropped (they will be redone)."""
+
+    def __init__(self, run_dir: Path, resume_step: int | None):
+        from torch.utils.tensorboard import SummaryWriter  # slow import; only where training runs
+
+        self.run_dir = run_dir
+        if resume_step is not None:
+            for name in ("train.csv", "eval.csv"):
+                _truncate_csv(run_dir / name, resume_step)
+        self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=None if resume_step is None else resume_step + 1)
+
+    def write(self, kind: str, step: int, scalars: dict[str, float]) -> None:
+        path = self.run_dir / f"{kind}.csv"
+        row = {"step": step, **scalars}
+        new = not path.exists() or path.stat().st_size == 0
+        with open(path, "a", newline="") as f:
+            if new:
+                fields = list(row)
+            else:
+                with open(path, newline="") as r:
+                    fields = next(csv.reader(r))
+            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        for k, v in scalars.items():
+            self.tb.add_scalar(f"{kind}/{k}", v, step)
+
+    def close(self) -> None:
+        self.tb.close()
+
+
+def _truncate_csv(path: Path, last_step: int) -> None:
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= last_step]
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(kept)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def _check_resumable(cfg: Config, saved: Config) -> None:
+    """Only the step budget may change on resume; anything else would silently mix two experiments."""
+    mine, theirs = _flatten(config_lib.to_dict(cfg)), _flatten(config_lib.to_dict(saved))
+    diffs = [k for k in mine if k != "train.total_steps" and mine[k] != theirs.get(k)]
+    if diffs:
+        raise checkpoint.CheckpointError(
+            f"cannot resume: config differs from the checkpointed run in {', '.join(diffs)} "
+            "(only train.total_steps may change on resume)"
+        )
+
+
+def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train ``cfg`` in ``run_dir``; with ``resume`` continue bit-exactly from its latest checkpoint.
+
+    Returns:
+        The final summary (also written to ``summary.json``).
+    """
+    run_dir = Path(run_dir)
+    tc = cfg.train
+    torch.set_num_threads(tc.threads)
+    if not resume and (run_dir / checkpoint.LATEST).exists():
+        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or pick another --run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    env = sim.load(cfg.task, seed=cfg.seed, randomize=cfg.randomize)
+    eval_env = sim.load(cfg.task, seed=cfg.seed + EVAL_SEED_OFFSET)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    agent = build_agent(cfg, env, generator)
+    act_dim = env.action_space.shape[0]
+    buffer = ReplayBuffer(min(tc.buffer_size, tc.total_steps), env.observation_space.shape[0], act_dim, tc.device)
+
+    loop = {"step": 0, "episodes": 0, "ep_return": 0.0, "ep_cost": 0.0, "train_cost": 0.0, "wall": 0.0}
+    evals: list[dict[str, float]] = []
+    probe: torch.Tensor | None = None
+    if resume:
+        state, path = checkpoint.load_latest(run_dir)
+        _check_resumable(cfg, config_lib.from_dict(state["config"]))
+        agent.load_state_dict(state["agent"])
+        buffer.load_state_dict(state["buffer"])
+        generator.set_state(state["generator"])
+        env.set_state(state["env"])
+        loop, evals, probe = dict(state["loop"]), list(state["evals"]), state["probe"]
+        obs = state["obs"].numpy()
+        print(f"resumed {run_dir} from {path.name} at step {loop['step']}")
+    else:
+        obs, _ = env.reset(seed=cfg.seed)
+    config_lib.save(cfg, run_dir / "config.yaml")
+    logger = RunLogger(run_dir, loop["step"] if resume else None)
+
+    def save_checkpoint() -> None:
+        checkpoint.save(
+            {
+                "config": config_lib.to_dict(cfg),
+                "config_hash": config_lib.config_hash(cfg),
+                "agent": agent.state_dict(),
+                "buffer": buffer.state_dict(),
+                "generator": generator.get_state(),
+                "env": env.get_state(),
+                "obs": torch.as_tensor(obs),
+                "loop": loop,
+                "evals": evals,
+                "probe": probe,
+            },
+            run_dir,
+        )
+
+    bar = _progress_bar(tc.total_steps, loop["step"], progress)
+    pending: dict[str, list[torch.Tensor]] = {}
+    recent: list[tuple[float, float]] = []  # (return, cost) of episodes since the last log
+    t_start, step_at_start = time.perf_counter(), loop["step"]
+    wall_before = loop["wall"]
+    while loop["step"] < tc.total_steps:
+        if loop["step"] < tc.learning_starts:
+            action = (torch.rand(act_dim, generator=generator) * 2.0 - 1.0).numpy()
+        else:
+            action = agent.act(obs)
+        next_obs, reward, cost, terminated, truncated, _ = env.step(action)
+        buffer.add(obs, action, reward, cost, next_obs, terminated)
+        loop["ep_return"] += reward
+        loop["ep_cost"] += cost
+        loop["train_cost"] += cost
+        obs = next_obs
+        if terminated or truncated:
+            recent.append((loop["ep_return"], loop["ep_cost"]))
+            loop["episodes"] += 1
+            loop["ep_return"] = loop["ep_cost"] = 0.0
+            obs, _ = env.reset()
+        loop["step"] += 1
+        step = loop["step"]
+
+        if step == tc.learning_starts:
+            if cfg.sac.normalize_obs:
+                agent.obs_norm.fit(buffer.observations())
+            idx = torch.randperm(len(buffer), generator=generator)[: tc.probe_size]
+            probe = buffer.observations()[idx].clone()
+        if step >= tc.learning_starts:
+            for _ in range(tc.updates_per_step):
+                for k, v in agent.update(buffer.sample(cfg.sac.batch_size, generator)).items():
+                    pending.setdefault(k, []).append(v)
+
+        if step % tc.log_every == 0 and pending:
+            loop["wall"] = wall_before + time.perf_counter() - t_start
+            scalars = {k: float(torch.stack(v).mean()) for k, v in pending.items()}
+            if recent:
+                scalars["episode_return"] = float(np.mean([r for r, _ in recent]))
+                scalars["episode_cost"] = float(np.mean([c for _, c in recent]))
+            scalars["train_cost"] = loop["train_cost"]
+            scalars["steps_per_s"] = (step - step_at_start) / max(time.perf_counter() - t_start, 1e-9)
+            scalars["wall_s"] = loop["wall"]
+            logger.write("train", step, scalars)
+            bar.set_postfix(
+                ret=f"{scalars.get('episode_return', math.nan):.1f}",
+                cost=f"{scalars.get('episode_cost', math.nan):.1f}",
+                lam=f"{scalars.get('lambda', 0.0):.3g}",
+                refresh=False,
+            )
+            pending.clear()
+            recent.clear()
+        if step % tc.eval_every == 0 or step == tc.total_steps:
+            result = evaluate(agent, eval_env, tc.eval_episodes, cfg.seed + EVAL_SEED_OFFSET, tc.risk_horizon)
+            result["lambda_probe"] = float(agent.lambdas(probe).mean()) if probe is not None else 0.0
+            evals.append({"step": step, **result})
+            logger.write("eval", step, result)
+            bar.write(
+                f"eval @ {step}: return {result['return']:.1f}  cost {result['cost']:.1f}  "
+                f"violation_rate {result['violation_rate']:.3f}  lambda_probe {result['lambda_probe']:.3g}"
+            )
+        if step % tc.checkpoint_every == 0 or step == tc.total_steps:
+            loop["wall"] = wall_before + time.perf_counter() - t_start
+            save_checkpoint()
+        bar.update(1)
+    bar.close()
+    logger.close()
+
+    summary = summarize(evals, loop, cfg)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def summarize(evals: list[dict[str, float]], loop: dict[str, Any], cfg: Config) -> dict[str, Any]:
+    """Final metrics: the last evaluation plus lambda_osc, cost_osc, train_cost and wall time."""
+    final = evals[-1] if evals else {}
+    return {
+        "task": cfg.task,
+        "algo": cfg.algo.name,
+        "seed": cfg.seed,
+        "steps": loop["step"],
+        **{k: v for k, v in final.items() if k != "step"},
+        "lambda_osc": metrics.lambda_osc([e["lambda_probe"] for e in evals]),
+        "cost_osc": metrics.cost_osc([e["cost"] for e in evals]),
+        "train_cost": loop["train_cost"],
+        "wall_time_s": loop["wall"],
+    }
+
+
+def _progress_bar(total: int, initial: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, dynamic_ncols=True, unit="step", smoothing=0.05)

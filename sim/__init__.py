@@ -1,0 +1,25 @@
+"""Safe task suite on dm-control (DESIGN.md section 4).
+
+Example:
+    env = sim.load("cartpole-safe_swingup", seed=0)
+    obs, info = env.reset()
+    obs, reward, cost, terminated, truncated, info = env.step(env.action_space.sample())
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# dm_control picks its OpenGL backend when first imported; without a display only EGL (or OSMesa) can
+# render, and the default GLFW warns at import and fails at render. An explicit MUJOCO_GL still wins.
+if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+    os.environ.setdefault("MUJOCO_GL", "egl")
+
+from sim import cartpole  # noqa: E402, F401  (importing a domain module registers its tasks)
+from sim.env import SafeEnv, TaskSpec  # noqa: E402
+from sim.registry import TASKS, load  # noqa: E402
+
+ALL_TASKS: tuple[str, ...] = tuple(TASKS)
+
+__all__ = ["ALL_TASKS", "TASKS", "SafeEnv", "TaskSpec", "load"]

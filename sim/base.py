@@ -1,0 +1,53 @@
+"""Base class for safe tasks: a dm_control suite `Task` that also declares its state constraints."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from typing import Any
+
+from dm_control import mujoco
+from dm_control.suite import base
+
+
+class SafeTask(base.Task, abc.ABC):
+    """A suite task with per-step constraints, episode timing and deployment metadata.
+
+    Subclasses set the class attributes below and implement `get_constraints` right beside `get_reward`,
+    so each constraint is defined in exactly one place. `get_observation` returns an ordered mapping of
+    scalars or 1-D arrays; the env flattens it in that order. All randomness goes through `self.random`.
+
+    Attributes:
+        control_timestep: Seconds per agent step; a whole multiple of the model's physics timestep.
+        time_limit: Episode length in seconds; the env truncates after `time_limit / control_timestep` steps.
+        cost_threshold: Default bound d on the discounted cost-to-go Q_c (DESIGN.md section 3).
+        ros_interface: How the ROS node talks to the robot: "joint" or "diff_drive" (DESIGN.md section 6).
+    """
+
+    control_timestep: float
+    time_limit: float
+    cost_threshold: float
+    ros_interface: str
+
+    @abc.abstractmethod
+    def get_constraints(self, physics: mujoco.Physics) -> dict[str, float]:
+        """Returns the signed constraint values g_i(s): <= 0 satisfied, > 0 violated."""
+
+    def get_cost(self, constraints: Mapping[str, float]) -> float:
+        """Returns the per-step cost c_t: the indicator that any constraint is violated.
+
+        Args:
+            constraints: The output of `get_constraints` for the current state.
+        """
+        return float(any(g > 0.0 for g in constraints.values()))
+
+    def get_state(self) -> dict[str, Any]:
+        """Returns per-episode task state that lives outside the physics state, as plain Python types.
+
+        Physics state (incl. mocap bodies) and `self.random` are saved by the env; override this only for
+        state kept elsewhere, e.g. model parameters changed by domain randomization.
+        """
+        return {}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restores what `get_state` returned."""

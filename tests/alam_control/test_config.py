@@ -1,0 +1,102 @@
+"""Strict config loading: unknown keys and wrong types are errors naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from alam_control import config as config_lib
+from alam_control.config import Config, ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "cfg.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_and_nested_values(tmp_path: Path) -> None:
+    cfg = config_lib.load(write(tmp_path, "seed: 3\nsac:\n  hidden: [64, 32]\n  gamma: 0.98\n"))
+    assert cfg.seed == 3 and cfg.sac.hidden == (64, 32) and cfg.sac.gamma == 0.98
+    assert cfg.sac.batch_size == Config().sac.batch_size
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("sed: 1\n", "sed"),
+        ("sac:\n  batchsize: 64\n", "sac.batchsize"),
+        ("multiplier:\n  penalty_coeff: 2\n", "multiplier.penalty_coeff"),
+    ],
+)
+def test_unknown_keys_are_rejected_by_name(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"unknown config key\(s\) {key}\b"):
+        config_lib.load(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("sac:\n  batch_size: 64.5\n", "sac.batch_size"),
+        ("sac:\n  batch_size: true\n", "sac.batch_size"),
+        ("sac:\n  gamma: fast\n", "sac.gamma"),
+        ("randomize: 1\n", "randomize"),
+        ("algo:\n  name: ppo\n", "algo.name"),
+        ("sac:\n  hidden: 256\n", "sac.hidden"),
+        ("sac:\n  hidden: [256, x]\n", r"sac.hidden\[1\]"),
+        ("sac: 3\n", "sac"),
+    ],
+)
+def test_wrong_types_are_rejected_by_name(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^.*{key}: "):
+        config_lib.load(write(tmp_path, text))
+
+
+def test_int_is_accepted_for_float_and_null_for_optional(tmp_path: Path) -> None:
+    cfg = config_lib.load(write(tmp_path, "sac:\n  gamma: 1\n  target_entropy: null\ncost:\n  threshold: 0\n"))
+    assert isinstance(cfg.sac.gamma, float) and cfg.sac.target_entropy is None and cfg.cost.threshold == 0.0
+
+
+def test_overrides(tmp_path: Path) -> None:
+    path = write(tmp_path, "seed: 1\n")
+    cfg = config_lib.load(path, ["seed=7", "multiplier.penalty_coef=2.5", "sac.hidden=[8, 8]", "algo.name=fac"])
+    assert (cfg.seed, cfg.multiplier.penalty_coef, cfg.sac.hidden, cfg.algo.name) == (7, 2.5, (8, 8), "fac")
+    with pytest.raises(ConfigError, match="sac.nope"):
+        config_lib.load(path, ["sac.nope=1"])
+    with pytest.raises(ConfigError, match="key=value"):
+        config_lib.load(path, ["seed"])
+
+
+def test_cross_field_validation(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="algo.actor_penalty"):
+        config_lib.from_dict({"algo": {"name": "sac_lag", "actor_penalty": "phr"}})
+    with pytest.raises(ConfigError, match="multiplier.penalty_coef must be > 0"):
+        config_lib.from_dict({"multiplier": {"penalty_coef": 0}})
+    with pytest.raises(ConfigError, match="learning_starts"):
+        config_lib.from_dict({"train": {"learning_starts": 10}})
+
+
+def test_save_load_round_trip_and_hash(tmp_path: Path) -> None:
+    cfg = config_lib.from_dict({"seed": 5, "sac": {"hidden": [32, 32]}, "algo": {"actor_penalty": "linear"}})
+    config_lib.save(cfg, tmp_path / "out.yaml")
+    again = config_lib.load(tmp_path / "out.yaml")
+    assert again == cfg
+    assert config_lib.config_hash(again) == config_lib.config_hash(cfg)
+    assert config_lib.config_hash(config_lib.from_dict({"seed": 6})) != config_lib.config_hash(cfg)
+
+
+def test_missing_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        config_lib.load(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        config_lib.load(write(tmp_path, "sac: [unclosed\n"))
+    with pytest.raises(ConfigError, match="mapping"):
+        config_lib.load(write(tmp_path, "- 1\n- 2\n"))
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_load(path: Path) -> None:
+    config_lib.load(path)

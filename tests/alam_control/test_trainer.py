@@ -1,0 +1,164 @@
+"""End-to-end training: a tiny run per algorithm, kill-and-resume equality, and the error paths of a run dir."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from alam_control import checkpoint, cli
+from alam_control import config as config_lib
+from alam_control import trainer
+
+REPO = Path(__file__).resolve().parents[2]
+SMOKE = REPO / "configs" / "smoke.yaml"
+
+ALGO_VARIANTS = {
+    "sac": [],
+    "sac_lag": [],
+    "sac_pid_lag": [],
+    "fac": [],
+    "sac_alam": [],
+    "alam_no_penalty": ["algo.name=sac_alam", "algo.actor_penalty=linear"],
+    "alam_dual_ascent": ["algo.name=sac_alam", "algo.multiplier_update=ascent"],
+}
+
+
+@pytest.mark.parametrize("variant", list(ALGO_VARIANTS))
+def test_tiny_training_run(variant: str, tmp_path: Path) -> None:
+    overrides = ALGO_VARIANTS[variant] or [f"algo.name={variant}"]
+    cfg = config_lib.load(SMOKE, overrides)
+    summary = trainer.train(cfg, tmp_path / "run", progress=False)
+
+    assert summary["steps"] == cfg.train.total_steps
+    for key in ("return", "cost", "violation_rate", "lambda_probe", "train_cost", "wall_time_s"):
+        assert math.isfinite(summary[key]), key
+    assert 0.0 <= summary["violation_rate"] <= 1.0
+    run = tmp_path / "run"
+    assert config_lib.load(run / "config.yaml") == cfg  # the resolved config is saved beside the logs
+    with open(run / "train.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [200, 300, 400, 500, 600]
+    assert all(math.isfinite(float(r["critic_loss"])) for r in rows)
+    if cfg.algo.name != "sac":
+        assert all(math.isfinite(float(r["lambda"])) and float(r["lambda"]) >= 0 for r in rows)
+    assert any((run / "tb").iterdir())
+    state, _ = checkpoint.load_latest(run)  # weights_only load
+    assert state["loop"]["step"] == cfg.train.total_steps
+
+
+def _alam(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "alam_control.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+
+
+RESUME_SET = ["--set", "train.total_steps=2400", "--set", "train.checkpoint_every=200", "--no-progress"]
+
+
+def test_sigkill_then_resume_ends_with_identical_parameters(tmp_path: Path) -> None:
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    done = _alam("train", "--config", str(SMOKE), "--run-dir", str(straight), *RESUME_SET)
+    assert done.returncode == 0, done.stderr
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alam_control.cli", "train", "--config", str(SMOKE), "--run-dir", str(killed),
+         *RESUME_SET],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not (killed / "checkpoint.prev.pt").exists():  # two checkpoints written: well into training
+        assert proc.poll() is None and time.monotonic() < deadline, "run ended before it could be killed"
+        time.sleep(0.002)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    killed_at = checkpoint.load_latest(killed)[0]["loop"]["step"]
+    assert 0 < killed_at < 2400
+
+    resumed = _alam("train", "--resume", "--run-dir", str(killed), "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"at step {killed_at}" in resumed.stdout
+
+    a, _ = checkpoint.load_latest(straight)
+    b, _ = checkpoint.load_latest(killed)
+    assert a["loop"]["step"] == b["loop"]["step"] == 2400
+    for part in ("actor", "critic", "critic_target", "multiplier"):
+        for name, tensor in a["agent"][part].items():
+            assert torch.equal(tensor, b["agent"][part][name]), f"{part}.{name} differs after resume"
+    assert torch.equal(a["agent"]["log_alpha"], b["agent"]["log_alpha"])
+    assert torch.equal(a["buffer"]["obs"], b["buffer"]["obs"])
+    # The evaluation log after resume has no duplicated rows and ends where the straight run ends.
+    with open(straight / "eval.csv") as f1, open(killed / "eval.csv") as f2:
+        assert list(csv.DictReader(f1)) == list(csv.DictReader(f2))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("finished") / "run"
+    trainer.train(config_lib.load(SMOKE), run, progress=False)
+    return run
+
+
+def test_corrupt_checkpoint_is_reported_and_the_previous_one_named(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.yaml", checkpoint.LATEST, checkpoint.PREVIOUS):
+        (run / name).write_bytes((finished_run / name).read_bytes())
+    data = (run / checkpoint.LATEST).read_bytes()
+    (run / checkpoint.LATEST).write_bytes(data[: len(data) // 2])  # truncated, as a full disk would leave it
+    assert cli.main(["train", "--resume", "--run-dir", str(run), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "corrupt or truncated" in err and checkpoint.PREVIOUS in err
+    (run / checkpoint.LATEST).write_bytes(b"not a checkpoint at all")
+    with pytest.raises(checkpoint.CheckpointError, match="corrupt"):
+        checkpoint.load_latest(run)
+
+
+def test_checkpoint_with_pickled_object_is_refused(tmp_path: Path) -> None:
+    """weights_only semantics: a checkpoint that would run arbitrary code on load is rejected."""
+    torch.save({"format_version": checkpoint.FORMAT_VERSION, "evil": Path("/")}, tmp_path / checkpoint.LATEST)
+    with pytest.raises(checkpoint.CheckpointError, match="corrupt"):
+        checkpoint.load_latest(tmp_path)
+
+
+def test_resume_refuses_a_changed_config(finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = cli.main(["train", "--resume", "--run-dir", str(finished_run), "--set", "sac.gamma=0.9", "--no-progress"])
+    assert code == 2
+    assert "sac.gamma" in capsys.readouterr().err
+
+
+def test_existing_run_is_not_overwritten(finished_run: Path, capsys: pytest.CaptureFixture) -> None:
+    before = (finished_run / checkpoint.LATEST).read_bytes()
+    assert cli.main(["train", "--config", str(SMOKE), "--run-dir", str(finished_run), "--no-progress"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert (finished_run / checkpoint.LATEST).read_bytes() == before
+
+
+def test_resume_can_extend_the_step_budget(finished_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.yaml", checkpoint.LATEST):
+        (run / name).write_bytes((finished_run / name).read_bytes())
+    cfg = config_lib.load(run / "config.yaml", ["train.total_steps=800"])
+    summary = trainer.train(cfg, run, resume=True, progress=False)
+    assert summary["steps"] == 800
+
+
+def test_eval_cli_prints_metrics_and_records_video(finished_run: Path, tmp_path: Path) -> None:
+    video = tmp_path / "eval.mp4"
+    out = _alam("eval", "--run-dir", str(finished_run), "--episodes", "1", "--video", str(video))
+    assert out.returncode == 0, out.stderr
+    result = yaml.safe_load(out.stdout)  # JSON is YAML
+    assert result["episodes"] == 1 and 0.0 <= result["violation_rate"] <= 1.0
+    assert video.stat().st_size > 10_000

@@ -1,0 +1,3 @@
+"""Imports `sim` before any test module imports dm_control, so sim picks the headless OpenGL backend."""
+
+import sim  # noqa: F401
