@@ -41,7 +41,13 @@ class ReplayBuffer:
         return self.size
 
     def add(
-        self, obs: np.ndarray, action: np.ndarray, reward: float, cost: float, next_obs: np.ndarray, terminated: bool
+        self,
+        obs: np.ndarray,
+        action: np.ndarray,
+        reward: float,
+        cost: float,
+        next_obs: np.ndarray,
+        terminated: bool,
     ) -> None:
         """Store one transition (overwriting the oldest when full)."""
         i = self.ptr

@@ -78,9 +78,11 @@ def load_latest(directory: str | Path) -> tuple[dict[str, Any], Path]:
         try:
             return load_file(latest), latest
         except CheckpointError as err:
-            hint = f"; the previous checkpoint {previous} exists: move it to {latest} to resume from it" if (
-                previous.exists()
-            ) else ""
+            hint = (
+                f"; the previous checkpoint {previous} exists: move it to {latest} to resume from it"
+                if (previous.exists())
+                else ""
+            )
             raise CheckpointError(f"{err}{hint}") from err
     if previous.exists():  # killed between the two renames of save()
         return load_file(previous), previous

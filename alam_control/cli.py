@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -31,14 +30,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    if args.video and "MUJOCO_GL" not in os.environ:
-        os.environ["MUJOCO_GL"] = "osmesa"  # CPU offscreen rendering (Debian: libosmesa6); set before mujoco loads
     import torch
 
     import sim
-    from alam_control import checkpoint
+    from alam_control import checkpoint, trainer
     from alam_control import config as config_lib
-    from alam_control import trainer
 
     run_dir = Path(args.run_dir)
     cfg = config_lib.load(run_dir / "config.yaml")

@@ -6,7 +6,9 @@ Every strategy answers three questions for a batch of (normalized) states ``obs`
 - ``multipliers(obs, for_update)``: lambda for each state, ``[B]`` (carries grad when a network is about to be
   updated, so the update reuses this forward pass);
 - ``penalty(lam, g)``: the actor's constraint term per sample, ``[B]`` (``lam`` detached);
-- ``update(lam, obs, g)``: one dual step, returns metrics.
+- ``dual_loss(lam, obs, g)``: the multiplier network's loss (the agent adds it to its one backward pass), or
+  ``None`` for scalar multipliers, which take their projected step in place right here;
+- ``after_step()``: Polyak update of a target copy, once the optimizer has stepped.
 
 | algo        | strategy                                     |
 |-------------|----------------------------------------------|
@@ -40,11 +42,15 @@ class NoMultiplier(nn.Module):
     def penalty(self, lam: Tensor, g: Tensor) -> Tensor:
         return torch.zeros_like(g)
 
-    def update(self, lam: Tensor, obs: Tensor, g: Tensor) -> dict[str, Tensor]:
-        return {}
+    def dual_loss(self, lam: Tensor, obs: Tensor, g: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
+        return None, {}
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {}
+    def after_step(self) -> None:
+        pass
+
+    def param_groups(self) -> list[dict]:
+        """Optimizer parameter groups of learnable multipliers (none for scalars, which step in place)."""
+        return []
 
 
 class ScalarLagrange(NoMultiplier):
@@ -61,15 +67,16 @@ class ScalarLagrange(NoMultiplier):
         self.register_buffer("lam", torch.tensor(float(cfg.scalar_init)))
 
     def multipliers(self, obs: Tensor, for_update: bool = False) -> Tensor:
-        return self.lam.expand(obs.shape[0])
+        # A copy: the in-place dual step must not change the lambda the actor loss already used.
+        return self.lam.expand(obs.shape[0]).clone()
 
     def penalty(self, lam: Tensor, g: Tensor) -> Tensor:
         return losses.linear_penalty(lam, g)
 
     @torch.no_grad()
-    def update(self, lam: Tensor, obs: Tensor, g: Tensor) -> dict[str, Tensor]:
+    def dual_loss(self, lam: Tensor, obs: Tensor, g: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
         self.lam.add_(self.lr * g.mean()).clamp_(min=0.0)
-        return {"lambda": self.lam.clone()}
+        return None, {"lambda": self.lam.clone()}
 
 
 class PIDLagrange(ScalarLagrange):
@@ -86,14 +93,14 @@ class PIDLagrange(ScalarLagrange):
         self.register_buffer("err_ema", torch.tensor(0.0))
 
     @torch.no_grad()
-    def update(self, lam: Tensor, obs: Tensor, g: Tensor) -> dict[str, Tensor]:
+    def dual_loss(self, lam: Tensor, obs: Tensor, g: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
         err = g.mean()
         self.integral.add_(self.lr * err).clamp_(min=0.0)
         prev = self.err_ema.clone()
         self.err_ema.mul_(self.decay).add_((1.0 - self.decay) * err)
         derivative = (self.err_ema - prev).clamp(min=0.0)
         self.lam.copy_((self.kp * err + self.integral + self.kd * derivative).clamp(min=0.0))
-        return {"lambda": self.lam.clone(), "pid_integral": self.integral.clone()}
+        return None, {"lambda": self.lam.clone(), "pid_integral": self.integral.clone()}
 
 
 class NetworkMultiplier(NoMultiplier):
@@ -113,8 +120,7 @@ class NetworkMultiplier(NoMultiplier):
         # lambda_phibar: a Polyak copy, so the regression target does not chase its own fresh updates.
         self.target = copy.deepcopy(self.net).requires_grad_(False) if cfg.target_tau < 1.0 else None
         self.rho, self.tau, self.lambda_max = cfg.penalty_coef, cfg.target_tau, cfg.lambda_max
-        self.penalty_kind, self.update_kind = penalty, update
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        self.penalty_kind, self.update_kind, self.lr = penalty, update, cfg.lr
 
     def forward(self, obs: Tensor) -> Tensor:
         """lambda_phi(s): ``[B, O] -> [B]``."""
@@ -131,9 +137,9 @@ class NetworkMultiplier(NoMultiplier):
             return losses.phr_penalty(lam, g, self.rho)
         return losses.linear_penalty(lam, g)
 
-    def update(self, lam: Tensor, obs: Tensor, g: Tensor) -> dict[str, Tensor]:
-        """One dual step from ``lam = multipliers(obs, for_update=True)`` ``[B]`` and ``g`` ``[B]``."""
-        metrics: dict[str, Tensor] = {}
+    def dual_loss(self, lam: Tensor, obs: Tensor, g: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
+        """Loss of lambda_phi from ``lam = multipliers(obs, for_update=True)`` ``[B]`` and ``g`` ``[B]`` (detached)."""
+        metrics: dict[str, Tensor] = {"lambda": lam.detach().mean()}
         if self.update_kind == "regression":
             with torch.no_grad():
                 lam_bar = self.target(obs) if self.target is not None else lam.detach()
@@ -142,18 +148,16 @@ class NetworkMultiplier(NoMultiplier):
             metrics["dual_target"] = target.mean()
         else:
             loss = losses.multiplier_ascent_loss(lam, g)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        if self.target is not None:
-            with torch.no_grad():
-                torch._foreach_lerp_(list(self.target.parameters()), list(self.net.parameters()), self.tau)
         metrics["multiplier_loss"] = loss.detach()
-        metrics["lambda"] = lam.detach().mean()
-        return metrics
+        return loss, metrics
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"multiplier": self.optimizer}
+    def param_groups(self) -> list[dict]:
+        return [{"params": list(self.net.parameters()), "lr": self.lr}]
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        if self.target is not None:
+            torch._foreach_lerp_(list(self.target.parameters()), list(self.net.parameters()), self.tau)
 
 
 def build_multiplier(cfg: Config, obs_dim: int) -> NoMultiplier:

@@ -160,9 +160,7 @@ def main() -> None:
         "aggressive swing-up": lambda obs, _: aggressive(obs),
         "safe swing-up": lambda obs, _: safe(obs),
     }
-    print(
-        f"{TASK}: {args.episodes} episodes x {env.spec.max_episode_steps} steps, seeds 0-{args.episodes - 1}"
-    )
+    print(f"{TASK}: {args.episodes} episodes x {env.spec.max_episode_steps} steps, seeds 0-{args.episodes - 1}")
     for name, policy in policies.items():
         report(name, [rollout(env, policy, seed) for seed in range(args.episodes)])
     takeover(args.takeover)

@@ -113,8 +113,10 @@ def main() -> None:
             results[name].append(run())
             print(f"round {r + 1}/{args.rounds}  {name:24s} {results[name][-1]:7.1f} env-steps/s", flush=True)
 
-    print(f"\ntask {args.task}, batch 256, 256x256 MLPs, UTD 1, {args.threads} torch threads, "
-          f"{args.steps} timed steps x {args.rounds} rounds (median)")
+    print(
+        f"\ntask {args.task}, batch 256, 256x256 MLPs, UTD 1, {args.threads} torch threads, "
+        f"{args.steps} timed steps x {args.rounds} rounds (median)"
+    )
     base = statistics.median(results["sb3_sac"])
     for name, values in results.items():
         med = statistics.median(values)

@@ -8,18 +8,20 @@ Example:
 
 from __future__ import annotations
 
+import ctypes.util
 import os
 import sys
 
-# dm_control picks its OpenGL backend when first imported; without a display only EGL (or OSMesa) can
-# render, and the default GLFW warns at import and fails at render. An explicit MUJOCO_GL still wins.
+# dm_control picks its OpenGL backend when first imported. Without a display, OSMesa (Debian: libosmesa6) renders
+# on any CPU; EGL needs a GPU driver or Mesa's EGL. An explicit MUJOCO_GL still wins.
 if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
-    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("MUJOCO_GL", "osmesa" if ctypes.util.find_library("OSMesa") else "egl")
 
 from sim import cartpole  # noqa: E402, F401  (importing a domain module registers its tasks)
 from sim.env import SafeEnv, TaskSpec  # noqa: E402
+from sim.gym_adapter import make_gymnasium  # noqa: E402
 from sim.registry import TASKS, load  # noqa: E402
 
 ALL_TASKS: tuple[str, ...] = tuple(TASKS)
 
-__all__ = ["ALL_TASKS", "TASKS", "SafeEnv", "TaskSpec", "load"]
+__all__ = ["ALL_TASKS", "TASKS", "SafeEnv", "TaskSpec", "load", "make_gymnasium"]

@@ -6,15 +6,15 @@ import dataclasses
 from typing import Any
 
 import gymnasium
-import mujoco as mj
+import mujoco
 import numpy as np
-from dm_control import mujoco
+from dm_control import mujoco as dm_mujoco
 
 from sim.base import SafeTask
 
 # Everything mj_step reads besides the model: time, qpos, qvel, act, ctrl, warm start, mocap, applied forces.
 # The warm start matters for bit-exact continuation whenever the constraint solver is active.
-_PHYSICS_STATE = mj.mjtState.mjSTATE_INTEGRATION
+_PHYSICS_STATE = mujoco.mjtState.mjSTATE_INTEGRATION
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +56,7 @@ class SafeEnv:
         action_space: Box float32 [act_dim] in [-1, 1], mapped affinely onto the actuators' ctrlrange.
     """
 
-    def __init__(self, physics: mujoco.Physics, task: SafeTask, name: str, tags: tuple[str, ...] = ()):
+    def __init__(self, physics: dm_mujoco.Physics, task: SafeTask, name: str, tags: tuple[str, ...] = ()):
         """Wraps a physics/task pair.
 
         Args:
@@ -194,7 +194,7 @@ class SafeEnv:
         if state["task"] != self.spec.name:
             raise ValueError(f"state is for task {state['task']!r}, this env runs {self.spec.name!r}")
         physics_state = np.asarray(state["physics"], dtype=np.float64)
-        expected = mj.mj_stateSize(self.physics.model.ptr, _PHYSICS_STATE)
+        expected = mujoco.mj_stateSize(self.physics.model.ptr, _PHYSICS_STATE)
         if physics_state.shape != (expected,):
             raise ValueError(f"physics state has shape {physics_state.shape}, expected ({expected},)")
         self.task.set_state(state["task_state"])

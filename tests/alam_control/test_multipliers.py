@@ -18,9 +18,18 @@ def make(algo: str, **multiplier) -> torch.nn.Module:
 
 
 def dual_steps(strategy, obs: torch.Tensor, g: torch.Tensor, n: int) -> None:
+    """n dual steps as the agent takes them: scalar strategies step in place, networks through their loss."""
+    groups = strategy.param_groups()
+    optimizer = torch.optim.Adam(groups) if groups else None
     for _ in range(n):
         lam = strategy.multipliers(obs, for_update=True)
-        strategy.update(lam, obs, g)
+        loss, _ = strategy.dual_loss(lam, obs, g)
+        assert (loss is None) == (optimizer is None)
+        if optimizer is not None:
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        strategy.after_step()
 
 
 @pytest.mark.parametrize("algo", ["sac_lag", "sac_pid_lag"])

