@@ -113,7 +113,9 @@ class Agent:
             y = losses.soft_q_target(batch.reward, batch.terminated, next_q[:2], next_logp, alpha, sac.gamma)
             targets = [y, y]
             if self.constrained:
-                y_c = losses.cost_q_target(batch.cost, batch.terminated, next_q[2], cost_cfg.gamma, cost_cfg.clip_target)
+                y_c = losses.cost_q_target(
+                    batch.cost, batch.terminated, next_q[2], cost_cfg.gamma, cost_cfg.clip_target
+                )
                 targets.append(y_c)
             target = torch.stack(targets)
         q = self.critic(obs, batch.action)

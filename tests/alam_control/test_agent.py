@@ -1,0 +1,104 @@
+"""The SAC core: gradient routing of the one-backward update, dual_interval, acting."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from alam_control import config as config_lib
+from alam_control.agent import Agent
+from alam_control.buffer import Batch, ReplayBuffer
+from alam_control.networks import CriticEnsemble
+
+OBS, ACT = 4, 2
+
+
+def make_agent(**sections) -> Agent:
+    torch.manual_seed(0)
+    cfg = config_lib.from_dict(
+        {"sac": {"hidden": [16, 16], "batch_size": 8}, "multiplier": {"hidden": [16]}, **sections}
+    )
+    return Agent(OBS, ACT, cfg, cost_threshold=0.05, generator=torch.Generator().manual_seed(0))
+
+
+def batch(n: int = 8, cost: float = 1.0) -> Batch:
+    g = torch.Generator().manual_seed(1)
+    return Batch(
+        obs=torch.randn(n, OBS, generator=g),
+        action=torch.rand(n, ACT, generator=g) * 2 - 1,
+        reward=torch.rand(n, generator=g),
+        cost=torch.full((n,), cost),
+        next_obs=torch.randn(n, OBS, generator=g),
+        terminated=torch.zeros(n),
+    )
+
+
+def test_detached_critic_passes_gradient_to_actions_only() -> None:
+    critic = CriticEnsemble(OBS + ACT, (8,), heads=3)
+    act = torch.zeros(5, ACT, requires_grad=True)
+    critic(torch.randn(5, OBS), act, detach_params=True).sum().backward()
+    assert act.grad is not None and act.grad.abs().sum() > 0
+    assert all(p.grad is None for p in critic.parameters())
+
+
+def test_update_moves_every_learner_and_multiplier_only_when_due() -> None:
+    agent = make_agent(algo={"name": "sac_alam"}, multiplier={"hidden": [16], "dual_interval": 2})
+    snap = {
+        name: [p.detach().clone() for p in m.parameters()]
+        for name, m in {"actor": agent.actor, "critic": agent.critic, "multiplier": agent.multiplier.net}.items()
+    }
+    alpha0 = agent.log_alpha.item()
+
+    metrics = agent.update(batch())  # update 1: dual step not due
+    assert "multiplier_loss" not in metrics
+    for name in ("actor", "critic"):
+        module = getattr(agent, name)
+        assert any(not torch.equal(a, b) for a, b in zip(snap[name], module.parameters(), strict=True)), name
+    assert all(torch.equal(a, b) for a, b in zip(snap["multiplier"], agent.multiplier.net.parameters(), strict=True))
+    assert agent.log_alpha.item() != alpha0
+
+    metrics = agent.update(batch())  # update 2: due
+    assert "multiplier_loss" in metrics and "dual_target" in metrics
+    assert any(
+        not torch.equal(a, b) for a, b in zip(snap["multiplier"], agent.multiplier.net.parameters(), strict=True)
+    )
+    assert all(torch.isfinite(v).all() for v in metrics.values())
+
+
+def test_sac_has_no_cost_head_and_fixed_alpha_stays_fixed() -> None:
+    agent = make_agent(algo={"name": "sac"}, sac={"hidden": [16], "batch_size": 8, "autotune_alpha": False})
+    assert agent.critic.heads == 2
+    alpha0 = agent.log_alpha.item()
+    agent.update(batch())
+    assert agent.log_alpha.item() == alpha0
+    assert torch.equal(agent.lambdas(torch.zeros(3, OBS)), torch.zeros(3))
+
+
+def test_act_shapes_bounds_and_determinism() -> None:
+    agent = make_agent()
+    obs = np.random.default_rng(0).normal(size=(5, OBS)).astype(np.float32)
+    a = agent.act(obs)
+    assert a.shape == (5, ACT) and np.all(np.abs(a) <= 1.0)
+    assert agent.act(obs[0]).shape == (ACT,)
+    np.testing.assert_array_equal(agent.act(obs, deterministic=True), agent.act(obs, deterministic=True))
+
+
+def test_state_dict_round_trip() -> None:
+    a, b = make_agent(), make_agent(seed=1)
+    a.update(batch())
+    b.load_state_dict(a.state_dict())
+    for pa, pb in zip(a.actor.parameters(), b.actor.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    assert b.updates == a.updates == 1
+
+
+def test_replay_buffer_wraps_and_round_trips() -> None:
+    buf = ReplayBuffer(3, OBS, ACT)
+    for i in range(5):
+        buf.add(np.full(OBS, i), np.zeros(ACT), float(i), 0.0, np.zeros(OBS), i == 4)
+    assert len(buf) == 3 and sorted(buf.observations()[:, 0].tolist()) == [2.0, 3.0, 4.0]
+    other = ReplayBuffer(3, OBS, ACT)
+    other.load_state_dict(buf.state_dict())
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    for x, y in zip(buf.sample(4, g1), other.sample(4, g2), strict=True):
+        assert torch.equal(x, y)
