@@ -39,7 +39,7 @@ def _eval(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     cfg = config_lib.load(run_dir / "config.yaml")
     state, path = checkpoint.load_latest(run_dir)
-    env = sim.load(cfg.task, seed=cfg.seed + trainer.EVAL_SEED_OFFSET, randomize=args.randomize)
+    env = sim.load(cfg.task, seed=cfg.seed + trainer.EVAL_SEED_OFFSET, randomize=cfg.randomization if args.randomize else False)
     agent = trainer.build_agent(cfg, env, torch.Generator().manual_seed(cfg.seed))
     agent.load_state_dict(state["agent"])
     frames: list = []

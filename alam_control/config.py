@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import yaml
 
+from sim.randomization import Randomization
+
 ALGOS = ("sac", "sac_lag", "sac_pid_lag", "fac", "sac_alam")
 AlgoName = Literal["sac", "sac_lag", "sac_pid_lag", "fac", "sac_alam"]
 
@@ -153,7 +155,9 @@ class Config:
     seed: int = 0
     """Seeds networks, replay sampling, exploration and the environment."""
     randomize: bool = False
-    """Domain randomization of the training environment."""
+    """Domain randomization of the training environment (ranges in `randomization`)."""
+    randomization: Randomization = field(default_factory=Randomization)
+    """Domain randomization ranges, used where `randomize` is true (training) or asked for (evaluation)."""
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     """Algorithm selection."""
     sac: SACConfig = field(default_factory=SACConfig)
@@ -231,6 +235,8 @@ def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
         cfg = cls(**kwargs)
     except TypeError as err:  # pragma: no cover - all fields have defaults
         raise ConfigError(f"{prefix or 'config'}: {err}") from err
+    except ValueError as err:  # a dataclass's own range checks (e.g. Randomization) name the key themselves
+        raise ConfigError(str(err)) from err
     return cfg
 
 

@@ -171,7 +171,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or pick another --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    env = sim.load(cfg.task, seed=cfg.seed, randomize=cfg.randomize)
+    env = sim.load(cfg.task, seed=cfg.seed, randomize=cfg.randomization if cfg.randomize else False)
     eval_env = sim.load(cfg.task, seed=cfg.seed + EVAL_SEED_OFFSET)
     generator = torch.Generator().manual_seed(cfg.seed)
     agent = build_agent(cfg, env, generator)
@@ -254,6 +254,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                 scalars["episode_return"] = float(np.mean([r for r, _ in recent]))
                 scalars["episode_cost"] = float(np.mean([c for _, c in recent]))
             scalars["train_cost"] = loop["train_cost"]
+            if env.randomization is not None:  # the current episode's draw, as mean scale per parameter kind
+                scalars.update({f"dr_{k}": v for k, v in sim.randomization.summarize(env.randomization).items()})
             scalars["steps_per_s"] = (step - step_at_start) / max(time.perf_counter() - t_start, 1e-9)
             scalars["wall_s"] = loop["wall"]
             logger.write("train", step, scalars)

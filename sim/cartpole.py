@@ -23,13 +23,9 @@ X_MAX = 0.6  # band half-width in m; see SafeSwingup for how it was chosen
 _TOLERANCE_SCALE = math.sqrt(-2.0 * math.log(0.1))
 
 
-@TASKS.add("cartpole-safe_swingup", "benchmark", "smoke")
-def safe_swingup(
-    random: np.random.RandomState | int | None = None, randomize: bool = False
-) -> tuple[Physics, SafeSwingup]:
+@TASKS.add("cartpole-safe_swingup", "benchmark", "smoke", safe_policy=lambda env: SwingupController())
+def safe_swingup(random: np.random.RandomState | int | None = None) -> tuple[Physics, SafeSwingup]:
     """Returns the physics and task of the cart-pole swing-up inside |x| <= X_MAX."""
-    if randomize:
-        raise NotImplementedError("domain randomization arrives with the task suite")
     return Physics.from_xml_string(*get_model_and_assets()), SafeSwingup(random=random)
 
 

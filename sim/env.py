@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 from dm_control import mujoco as dm_mujoco
 
 from sim.base import SafeTask
+from sim.randomization import ModelRandomizer, Randomization
 
 # Everything mj_step reads besides the model: time, qpos, qvel, act, ctrl, warm start, mocap, applied forces.
 # The warm start matters for bit-exact continuation whenever the constraint solver is active.
@@ -56,7 +58,14 @@ class SafeEnv:
         action_space: Box float32 [act_dim] in [-1, 1], mapped affinely onto the actuators' ctrlrange.
     """
 
-    def __init__(self, physics: dm_mujoco.Physics, task: SafeTask, name: str, tags: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        physics: dm_mujoco.Physics,
+        task: SafeTask,
+        name: str,
+        tags: tuple[str, ...] = (),
+        randomization: Randomization | None = None,
+    ):
         """Wraps a physics/task pair.
 
         Args:
@@ -64,6 +73,7 @@ class SafeEnv:
             task: The task; its `random` is the only source of randomness.
             name: Registered task name.
             tags: Registry tags.
+            randomization: Domain randomization ranges, drawn anew at every `reset`; None = nominal model.
 
         Raises:
             ValueError: If the control timestep is not a whole number of physics steps, or an actuator has
@@ -102,6 +112,16 @@ class SafeEnv:
         self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (physics.model.nu,), np.float32)
         self._step_count = 0
         self._needs_reset = True
+        self._randomizer = None if randomization is None else ModelRandomizer(physics.model, randomization)
+        self._dr_params: dict[str, Any] | None = None
+        self._obs_noise = 0.0 if randomization is None else randomization.obs_noise
+        # Actions chosen but not yet applied (action delay); holds the controls in actuator units.
+        self._pending: collections.deque[np.ndarray] = collections.deque()
+
+    @property
+    def randomization(self) -> dict[str, Any] | None:
+        """This episode's sampled randomization parameters (see `ModelRandomizer.sample`), or None."""
+        return self._dr_params
 
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Starts an episode.
@@ -111,15 +131,26 @@ class SafeEnv:
 
         Returns:
             obs: float32 [obs_dim].
-            info: {"constraints": {name: g}} for the initial state.
+            info: {"constraints": {name: g}} for the initial state, and "randomization" (the sampled
+                parameters) when randomization is on.
         """
         if seed is not None:
             self.task.random.seed(seed)
+        info: dict[str, Any] = {}
+        if self._randomizer is not None:
+            self._dr_params = self._randomizer.sample(self.task.random)
+            self._randomizer.apply(self._dr_params)
+            # The delayed actions of the first steps: zero control (rest), as a robot's driver starts.
+            self._pending = collections.deque(
+                [np.zeros_like(self._ctrl_mid)] * self._dr_params["action_delay"]
+            )
+            info["randomization"] = self._dr_params
         with self.physics.reset_context():
             self.task.initialize_episode(self.physics)
         self._step_count = 0
         self._needs_reset = False
-        return self._observation(), {"constraints": self.task.get_constraints(self.physics)}
+        info["constraints"] = self.task.get_constraints(self.physics)
+        return self._observation(), info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, float, bool, bool, dict[str, Any]]:
         """Advances one control step.
@@ -145,6 +176,9 @@ class SafeEnv:
         if action.shape != self.action_space.shape or not np.isfinite(action).all():
             raise ValueError(f"expected a finite action of shape {self.action_space.shape}, got {action}")
         ctrl = self._ctrl_mid + self._ctrl_half * np.clip(action, -1.0, 1.0)
+        if self._pending:  # action delay: apply the control chosen `action_delay` steps ago
+            self._pending.append(ctrl)
+            ctrl = self._pending.popleft()
 
         self.task.before_step(ctrl, self.physics)
         self.physics.step(self._n_sub_steps)
@@ -183,6 +217,8 @@ class SafeEnv:
             "task_state": self.task.get_state(),
             "step_count": self._step_count,
             "needs_reset": self._needs_reset,
+            "randomization": self._dr_params,
+            "pending_actions": [a.tolist() for a in self._pending],
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -198,6 +234,13 @@ class SafeEnv:
         if physics_state.shape != (expected,):
             raise ValueError(f"physics state has shape {physics_state.shape}, expected ({expected},)")
         self.task.set_state(state["task_state"])
+        params = state.get("randomization")
+        if (params is not None) != (self._randomizer is not None):
+            raise ValueError("state and env disagree on whether domain randomization is on")
+        if self._randomizer is not None:
+            self._randomizer.apply(params)
+        self._dr_params = params
+        self._pending = collections.deque(np.asarray(a, dtype=np.float64) for a in state.get("pending_actions", []))
         self.physics.set_state(physics_state, sig=_PHYSICS_STATE)
         # Recompute derived quantities (poses, xmat) that observations and rendering read.
         self.physics.forward()
@@ -221,4 +264,6 @@ class SafeEnv:
         parts = self.task.get_observation(self.physics)
         for part, value in zip(self._obs_slices, parts.values(), strict=True):
             obs[part] = value
+        if self._obs_noise and self._dr_params is not None:
+            obs += self._obs_noise * self.task.random.standard_normal(obs.shape)
         return obs

@@ -15,9 +15,13 @@ from dm_control import mujoco
 
 from sim.base import SafeTask
 from sim.env import SafeEnv
+from sim.randomization import Randomization
 
-# factory(random=seed or RandomState, randomize=bool) -> (physics, task)
+# factory(random=RandomState) -> (physics, task); domain randomization is generic, in SafeEnv.
 TaskFactory = Callable[..., tuple[mujoco.Physics, SafeTask]]
+# safe_policy(env) -> policy(obs [obs_dim]) -> action [act_dim] in [-1, 1]: a scripted controller that keeps the
+# constraints with non-trivial return; it proves a safe behaviour exists (benchmarks/task_binding.py).
+SafePolicyFactory = Callable[[SafeEnv], Callable[[np.ndarray], np.ndarray]]
 
 
 class TaggedTasks(Mapping[str, TaskFactory]):
@@ -26,9 +30,12 @@ class TaggedTasks(Mapping[str, TaskFactory]):
     def __init__(self) -> None:
         self._factories: dict[str, TaskFactory] = {}
         self._tags: dict[str, tuple[str, ...]] = {}
+        self._safe_policies: dict[str, SafePolicyFactory] = {}
 
-    def add(self, name: str, *tags: str) -> Callable[[TaskFactory], TaskFactory]:
-        """Returns a decorator registering a factory under `name` with `tags`.
+    def add(
+        self, name: str, *tags: str, safe_policy: SafePolicyFactory | None = None
+    ) -> Callable[[TaskFactory], TaskFactory]:
+        """Returns a decorator registering a factory under `name` with `tags` and its scripted safe policy.
 
         Raises:
             ValueError: If `name` is already registered.
@@ -39,6 +46,8 @@ class TaggedTasks(Mapping[str, TaskFactory]):
                 raise ValueError(f"task {name!r} is already registered")
             self._factories[name] = factory
             self._tags[name] = tags
+            if safe_policy is not None:
+                self._safe_policies[name] = safe_policy
             return factory
 
         return register
@@ -46,6 +55,16 @@ class TaggedTasks(Mapping[str, TaskFactory]):
     def tags(self, name: str) -> tuple[str, ...]:
         """Returns the tags `name` was registered with."""
         return self._tags[name]
+
+    def safe_policy(self, env: SafeEnv) -> Callable[[np.ndarray], np.ndarray]:
+        """Returns the scripted safe policy of `env`'s task, built for that env.
+
+        Raises:
+            KeyError: If the task registered none.
+        """
+        if env.spec.name not in self._safe_policies:
+            raise KeyError(f"task {env.spec.name!r} has no scripted safe policy")
+        return self._safe_policies[env.spec.name](env)
 
     def tagged(self, tag: str) -> tuple[str, ...]:
         """Returns the names of the tasks carrying `tag`, in registration order."""
@@ -64,18 +83,25 @@ class TaggedTasks(Mapping[str, TaskFactory]):
 TASKS = TaggedTasks()
 
 
-def load(name: str, seed: int | None = None, randomize: bool = False) -> SafeEnv:
+def load(name: str, seed: int | None = None, randomize: bool | Randomization = False) -> SafeEnv:
     """Builds a registered task.
 
     Args:
         name: Task name, one of `sim.ALL_TASKS`.
         seed: Seed of the task RNG (initial states, randomization); None draws one from the OS.
-        randomize: Enable domain randomization (masses, friction, damping, actuator gain, noise, delay).
+        randomize: Domain randomization (masses, friction, damping, actuator gain, noise, delay): False = off,
+            True = the default `Randomization()` ranges, or a `Randomization` with explicit ranges.
 
     Raises:
         ValueError: If `name` is not registered; the message lists the valid names.
     """
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
-    physics, task = TASKS[name](random=np.random.RandomState(seed), randomize=randomize)
-    return SafeEnv(physics, task, name=name, tags=TASKS.tags(name))
+    if randomize is True:
+        randomize = Randomization()
+    elif randomize is False:
+        randomize = None
+    elif not isinstance(randomize, Randomization):
+        raise TypeError(f"randomize must be a bool or a sim.Randomization, got {type(randomize).__name__}")
+    physics, task = TASKS[name](random=np.random.RandomState(seed))
+    return SafeEnv(physics, task, name=name, tags=TASKS.tags(name), randomization=randomize)

@@ -100,3 +100,22 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_load(path: Path) -> None:
     config_lib.load(path)
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("randomization:\n  mass: [1.3, 0.7]\n", "randomization.mass"),
+        ("randomization:\n  action_delay: [0, 1.5]\n", r"randomization.action_delay\[1\]"),
+        ("randomization:\n  obs_noise: -1\n", "randomization.obs_noise"),
+        ("randomization:\n  gravity: [0.9, 1.1]\n", "randomization.gravity"),
+    ],
+)
+def test_bad_randomization_ranges_are_rejected_by_name(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        config_lib.load(write(tmp_path, text))
+
+
+def test_randomization_ranges_load(tmp_path: Path) -> None:
+    cfg = config_lib.load(write(tmp_path, "randomize: true\nrandomization:\n  mass: [0.5, 2]\n  action_delay: [1, 3]\n"))
+    assert cfg.randomize and cfg.randomization.mass == (0.5, 2.0) and cfg.randomization.action_delay == (1, 3)

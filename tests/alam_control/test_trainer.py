@@ -55,6 +55,15 @@ def test_tiny_training_run(variant: str, tmp_path: Path) -> None:
     assert state["loop"]["step"] == cfg.train.total_steps
 
 
+def test_randomized_training_logs_its_draws(tmp_path: Path) -> None:
+    cfg = config_lib.load(SMOKE, ["randomize=true", "randomization.mass=[0.5, 0.6]", "train.total_steps=400"])
+    trainer.train(cfg, tmp_path / "run", progress=False)
+    with open(tmp_path / "run" / "train.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(0.5 <= float(r["dr_mass_scale"]) <= 0.6 for r in rows)
+    assert all(float(r["dr_action_delay"]) in (0.0, 1.0) for r in rows)
+
+
 def _alam(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "alam_control.cli", *args],

@@ -168,6 +168,110 @@ def test_unknown_task_lists_valid_names() -> None:
     assert all(name in str(error.value) for name in sim.ALL_TASKS)
 
 
+def test_randomization_changes_physics_reproducibly(name: str) -> None:
+    nominal = sim.load(name, seed=0)
+    nominal.reset()
+    env_a, env_b = sim.load(name, seed=5, randomize=True), sim.load(name, seed=5, randomize=True)
+    (obs_a, info_a), (obs_b, info_b) = env_a.reset(), env_b.reset()
+    params = info_a["randomization"]
+    assert params == info_b["randomization"], "same seed, same draw"
+    np.testing.assert_array_equal(obs_a, obs_b)
+    model, base = env_a.physics.model, nominal.physics.model
+    moving = base.body_mass > 0
+    assert not np.allclose(model.body_mass[moving], base.body_mass[moving])
+    np.testing.assert_allclose(model.body_mass, base.body_mass * params["mass_scale"])
+    np.testing.assert_allclose(model.actuator_gear[:, 0], base.actuator_gear[:, 0] * params["actuator_gain_scale"])
+    ranges = sim.Randomization()
+    for key, (low, high) in (("mass_scale", ranges.mass), ("friction_scale", ranges.friction)):
+        assert all(low <= v <= high for v in params[key])
+    actions = random_actions(env_a, 30, seed=0)
+    assert_same(run(env_a, actions), run(env_b, actions))
+    assert env_a.reset()[1]["randomization"] != params, "a new draw every episode"
+    assert sim.load(name, seed=6, randomize=True).reset()[1]["randomization"] != params
+
+
+def test_randomized_state_roundtrip(name: str) -> None:
+    ranges = sim.Randomization(action_delay=(2, 2))
+    env = sim.load(name, seed=3, randomize=ranges)
+    env.reset()
+    run(env, random_actions(env, 11, seed=0))
+    state = env.get_state()
+    actions = random_actions(env, 20, seed=1)
+    expected = run(env, actions)
+    restored = sim.load(name, seed=99, randomize=ranges)
+    restored.set_state(state)
+    assert_same(run(restored, actions), expected)
+    np.testing.assert_array_equal(restored.physics.model.body_mass, env.physics.model.body_mass)
+    with pytest.raises(ValueError, match="randomization"):
+        sim.load(name, seed=0).set_state(state)
+
+
+def test_action_delay_applies_earlier_actions(name: str) -> None:
+    delayed = sim.load(name, seed=0, randomize=sim.Randomization(action_delay=(2, 2), obs_noise=0.0))
+    delayed.reset()
+    assert delayed.randomization["action_delay"] == 2
+    shape = delayed.action_space.shape
+    run(delayed, [np.ones(shape), np.ones(shape)])
+    # Two steps in, the controls applied so far are the zero controls queued at reset.
+    np.testing.assert_array_equal(delayed.physics.data.ctrl, 0.0)
+    run(delayed, [np.zeros(shape)])
+    np.testing.assert_allclose(delayed.physics.data.ctrl, delayed.physics.model.actuator_ctrlrange[:, 1])
+
+
+@pytest.mark.parametrize(
+    ("ranges", "key"),
+    [
+        ({"mass": [1.2, 0.8]}, "mass"),
+        ({"friction": [0.0, 1.0]}, "friction"),
+        ({"damping": [1.0]}, "damping"),
+        ({"obs_noise": -0.1}, "obs_noise"),
+        ({"action_delay": [2, 1]}, "action_delay"),
+        ({"masses": [0.9, 1.1]}, "masses"),
+    ],
+)
+def test_bad_randomization_ranges_are_named(ranges: dict, key: str) -> None:
+    with pytest.raises(ValueError, match=key):
+        sim.Randomization.from_mapping(ranges)
+
+
+def test_gymnasium_check_env(name: str) -> None:
+    from gymnasium.utils.env_checker import check_env
+
+    env = sim.make_gymnasium(name, seed=0, render_mode=None)
+    check_env(env, skip_render_check=True)
+    obs, _ = env.reset(seed=1)
+    _, _, _, _, info = env.step(env.action_space.sample())
+    assert info["cost"] in (0.0, 1.0) and tuple(info["constraints"]) == env.env.spec.constraints
+
+
+def test_vector_env_matches_single_envs(name: str) -> None:
+    vec = sim.VectorEnv(name, num_envs=3, seed=10)
+    obs, _ = vec.reset()
+    singles = [sim.load(name, seed=10 + i) for i in range(3)]
+    np.testing.assert_array_equal(obs, np.stack([env.reset()[0] for env in singles]))
+    steps = min(60, singles[0].spec.max_episode_steps + 5)
+    actions = np.random.default_rng(0).uniform(-1, 1, (steps, 3, *vec.single_action_space.shape))
+    for t in range(steps):
+        obs, reward, cost, terminated, truncated, info = vec.step(actions[t])
+        for i, env in enumerate(singles):
+            o, r, c, te, tr, _ = env.step(actions[t, i])
+            assert (reward[i], cost[i], terminated[i], truncated[i]) == (r, c, te, tr)
+            if te or tr:
+                np.testing.assert_array_equal(info["final_obs"][i], o)
+                o, _ = env.reset()
+            np.testing.assert_array_equal(obs[i], o)
+    with pytest.raises(ValueError, match="shape"):
+        vec.step(np.zeros((2, *vec.single_action_space.shape)))
+
+
+def test_safe_policy_is_registered(name: str) -> None:
+    env = sim.load(name, seed=0)
+    policy = sim.TASKS.safe_policy(env)
+    obs, _ = env.reset()
+    action = np.asarray(policy(obs))
+    assert action.shape == env.action_space.shape and np.all(np.abs(action) <= 1.0)
+
+
 # --- cartpole-safe_swingup -------------------------------------------------------------------------------
 
 
