@@ -1,4 +1,4 @@
-"""The ``alam`` command: ``alam train`` and ``alam eval``."""
+"""The ``alam`` command: ``alam train``, ``alam eval``, ``alam export`` and ``alam calibrate``."""
 
 from __future__ import annotations
 
@@ -30,6 +30,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    if args.bundle:
+        return _eval_bundle(args)
+    if args.monitor:
+        raise ValueError("--monitor evaluates an exported bundle: pass --bundle (see `alam export`)")
     import torch
 
     import sim
@@ -39,7 +43,9 @@ def _eval(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     cfg = config_lib.load(run_dir / "config.yaml")
     state, path = checkpoint.load_latest(run_dir)
-    env = sim.load(cfg.task, seed=cfg.seed + trainer.EVAL_SEED_OFFSET, randomize=cfg.randomization if args.randomize else False)
+    env = sim.load(
+        cfg.task, seed=cfg.seed + trainer.EVAL_SEED_OFFSET, randomize=cfg.randomization if args.randomize else False
+    )
     agent = trainer.build_agent(cfg, env, torch.Generator().manual_seed(cfg.seed))
     agent.load_state_dict(state["agent"])
     frames: list = []
@@ -56,6 +62,51 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_bundle(args: argparse.Namespace) -> int:
+    from alam_control import calibration
+    from alam_control.runtime import MonitorConfig, load_bundle
+
+    bundle = load_bundle(args.bundle)
+    monitor = None
+    if args.monitor:
+        manifest = bundle.manifest
+        high = manifest["risk_high"] if args.risk_high is None else args.risk_high
+        low = manifest["risk_low"] if args.risk_low is None else args.risk_low
+        if high is None or low is None:
+            raise ValueError(
+                f"{args.bundle} has no risk thresholds: run `alam calibrate` or pass --risk-high/--risk-low"
+            )
+        monitor = MonitorConfig(high, low, args.engage_ticks, args.release_dwell_s)
+    seed = calibration.EVAL_SEED if args.seed is None else args.seed
+    data = calibration.rollout(bundle, args.episodes, seed, args.randomize, monitor, args.fallback)
+    result = {"bundle": args.bundle, "monitor": bool(monitor), "episodes": args.episodes, **data.summary()}
+    print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}, indent=2))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from alam_control import export
+
+    manifest = export.export(args.run_dir, args.out)
+    print(json.dumps({k: manifest[k] for k in ("task", "algo", "obs_dim", "act_dim", "train_step", "files")}, indent=2))
+    print(f"bundle written to {args.out}")
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from alam_control import calibration
+
+    result = calibration.calibrate(args.bundle, args.episodes, args.recall, not args.no_randomize, args.horizon)
+    table = result.pop("reliability")
+    print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}, indent=2))
+    print("reliability: P(violation within horizon | lambda bin)")
+    for row in table:
+        print(f"  lambda [{row['lambda_low']:.3g}, {row['lambda_high']:.3g}]  steps {row['steps']:6d}  "
+              f"rate {row['positive_rate']:.3f}")  # fmt: skip
+    print(f"risk_high / risk_low written to {args.bundle}/manifest.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alam", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,13 +119,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("eval", help="evaluate the latest checkpoint of a run deterministically")
-    p.add_argument("--run-dir", required=True)
+    p = sub.add_parser("eval", help="evaluate a run's latest checkpoint, or an exported bundle, deterministically")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run-dir", help="training run directory (torch checkpoint)")
+    source.add_argument("--bundle", help="export bundle directory (ONNX policy, as deployed)")
+    p.add_argument("--monitor", action="store_true", help="with --bundle: run the risk monitor + fallback")
+    p.add_argument("--fallback", default="stop", help="with --monitor: stop | damping | retreat")
+    p.add_argument("--risk-high", type=float, help="with --monitor: override the manifest's risk_high")
+    p.add_argument("--risk-low", type=float, help="with --monitor: override the manifest's risk_low")
+    p.add_argument("--engage-ticks", type=int, default=3)
+    p.add_argument("--release-dwell-s", type=float, default=1.0)
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=None, help="first episode seed (default: the run's eval seeds)")
     p.add_argument("--randomize", action="store_true", help="domain randomization on")
     p.add_argument("--video", metavar="OUT.mp4", help="record the episodes (MuJoCo offscreen rendering)")
     p.set_defaults(func=_eval)
+
+    p = sub.add_parser("export", help="write an ONNX + manifest bundle from a run's latest checkpoint")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--out", required=True, help="bundle directory to write (replaced whole if it exists)")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("calibrate", help="pick risk_high/risk_low for a bundle from rollouts; writes its manifest")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--recall", type=float, default=0.9, help="share of pre-violation steps risk_high must flag")
+    p.add_argument("--horizon", type=int, default=20, help="H of 'a violation within the next H steps'")
+    p.add_argument("--no-randomize", action="store_true", help="calibrate on the nominal model")
+    p.set_defaults(func=_calibrate)
     return parser
 
 
@@ -85,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ConfigError, CheckpointError, FileExistsError, ValueError) as err:
+    except (ConfigError, CheckpointError, FileExistsError, FileNotFoundError, ValueError) as err:
         print(f"alam {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -92,14 +92,19 @@ class MultiplierConfig:
     """Hidden widths of the multiplier network."""
     lr: float = 3e-4
     """Adam learning rate of the multiplier network."""
-    penalty_coef: float = 1.0
-    """rho of the PHR penalty and of the dual target."""
+    penalty_coef: float = 0.1
+    """rho of the PHR penalty and of the dual target. g = Q_c - d is a discounted count of violations (up to
+    1 / (1 - gamma_c) = 33 at gamma_c 0.97), so rho * g^2 / 2 outweighs a reward Q of at most 100 once rho nears 1:
+    on the cart-pole rho = 1 stalled at return 27 after 20k steps, rho = 0.1 reached 156, both at cost 0."""
     dual_interval: int = 1
     """Update the multiplier every this many agent updates."""
     target_tau: float = 0.005
     """Polyak rate of lambda_phibar, the copy the dual target is built from (1.0 = no copy)."""
-    lambda_max: float = 100.0
-    """Upper clip of the dual target, so a long violation cannot drive lambda without bound."""
+    lambda_max: float = 10.0
+    """Upper clip of the dual target, so a long violation cannot drive lambda without bound. With rewards <= 1
+    per step, lambda = 10 already prices one violation step at ten steps of full reward; the clip matters because
+    lambda falls by at most rho * d per PHR step where a constraint holds (g >= -d), so a lambda pushed high by the
+    violations of warm-up takes (lambda / (rho d)) / tau updates to come back down."""
     init_bias: float = -5.0
     """Output bias before softplus: lambda starts at softplus(-5) ~ 0.007."""
     scalar_init: float = 0.0

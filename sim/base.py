@@ -41,6 +41,17 @@ class SafeTask(base.Task, abc.ABC):
         """
         return float(any(g > 0.0 for g in constraints.values()))
 
+    def deploy_spec(self, physics: mujoco.Physics) -> dict[str, Any]:
+        """Returns what a robot-side runtime needs to rebuild this task's observation from ROS messages.
+
+        Plain JSON data, copied into the export bundle's manifest. For ros_interface "joint": {"joints": names
+        in JointState order of use, "observation": [[feature, joint], ...] with feature one of "position",
+        "velocity", "cos", "sin" (of the joint position), in observation order, "commands": actuator names}.
+        For "diff_drive": the range sensor fan and the command limits (see sim/diffdrive.py). An empty dict
+        (the default) means the task cannot be driven through ROS; export still works.
+        """
+        return {}
+
     def get_state(self) -> dict[str, Any]:
         """Returns per-episode task state that lives outside the physics state, as plain Python types.
 

@@ -138,6 +138,20 @@ class SafeSwingup(SafeTask):
         small_velocity = (1.0 + _gaussian_tolerance(physics.angular_vel(), margin=5.0)) / 2.0
         return float(upright * centered * small_control * small_velocity)
 
+    def deploy_spec(self, physics: Physics) -> dict:
+        """Joint interface: the observation from JointState of (slider, hinge_1); one force command (N)."""
+        return {
+            "joints": ["slider", "hinge_1"],
+            "observation": [
+                ["position", "slider"],
+                ["cos", "hinge_1"],
+                ["sin", "hinge_1"],
+                ["velocity", "slider"],
+                ["velocity", "hinge_1"],
+            ],
+            "commands": ["slide"],
+        }
+
     def get_constraints(self, physics: Physics) -> dict[str, float]:
         """Returns {"cart_band": |x| - x_max}."""
         return {"cart_band": float(abs(physics.cart_position()) - self._x_max)}

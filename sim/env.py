@@ -32,6 +32,9 @@ class TaskSpec:
         obs_layout: Observation part name -> (start, stop) into the flat observation.
         ros_interface: "joint" or "diff_drive".
         tags: Registry tags.
+        deploy: What a robot-side runtime needs to rebuild observations from ROS messages (see
+            `SafeTask.deploy_spec`), plain JSON data.
+        ctrl_low, ctrl_high: Physical command range of each actuator; action -1 / +1 maps onto them.
     """
 
     name: str
@@ -42,6 +45,9 @@ class TaskSpec:
     obs_layout: dict[str, tuple[int, int]]
     ros_interface: str
     tags: tuple[str, ...] = ()
+    deploy: dict[str, Any] = dataclasses.field(default_factory=dict)
+    ctrl_low: tuple[float, ...] = ()
+    ctrl_high: tuple[float, ...] = ()
 
 
 class SafeEnv:
@@ -106,6 +112,9 @@ class SafeEnv:
             obs_layout=layout,
             ros_interface=task.ros_interface,
             tags=tuple(tags),
+            deploy=task.deploy_spec(physics),
+            ctrl_low=tuple(low.tolist()),
+            ctrl_high=tuple(high.tolist()),
         )
         self._obs_slices = [slice(start, stop) for start, stop in layout.values()]
         self.observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (stops[-1],), np.float32)
@@ -141,9 +150,7 @@ class SafeEnv:
             self._dr_params = self._randomizer.sample(self.task.random)
             self._randomizer.apply(self._dr_params)
             # The delayed actions of the first steps: zero control (rest), as a robot's driver starts.
-            self._pending = collections.deque(
-                [np.zeros_like(self._ctrl_mid)] * self._dr_params["action_delay"]
-            )
+            self._pending = collections.deque([np.zeros_like(self._ctrl_mid)] * self._dr_params["action_delay"])
             info["randomization"] = self._dr_params
         with self.physics.reset_context():
             self.task.initialize_episode(self.physics)

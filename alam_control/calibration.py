@@ -1,0 +1,187 @@
+"""Deploy-side evaluation of an export bundle in simulation: the policy alone or behind the risk monitor, and
+`alam calibrate`, which picks `risk_high` / `risk_low` from how well lambda(s) predicts upcoming violations.
+
+Everything here drives the sim with the exported ONNX graph and the torch-free runtime, i.e. exactly what runs on
+the robot, so the measured effect of monitor + fallback is the deployed one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import sim
+from alam_control import metrics
+from alam_control.runtime import Bundle, MonitorConfig, RiskMonitor, load_bundle, make_fallback
+from alam_control.runtime.bundle import write_manifest
+
+EVAL_SEED = 20_000  # episode seeds of bundle evaluation: apart from training (seed) and run evaluation seeds
+
+
+@dataclasses.dataclass
+class Rollouts:
+    """Per-step records of bundle episodes, concatenated over episodes.
+
+    Attributes:
+        lam: float [T] lambda(s_t) from the bundle (also where the fallback drove).
+        cost: float [T] c_t of the step taken at s_t.
+        labels: bool [T] a violation within the next `horizon` steps (per episode, DESIGN.md section 7).
+        fallback: bool [T] the fallback drove step t.
+        returns, costs: per-episode sums.
+    """
+
+    lam: np.ndarray
+    cost: np.ndarray
+    labels: np.ndarray
+    fallback: np.ndarray
+    returns: list[float]
+    costs: list[float]
+
+    def summary(self) -> dict[str, float]:
+        """return, cost, violation_rate, risk_auroc, fallback_fraction (means over episodes / steps)."""
+        return {
+            "return": float(np.mean(self.returns)),
+            "cost": float(np.mean(self.costs)),
+            "violation_rate": float((self.cost > 0).mean()),
+            "risk_auroc": metrics.auroc(self.lam, self.labels),
+            "fallback_fraction": float(self.fallback.mean()),
+        }
+
+
+def rollout(
+    bundle: Bundle,
+    episodes: int,
+    seed: int = EVAL_SEED,
+    randomize: bool | sim.Randomization = False,
+    monitor: MonitorConfig | None = None,
+    fallback: str = "stop",
+    horizon: int = 20,
+) -> Rollouts:
+    """Runs the bundle's policy in its task; with `monitor`, the runtime monitor hands control to `fallback`.
+
+    The monitor clock is sim time (step * control period); it starts in POLICY (the sim's inputs are sane from
+    the first step, unlike a robot's at start-up).
+    """
+    manifest = bundle.manifest
+    env = sim.load(manifest["task"], seed=seed, randomize=randomize)
+    mid = (bundle.action_high + bundle.action_low) / 2
+    half = (bundle.action_high - bundle.action_low) / 2
+    backup = make_fallback(fallback, manifest) if monitor is not None else None
+    lams, costs, labels, used, returns, ep_costs = [], [], [], [], [], []
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed + ep)
+        guard = RiskMonitor(monitor, start_in_fallback=False) if monitor is not None else None
+        ep_lam, ep_cost, ep_fb, ret, t, done = [], [], [], 0.0, 0, False
+        while not done:
+            command, lam, _ = bundle.policy(obs)
+            on_fallback = guard is not None and guard.update(t * manifest["control_period_s"], lam) != "POLICY"
+            if on_fallback:
+                command = backup(obs)
+            obs, reward, cost, terminated, truncated, _ = env.step(np.clip((command - mid) / half, -1.0, 1.0))
+            ep_lam.append(lam)
+            ep_cost.append(cost)
+            ep_fb.append(on_fallback)
+            ret += reward
+            t += 1
+            done = terminated or truncated
+        ep_cost_arr = np.asarray(ep_cost)
+        lams.append(np.asarray(ep_lam))
+        costs.append(ep_cost_arr)
+        labels.append(metrics.upcoming_violation_labels(ep_cost_arr, horizon))
+        used.append(np.asarray(ep_fb))
+        returns.append(ret)
+        ep_costs.append(float(ep_cost_arr.sum()))
+    env.close()
+    return Rollouts(
+        np.concatenate(lams), np.concatenate(costs), np.concatenate(labels), np.concatenate(used), returns, ep_costs
+    )
+
+
+def reliability_table(lam: np.ndarray, labels: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """Empirical P(violation within H | lambda in bin) over quantile bins of lambda.
+
+    Returns:
+        One row per non-empty bin: lambda_low, lambda_high, steps, positive_rate.
+    """
+    edges = np.unique(np.quantile(lam, np.linspace(0.0, 1.0, bins + 1)))
+    if len(edges) < 2:
+        return [{"lambda_low": float(lam.min()), "lambda_high": float(lam.max()), "steps": len(lam),
+                 "positive_rate": float(labels.mean())}]  # fmt: skip
+    which = np.clip(np.searchsorted(edges, lam, side="right") - 1, 0, len(edges) - 2)
+    rows = []
+    for b in range(len(edges) - 1):
+        mask = which == b
+        if mask.any():
+            rows.append(
+                {
+                    "lambda_low": float(edges[b]),
+                    "lambda_high": float(edges[b + 1]),
+                    "steps": int(mask.sum()),
+                    "positive_rate": float(labels[mask].mean()),
+                }
+            )
+    return rows
+
+
+def pick_thresholds(lam: np.ndarray, labels: np.ndarray, recall: float) -> tuple[float, float, dict[str, float]]:
+    """risk_high flags at least `recall` of the steps that precede a violation; risk_low is the threshold with
+    half the remaining miss rate, (1 + recall) / 2, so the monitor releases only well below where it engages.
+
+    Returns:
+        (risk_high, risk_low, {"recall": achieved, "flag_rate": fraction of all steps above risk_high,
+        "precision": of the flagged steps}).
+
+    Raises:
+        ValueError: If no step precedes a violation (nothing to calibrate on): roll out more episodes or with
+            randomization.
+    """
+    if not 0.0 < recall < 1.0:
+        raise ValueError(f"recall must be in (0, 1), got {recall}")
+    positives = lam[labels]
+    if positives.size == 0:
+        raise ValueError("no violations in the calibration rollouts; use more episodes or --randomize")
+    # Thresholds just below a quantile of the positives' lambdas, so `lam > threshold` flags that share.
+    risk_high = float(np.quantile(positives, 1.0 - recall, method="lower")) - 1e-6
+    risk_low = min(risk_high, float(np.quantile(positives, (1.0 - recall) / 2, method="lower")) - 1e-6)
+    flagged = lam > risk_high
+    achieved = float(flagged[labels].mean())
+    precision = float(labels[flagged].mean()) if flagged.any() else math.nan
+    return risk_high, risk_low, {"recall": achieved, "flag_rate": float(flagged.mean()), "precision": precision}
+
+
+def calibrate(
+    bundle_dir: str | Path,
+    episodes: int = 20,
+    recall: float = 0.9,
+    randomize: bool = True,
+    horizon: int = 20,
+    seed: int = EVAL_SEED,
+) -> dict[str, Any]:
+    """Rolls the bundle out, measures risk_auroc and reliability, writes risk_high/low into its manifest.
+
+    The manifest's file hashes are unchanged (only manifest.json is rewritten, atomically).
+
+    Returns:
+        The "calibration" entry written to the manifest.
+    """
+    bundle = load_bundle(bundle_dir)
+    data = rollout(bundle, episodes, seed=seed, randomize=randomize, horizon=horizon)
+    risk_high, risk_low, quality = pick_thresholds(data.lam, data.labels, recall)
+    result = {
+        "episodes": episodes,
+        "randomize": bool(randomize),
+        "horizon": horizon,
+        "target_recall": recall,
+        "risk_auroc": metrics.auroc(data.lam, data.labels),
+        "violation_rate": float((data.cost > 0).mean()),
+        "positive_rate": float(data.labels.mean()),
+        **quality,
+        "reliability": reliability_table(data.lam, data.labels),
+    }
+    manifest = dict(bundle.manifest, risk_high=risk_high, risk_low=risk_low, calibration=result)
+    write_manifest(Path(bundle_dir), manifest)
+    return {"risk_high": risk_high, "risk_low": risk_low, **result}

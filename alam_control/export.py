@@ -1,0 +1,130 @@
+"""`alam export`: a trained run -> a self-contained bundle (`policy.onnx` + `manifest.json`, DESIGN.md section 5).
+
+The ONNX graph maps raw observations to everything the robot needs, so the robot side runs no training code:
+
+    obs [B, O] --normalize--> actor mean --tanh--> scale to the actuators' range --> action [B, A] (physical units)
+                         \\--> multiplier --> lambda [B]          \\--> cost critic at that action --> cost_q [B]
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+import alam_control
+import sim
+from alam_control import checkpoint, trainer
+from alam_control import config as config_lib
+from alam_control.agent import Agent
+from alam_control.runtime.bundle import FORMAT_VERSION, POLICY_FILE, file_sha256, write_manifest
+
+
+class ExportedPolicy(nn.Module):
+    """The deployable part of an agent as one module: ``obs [B, O] -> (action [B, A], lambda [B], cost_q [B])``.
+
+    The action is the deterministic policy action in the actuators' physical units; lambda is the multiplier
+    (zeros for plain SAC); cost_q is Q_c(s, action) (zeros without a cost critic).
+    """
+
+    def __init__(self, agent: Agent, ctrl_low: tuple[float, ...], ctrl_high: tuple[float, ...]):
+        super().__init__()
+        self.obs_norm, self.actor, self.multiplier = agent.obs_norm, agent.actor, agent.multiplier
+        self.critic = agent.critic if agent.constrained else None
+        low, high = torch.tensor(ctrl_low), torch.tensor(ctrl_high)
+        self.register_buffer("ctrl_mid", (high + low) / 2)
+        self.register_buffer("ctrl_half", (high - low) / 2)
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        x = self.obs_norm(obs)
+        a = self.actor(x)
+        lam = self.multiplier.multipliers(x)
+        cost_q = self.critic(x, a)[2] if self.critic is not None else torch.zeros_like(lam)
+        return self.ctrl_mid + self.ctrl_half * a, lam, cost_q
+
+
+def load_run(run_dir: Path) -> tuple[config_lib.Config, Agent, sim.SafeEnv, dict[str, Any]]:
+    """The run's config, its agent with the latest checkpoint's weights, an env of its task, and the checkpoint."""
+    cfg = config_lib.load(run_dir / "config.yaml")
+    state, _ = checkpoint.load_latest(run_dir)
+    env = sim.load(cfg.task, seed=cfg.seed)
+    agent = trainer.build_agent(cfg, env, torch.Generator().manual_seed(cfg.seed))
+    agent.load_state_dict(state["agent"])
+    return cfg, agent, env, state
+
+
+def export(run_dir: str | Path, out: str | Path, opset: int = 18) -> dict[str, Any]:
+    """Writes the bundle of the run's latest checkpoint to `out` (created; an existing bundle is replaced whole).
+
+    Returns:
+        The manifest.
+
+    Raises:
+        FileNotFoundError / CheckpointError / ConfigError: If the run cannot be loaded.
+    """
+    run_dir, out = Path(run_dir), Path(out)
+    cfg, agent, env, state = load_run(run_dir)
+    spec = env.spec
+    module = ExportedPolicy(agent, spec.ctrl_low, spec.ctrl_high).eval()
+    example = torch.zeros(1, spec.obs_layout and max(stop for _, stop in spec.obs_layout.values()))
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Build in a sibling temp dir and rename: a crash never leaves a half-written bundle under `out`.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)
+    with torch.no_grad():
+        torch.onnx.export(
+            module,
+            (example,),
+            str(tmp / POLICY_FILE),
+            input_names=["obs"],
+            output_names=["action", "lambda", "cost_q"],
+            dynamic_shapes={"obs": {0: torch.export.Dim("batch", max=4096)}},
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "task": spec.name,
+        "algo": cfg.algo.name,
+        "obs_dim": int(example.shape[1]),
+        "obs_layout": {k: list(v) for k, v in spec.obs_layout.items()},
+        "act_dim": len(spec.ctrl_low),
+        "action_low": list(spec.ctrl_low),
+        "action_high": list(spec.ctrl_high),
+        "control_period_s": spec.control_timestep,
+        "ros_interface": spec.ros_interface,
+        "deploy": spec.deploy,
+        "constraints": list(spec.constraints),
+        "cost_threshold": trainer.cost_threshold_for(cfg, env),
+        "cost_gamma": cfg.cost.gamma,
+        "risk_signal": "lambda" if cfg.algo.name != "sac" else "cost_q",
+        "risk_high": None,
+        "risk_low": None,
+        "calibration": None,
+        "config_hash": config_lib.config_hash(cfg),
+        "train_step": int(state["loop"]["step"]),
+        "package_version": alam_control.__version__,
+        "files": {POLICY_FILE: file_sha256(tmp / POLICY_FILE)},
+    }
+    write_manifest(tmp, manifest)
+    if out.exists():
+        old = out.with_name(out.name + ".old")
+        os.replace(out, old)
+        os.replace(tmp, out)
+        _rmtree(old)
+    else:
+        os.replace(tmp, out)
+    return manifest
+
+
+def _rmtree(path: Path) -> None:
+    for child in path.iterdir():
+        _rmtree(child) if child.is_dir() else child.unlink()
+    path.rmdir()

@@ -1,0 +1,36 @@
+"""Robot-side runtime, importable without torch: bundle loading, the ONNX policy, the risk monitor, fallbacks.
+
+bundle = load_bundle("bundles/diffdrive")          # verifies manifest, hashes and dimensions
+action, lam, cost_q = bundle.policy(obs)            # obs [O] -> physical command [A], lambda(s), Q_c
+mode = monitor.update(now, lam, fault)              # POLICY or FALLBACK
+"""
+
+from alam_control.runtime.bundle import Bundle, BundleError, OnnxPolicy, load_bundle, read_manifest
+from alam_control.runtime.fallback import FALLBACKS, make_fallback
+from alam_control.runtime.monitor import FALLBACK, POLICY, MonitorConfig, RiskMonitor
+from alam_control.runtime.observation import (
+    DiffDriveObservation,
+    InputFault,
+    JointObservation,
+    bin_scan,
+    yaw_from_quaternion,
+)
+
+__all__ = [
+    "FALLBACK",
+    "FALLBACKS",
+    "POLICY",
+    "Bundle",
+    "BundleError",
+    "DiffDriveObservation",
+    "InputFault",
+    "JointObservation",
+    "MonitorConfig",
+    "OnnxPolicy",
+    "RiskMonitor",
+    "bin_scan",
+    "load_bundle",
+    "make_fallback",
+    "read_manifest",
+    "yaw_from_quaternion",
+]

@@ -1,0 +1,114 @@
+"""The risk monitor (DESIGN.md section 6): decides, each control tick, whether the policy or the fallback drives.
+
+A plain class with an explicit clock, so the same code runs in the ROS node, in `alam eval --monitor`, and in
+unit tests that step time by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+POLICY = "POLICY"
+FALLBACK = "FALLBACK"
+
+
+@dataclasses.dataclass(frozen=True)
+class MonitorConfig:
+    """Thresholds of the monitor.
+
+    Attributes:
+        risk_high: Risk above which the monitor counts towards FALLBACK.
+        risk_low: Risk below which the monitor counts towards POLICY again (risk_low <= risk_high: hysteresis).
+        engage_ticks: Consecutive ticks above risk_high before handing over.
+        release_dwell_s: Seconds of risk below risk_low (and no fault) before handing back.
+    """
+
+    risk_high: float
+    risk_low: float
+    engage_ticks: int = 3
+    release_dwell_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.risk_high) and math.isfinite(self.risk_low)):
+            raise ValueError(f"risk_high and risk_low must be finite, got {self.risk_high}, {self.risk_low}")
+        if self.risk_low > self.risk_high:
+            raise ValueError(f"risk_low ({self.risk_low}) must be <= risk_high ({self.risk_high})")
+        if self.engage_ticks < 1:
+            raise ValueError(f"engage_ticks must be >= 1, got {self.engage_ticks}")
+        if not self.release_dwell_s >= 0.0:
+            raise ValueError(f"release_dwell_s must be >= 0, got {self.release_dwell_s}")
+
+
+class RiskMonitor:
+    """Hysteresis between POLICY and FALLBACK.
+
+    - POLICY -> FALLBACK when risk > risk_high for `engage_ticks` consecutive ticks (reason "risk"), or at once
+      on a fault (reason: the fault, e.g. "stale:odom", "nonfinite:scan").
+    - FALLBACK -> POLICY only once risk < risk_low with no fault for `release_dwell_s` without interruption.
+
+    Attributes:
+        mode: POLICY or FALLBACK.
+        reason: Why the monitor is in FALLBACK ("" in POLICY); the latest fault while faults persist.
+        switches: Number of mode changes so far.
+    """
+
+    def __init__(self, config: MonitorConfig, start_in_fallback: bool = True):
+        """Args:
+        config: Thresholds.
+        start_in_fallback: Start in FALLBACK ("startup") so the policy takes over only after a dwell of
+            good inputs; a robot should not act on its first, possibly partial, observation.
+        """
+        self.config = config
+        self.mode = FALLBACK if start_in_fallback else POLICY
+        self.reason = "startup" if start_in_fallback else ""
+        self.switches = 0
+        self._above = 0
+        self._calm_since: float | None = None
+
+    def update(self, now: float, risk: float | None, fault: str | None = None) -> str:
+        """Advances one tick.
+
+        Args:
+            now: Monotonic time in seconds (sim or wall clock, but one clock throughout).
+            risk: The risk signal (lambda) this tick; None or non-finite counts as a fault.
+            fault: A reason the inputs cannot be trusted this tick, or None.
+
+        Returns:
+            The mode for this tick.
+        """
+        if fault is None and (risk is None or not math.isfinite(risk)):
+            fault = "nonfinite:risk"
+        cfg = self.config
+        if fault is not None:
+            self._above = 0
+            self._calm_since = None
+            self._enter(FALLBACK, fault)
+            return self.mode
+        if self.mode == POLICY:
+            self._above = self._above + 1 if risk > cfg.risk_high else 0
+            if self._above >= cfg.engage_ticks:
+                self._above = 0
+                self._enter(FALLBACK, "risk")
+            return self.mode
+        # FALLBACK: wait for a calm dwell.
+        if risk < cfg.risk_low:
+            if self._calm_since is None:
+                self._calm_since = now
+            if now - self._calm_since >= cfg.release_dwell_s:
+                self._calm_since = None
+                self._enter(POLICY, "")
+        else:
+            self._calm_since = None
+            if self.reason not in ("risk", "startup"):
+                self.reason = "risk"  # the fault cleared, but risk keeps us here
+        return self.mode
+
+    def label(self) -> str:
+        """ "POLICY" or "FALLBACK:<reason>", as published on ~/mode."""
+        return self.mode if self.mode == POLICY else f"{FALLBACK}:{self.reason}"
+
+    def _enter(self, mode: str, reason: str) -> None:
+        if mode != self.mode:
+            self.switches += 1
+        self.mode, self.reason = mode, reason

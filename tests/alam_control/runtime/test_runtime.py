@@ -1,0 +1,283 @@
+"""The torch-free runtime: bundle checks, monitor hysteresis, fallbacks, observation rebuilding and scan binning."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alam_control.runtime import (
+    BundleError,
+    DiffDriveObservation,
+    InputFault,
+    JointObservation,
+    MonitorConfig,
+    RiskMonitor,
+    bin_scan,
+    load_bundle,
+    make_fallback,
+    yaw_from_quaternion,
+)
+from alam_control.runtime.bundle import write_manifest
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def copy_bundle(bundle: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(bundle, tmp_path / "bundle"))
+
+
+# --- bundles ------------------------------------------------------------------------------------------------
+
+
+def test_runtime_runs_without_torch(smoke_bundle: Path) -> None:
+    code = f"""
+import sys
+sys.modules["torch"] = None  # any `import torch` now raises ImportError
+from alam_control.runtime import load_bundle
+bundle = load_bundle({str(smoke_bundle)!r})
+action, lam, cost_q = bundle.policy([0.0, -1.0, 0.0, 0.0, 0.0])
+assert action.shape == (1,) and lam >= 0.0
+assert not any(name == "torch" or name.startswith(("torch.", "sim", "dm_control")) for name in sys.modules
+               if sys.modules[name] is not None)
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_bundle_loads_and_runs(smoke_bundle: Path) -> None:
+    bundle = load_bundle(smoke_bundle, task="cartpole-safe_swingup")
+    action, lam, cost_q = bundle.policy(np.zeros(5, np.float32))
+    assert action.dtype == np.float64 and bundle.action_low[0] <= action[0] <= bundle.action_high[0]
+    actions, lams, _ = bundle.policy.batch(np.zeros((3, 5), np.float32))
+    np.testing.assert_allclose(actions[0], action, rtol=1e-6)
+    assert lams[0] == pytest.approx(lam) and math.isfinite(cost_q)
+
+
+def test_bad_hash_is_refused(smoke_bundle: Path, tmp_path: Path) -> None:
+    bundle = copy_bundle(smoke_bundle, tmp_path)
+    data = bytearray((bundle / "policy.onnx").read_bytes())
+    data[-10] ^= 0xFF
+    (bundle / "policy.onnx").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="sha256 .* does not match"):
+        load_bundle(bundle)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m.update(format_version=99), "format_version 99"),
+        (lambda m: m.pop("obs_layout"), "missing key"),
+        (lambda m: m.update(obs_dim=6, obs_layout={**m["obs_layout"], "extra": [5, 6]}), "takes 5 observations"),
+        (lambda m: m.update(act_dim=2, action_low=[-1, -1], action_high=[1, 1]), "outputs 1 actions"),
+        (lambda m: m.update(action_low=[-1, -1]), "action_low has 2 entries"),
+        (lambda m: m.update(ros_interface="wheels"), "ros_interface"),
+    ],
+)
+def test_mismatched_manifest_is_refused(smoke_bundle: Path, tmp_path: Path, edit, message: str) -> None:
+    bundle = copy_bundle(smoke_bundle, tmp_path)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    edit(manifest)
+    write_manifest(bundle, manifest)
+    with pytest.raises(BundleError, match=message):
+        load_bundle(bundle)
+
+
+def test_missing_and_foreign_bundles(smoke_bundle: Path, tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="not found"):
+        load_bundle(tmp_path / "nothing")
+    with pytest.raises(BundleError, match="no manifest.json"):
+        load_bundle(tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(BundleError, match="not valid JSON"):
+        load_bundle(tmp_path)
+    with pytest.raises(BundleError, match="for task 'cartpole-safe_swingup', expected 'diffdrive"):
+        load_bundle(smoke_bundle, task="diffdrive-safe_navigate")
+
+
+# --- monitor ------------------------------------------------------------------------------------------------
+
+
+def run_monitor(monitor: RiskMonitor, risks, dt: float = 0.1, faults=None) -> list[str]:
+    faults = faults or [None] * len(risks)
+    return [monitor.update(i * dt, r, f) for i, (r, f) in enumerate(zip(risks, faults, strict=True))]
+
+
+def test_monitor_engages_after_ticks_and_releases_after_dwell() -> None:
+    monitor = RiskMonitor(MonitorConfig(risk_high=2.0, risk_low=1.0, engage_ticks=3, release_dwell_s=0.5), False)
+    risks = [3, 3, 0, 3, 3, 3, 1.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
+    modes, labels = [], []
+    for i, risk in enumerate(risks):
+        modes.append(monitor.update(i * 0.1, risk))
+        labels.append(monitor.label())
+    assert modes[:5] == ["POLICY"] * 5, "an interrupted streak above risk_high does not engage"
+    assert modes[5] == "FALLBACK" and labels[5] == "FALLBACK:risk"
+    # Between risk_low and risk_high: hold. Below risk_low from t = 0.7 s: release once 0.5 s have passed.
+    assert modes[6:12] == ["FALLBACK"] * 6 and modes[12] == "POLICY"
+    assert monitor.switches == 2
+
+
+def test_monitor_faults_engage_at_once_and_reset_the_dwell() -> None:
+    monitor = RiskMonitor(MonitorConfig(2.0, 1.0, engage_ticks=5, release_dwell_s=0.3), start_in_fallback=False)
+    faults = [None, "nonfinite:odom", None, None, "stale:scan", None, None, None, None]
+    modes = run_monitor(monitor, [0.0] * 9, faults=faults)
+    assert modes == ["POLICY", "FALLBACK", "FALLBACK", "FALLBACK", "FALLBACK", "FALLBACK", "FALLBACK",
+                     "FALLBACK", "POLICY"]  # fmt: skip
+    assert run_monitor(RiskMonitor(MonitorConfig(2.0, 1.0), False), [float("nan")]) == ["FALLBACK"]
+    starting = RiskMonitor(MonitorConfig(2.0, 1.0, release_dwell_s=0.0))
+    assert starting.label() == "FALLBACK:startup" and starting.update(0.0, 0.0) == "POLICY"
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"risk_high": 1.0, "risk_low": 2.0}, {"risk_high": math.inf, "risk_low": 0.0}, {"engage_ticks": 0}]
+)
+def test_monitor_config_is_validated(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        MonitorConfig(**{"risk_high": 2.0, "risk_low": 1.0, **kwargs})
+
+
+# --- fallbacks ----------------------------------------------------------------------------------------------
+
+JOINT_MANIFEST = {
+    "ros_interface": "joint",
+    "action_low": [-1.0],
+    "action_high": [1.0],
+    "deploy": {
+        "joints": ["slider", "hinge_1"],
+        "observation": [["position", "slider"], ["cos", "hinge_1"], ["sin", "hinge_1"], ["velocity", "slider"],
+                        ["velocity", "hinge_1"]],
+        "commands": ["slide"],
+    },  # fmt: skip
+}
+BEAMS = np.arange(16) * 2 * np.pi / 16
+DIFF_MANIFEST = {
+    "ros_interface": "diff_drive",
+    "action_low": [-0.5, -2.0],
+    "action_high": [0.5, 2.0],
+    "obs_layout": {"goal": [0, 3], "velocity": [3, 5], "ranges": [5, 21]},
+    "deploy": {"beam_angles": BEAMS.tolist(), "beam_width": 2 * np.pi / 16, "range_min": 0.12, "range_max": 2.0},
+}
+
+
+def test_fallbacks_are_finite_on_any_input() -> None:
+    for name, manifest, dim in (("stop", JOINT_MANIFEST, 5), ("damping", JOINT_MANIFEST, 5),
+                                ("retreat", DIFF_MANIFEST, 21), ("stop", DIFF_MANIFEST, 21)):  # fmt: skip
+        fallback = make_fallback(name, manifest)
+        for obs in (None, np.full(dim, np.nan), np.full(dim, np.inf), np.zeros(dim)):
+            command = fallback(obs)
+            assert command.shape == (len(manifest["action_low"]),) and np.isfinite(command).all(), (name, obs)
+
+
+def test_damping_opposes_velocity_and_retreat_backs_away() -> None:
+    damping = make_fallback("damping", JOINT_MANIFEST)
+    assert damping(np.array([0.0, 1.0, 0.0, 0.4, 3.0]))[0] < 0.0
+    retreat = make_fallback("retreat", DIFF_MANIFEST)
+    ranges = np.full(16, 2.0)
+    ranges[0] = 0.2  # obstacle straight ahead
+    v, omega = retreat(np.concatenate([[1.0, 1.0, 0.0, 0.0, 0.0], ranges]))
+    assert v < 0.0 and abs(omega) < 1e-9
+    ranges[:] = 2.0
+    ranges[4] = 0.2  # obstacle on the left (90 deg): turn right, no translation along it
+    v, omega = retreat(np.concatenate([[1.0, 1.0, 0.0, 0.0, 0.0], ranges]))
+    assert omega < 0.0 and abs(v) < 1e-9
+    np.testing.assert_array_equal(retreat(np.concatenate([[1.0, 1.0, 0.0, 0.0, 0.0], np.full(16, 2.0)])), 0.0)
+
+
+def test_fallback_names_are_checked() -> None:
+    with pytest.raises(ValueError, match="unknown fallback 'brake'"):
+        make_fallback("brake", JOINT_MANIFEST)
+    with pytest.raises(ValueError, match="for diff-drive robots"):
+        make_fallback("retreat", JOINT_MANIFEST)
+    with pytest.raises(ValueError, match="for joint robots"):
+        make_fallback("damping", DIFF_MANIFEST)
+
+
+# --- observations -------------------------------------------------------------------------------------------
+
+
+def test_joint_observation_matches_the_sim() -> None:
+    import sim
+
+    env = sim.load("cartpole-safe_swingup", seed=0)
+    obs, _ = env.reset()
+    for action in np.random.default_rng(0).uniform(-1, 1, (20, 1)):
+        obs, *_ = env.step(action)
+    build = JointObservation(env.spec.deploy, 5)
+    qpos, qvel = env.physics.data.qpos, env.physics.data.qvel
+    # Another joint order and an extra joint, as a robot's JointState may have.
+    rebuilt, velocity = build(["hinge_1", "other", "slider"], [qpos[1], 9.0, qpos[0]], [qvel[1], 0.0, qvel[0]])
+    np.testing.assert_allclose(rebuilt, obs, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(velocity, qvel)
+
+
+@pytest.mark.parametrize(
+    ("names", "pos", "vel", "reason"),
+    [
+        (["slider", "hinge_1"], [0.0], [0.0, 0.0], "size:joint_states"),
+        (["slider"], [0.0], [0.0], "size:joint_states"),
+        (["slider", "hinge_1"], [0.0, math.nan], [0.0, 0.0], "nonfinite:joint_states"),
+        (["slider", "hinge_1"], [0.0, 0.0], [math.inf, 0.0], "nonfinite:joint_states"),
+    ],
+)
+def test_joint_observation_faults(names, pos, vel, reason: str) -> None:
+    with pytest.raises(InputFault) as fault:
+        JointObservation(JOINT_MANIFEST["deploy"], 5)(names, pos, vel)
+    assert fault.value.reason == reason
+
+
+def lidar(ranges_by_degree: dict[int, float], beams: int = 360, default: float = math.inf) -> np.ndarray:
+    ranges = np.full(beams, default)
+    for degree, value in ranges_by_degree.items():
+        ranges[round(degree * beams / 360) % beams] = value
+    return ranges
+
+
+def test_bin_scan_360_beams_onto_the_trained_fan() -> None:
+    ranges = lidar({0: 0.8, 3: 0.6, 90: 1.2, 180: -math.inf, 270: 0.05, 200: math.nan})
+    binned = bin_scan(ranges, 0.0, 2 * math.pi / 360, 0.12, 2.0, BEAMS, 2 * math.pi / 16)
+    assert binned.shape == (16,) and binned.dtype == np.float32
+    assert binned[0] == pytest.approx(0.6)  # minimum over the sector
+    assert binned[4] == pytest.approx(1.2)
+    assert binned[8] == pytest.approx(0.12)  # -Inf: closer than range_min
+    assert binned[12] == pytest.approx(0.12)  # below range_min clamps
+    assert binned[2] == pytest.approx(2.0)  # +Inf: no return reads range_max
+    # A scan starting at -pi (another common convention) gives the same sectors.
+    shifted = np.roll(ranges, 180)
+    np.testing.assert_array_equal(bin_scan(shifted, -math.pi, 2 * math.pi / 360, 0.12, 2.0, BEAMS, 2 * math.pi / 16),
+                                  binned)  # fmt: skip
+
+
+def test_bin_scan_faults() -> None:
+    width = 2 * math.pi / 16
+    front_only = np.full(90, 1.0)  # a 90 degree scan leaves most trained directions uncovered
+    with pytest.raises(InputFault) as fault:
+        bin_scan(front_only, -math.pi / 4, math.radians(1), 0.12, 2.0, BEAMS, width)
+    assert fault.value.reason == "coverage:scan"
+    mostly_nan = lidar({}, default=math.nan)
+    with pytest.raises(InputFault) as fault:
+        bin_scan(mostly_nan, 0.0, 2 * math.pi / 360, 0.12, 2.0, BEAMS, width)
+    assert fault.value.reason == "invalid:scan"
+    with pytest.raises(InputFault) as fault:
+        bin_scan([], 0.0, 0.1, 0.12, 2.0, BEAMS, width)
+    assert fault.value.reason == "size:scan"
+
+
+def test_diff_drive_observation() -> None:
+    build = DiffDriveObservation(DIFF_MANIFEST["deploy"], 21)
+    yaw = yaw_from_quaternion(0.0, 0.0, math.sin(math.pi / 4), math.cos(math.pi / 4))
+    assert yaw == pytest.approx(math.pi / 2)
+    obs = build((1.0, 1.0, yaw), (0.3, -0.1), (1.0, 3.0), np.full(16, 2.0, np.float32))
+    # Goal 2 m straight ahead of a robot facing +y.
+    np.testing.assert_allclose(obs[:5], [2.0, 1.0, 0.0, 0.3, -0.1], atol=1e-6)
+    with pytest.raises(InputFault, match="nonfinite:odom"):
+        build((math.nan, 1.0, 0.0), (0.0, 0.0), (1.0, 3.0), np.full(16, 2.0))
+    with pytest.raises(InputFault, match="nonfinite:goal_pose"):
+        build((0.0, 1.0, 0.0), (0.0, 0.0), (math.inf, 3.0), np.full(16, 2.0))

@@ -1,0 +1,61 @@
+"""Calibration: threshold picking on constructed data, and bundle rollouts with and without the monitor."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alam_control import calibration, cli
+from alam_control.runtime import MonitorConfig, load_bundle
+
+
+def test_pick_thresholds_reaches_the_recall() -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.random(5000) < 0.2
+    lam = np.where(labels, rng.normal(5.0, 1.0, 5000), rng.normal(2.0, 1.0, 5000))
+    high, low, quality = calibration.pick_thresholds(lam, labels, recall=0.9)
+    assert low <= high
+    assert quality["recall"] >= 0.9 and quality["recall"] == pytest.approx(0.9, abs=0.01)
+    assert (lam[labels] > high).mean() == pytest.approx(quality["recall"])
+    assert quality["precision"] > labels.mean(), "a useful signal flags positives above their base rate"
+    with pytest.raises(ValueError, match="no violations"):
+        calibration.pick_thresholds(lam, np.zeros_like(labels), 0.9)
+
+
+def test_reliability_table_is_monotone_for_a_calibrated_score() -> None:
+    rng = np.random.default_rng(1)
+    lam = rng.random(20000)
+    labels = rng.random(20000) < lam  # P(positive | lam) = lam
+    rows = calibration.reliability_table(lam, labels, bins=5)
+    assert len(rows) == 5 and sum(r["steps"] for r in rows) == 20000
+    rates = [r["positive_rate"] for r in rows]
+    assert rates == sorted(rates)
+    for row in rows:
+        assert row["positive_rate"] == pytest.approx((row["lambda_low"] + row["lambda_high"]) / 2, abs=0.03)
+
+
+def test_monitor_rollout_hands_over(smoke_bundle: Path) -> None:
+    bundle = load_bundle(smoke_bundle)
+    alone = calibration.rollout(bundle, 1, randomize=True)
+    assert not alone.fallback.any() and len(alone.lam) == 500
+    # risk_high below every lambda: the monitor must hand over after engage_ticks and keep the fallback.
+    guarded = calibration.rollout(bundle, 1, randomize=True, monitor=MonitorConfig(-1.0, -2.0, engage_ticks=3))
+    assert not guarded.fallback[:2].any() and guarded.fallback[2:].all()  # the 3rd tick above engages
+    np.testing.assert_array_equal(guarded.lam[:3], alone.lam[:3])
+
+
+def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    bundle = Path(shutil.copytree(smoke_bundle, tmp_path / "b"))
+    # The smoke policy (600 steps) leaves the band in most episodes, so there is something to calibrate on.
+    assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "3"]) == 0
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["risk_low"] <= manifest["risk_high"] and manifest["calibration"]["episodes"] == 3
+    assert "reliability" in capsys.readouterr().out
+    load_bundle(bundle)  # still verifies: the policy file and its hash are untouched
+    assert cli.main(["eval", "--bundle", str(bundle), "--monitor", "--episodes", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["monitor"] is True
