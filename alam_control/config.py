@@ -296,6 +296,10 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Config:
 
 def validate(cfg: Config) -> None:
     """Cross-field checks that types alone cannot express."""
+    import sim  # the registry (sim.randomization above already imported the package)
+
+    if cfg.task not in sim.TASKS:
+        raise ConfigError(f"task: unknown task {cfg.task!r}; valid tasks: {', '.join(sim.ALL_TASKS)}")
     positive = {
         "sac.batch_size": cfg.sac.batch_size,
         "multiplier.penalty_coef": cfg.multiplier.penalty_coef,

@@ -102,6 +102,11 @@ def test_shipped_configs_load(path: Path) -> None:
     config_lib.load(path)
 
 
+def test_unknown_task_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown task 'cartpole-swingup'; valid tasks: cartpole-safe_swingup"):
+        config_lib.load(write(tmp_path, "task: cartpole-swingup\n"))
+
+
 @pytest.mark.parametrize(
     "text, key",
     [
