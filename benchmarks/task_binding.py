@@ -77,6 +77,11 @@ def vector_speed(name: str, num_envs: int, steps: int = 2000) -> float:
     return len(actions) * num_envs / (time.perf_counter() - start)
 
 
+def _uniform_policy(shape: tuple[int, ...], seed: int):
+    rng = np.random.default_rng(seed)
+    return lambda obs: rng.uniform(-1, 1, shape)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="*", default=list(sim.ALL_TASKS))
@@ -88,8 +93,7 @@ def main() -> None:
     rows = []
     for name in args.tasks:
         env = sim.load(name, seed=0)
-        rng = np.random.default_rng(0)
-        random_policy = lambda obs: rng.uniform(-1, 1, env.action_space.shape)  # noqa: E731
+        random_policy = _uniform_policy(env.action_space.shape, seed=0)
         rand = rollout(env, random_policy, args.episodes, seed=1000)
         safe = rollout(env, sim.TASKS.safe_policy(env), args.episodes, seed=1000)
         sac = (float("nan"),) * 4 if args.no_sac else sac_run(name, args.sac_steps, args.episodes)
@@ -97,9 +101,7 @@ def main() -> None:
         rows.append((name, rand, sac, safe, speed))
         print(f"{name}: random {rand}, sac {sac}, safe {safe}, vector steps/s {speed}", flush=True)
 
-    print(
-        f"\n{args.episodes} evaluation episodes per cell; SAC: {args.sac_steps} steps, deterministic evaluation at the end"
-    )
+    print(f"\n{args.episodes} episodes per cell; SAC: {args.sac_steps} steps, deterministic evaluation at the end")
     print(
         "| task | random viol. / return | SAC viol. (train) / return | safe policy viol. / return | steps/s N=1 / N=8 |"
     )

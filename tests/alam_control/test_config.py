@@ -122,5 +122,6 @@ def test_bad_randomization_ranges_are_rejected_by_name(tmp_path: Path, text: str
 
 
 def test_randomization_ranges_load(tmp_path: Path) -> None:
-    cfg = config_lib.load(write(tmp_path, "randomize: true\nrandomization:\n  mass: [0.5, 2]\n  action_delay: [1, 3]\n"))
+    text = "randomize: true\nrandomization:\n  mass: [0.5, 2]\n  action_delay: [1, 3]\n"
+    cfg = config_lib.load(write(tmp_path, text))
     assert cfg.randomize and cfg.randomization.mass == (0.5, 2.0) and cfg.randomization.action_delay == (1, 3)
