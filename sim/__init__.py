@@ -17,14 +17,18 @@ import sys
 if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
     os.environ.setdefault("MUJOCO_GL", "osmesa" if ctypes.util.find_library("OSMesa") else "egl")
 
-from sim import cartpole  # noqa: E402, F401  (importing a domain module registers its tasks)
-from sim import point_goal  # noqa: E402, F401
-from sim import walker_speed  # noqa: E402, F401
+from sim import (
+    cartpole,  # noqa: E402, F401  (importing a domain module registers its tasks)
+    diffdrive,  # noqa: E402, F401
+    point_goal,  # noqa: E402, F401
+    walker_speed,  # noqa: E402, F401
+)
 from sim.env import SafeEnv, TaskSpec  # noqa: E402
 from sim.gym_adapter import make_gymnasium  # noqa: E402
 from sim.randomization import Randomization  # noqa: E402
 from sim.registry import TASKS, load  # noqa: E402
+from sim.vector import VectorEnv  # noqa: E402
 
 ALL_TASKS: tuple[str, ...] = tuple(TASKS)
 
-__all__ = ["ALL_TASKS", "TASKS", "Randomization", "SafeEnv", "TaskSpec", "load", "make_gymnasium"]
+__all__ = ["ALL_TASKS", "TASKS", "Randomization", "SafeEnv", "TaskSpec", "VectorEnv", "load", "make_gymnasium"]
