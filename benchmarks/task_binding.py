@@ -58,6 +58,7 @@ def sac_run(name: str, steps: int, episodes: int) -> tuple[float, float, float, 
                 "checkpoint_every": steps,
                 "eval_episodes": episodes,
                 "learning_starts": min(2000, steps // 2),
+                "threads": 1,  # one core per run, so two runs share this 2-core machine
             },
         }
     )

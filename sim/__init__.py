@@ -20,6 +20,8 @@ if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
 from sim import (
     cartpole,  # noqa: E402, F401  (importing a domain module registers its tasks)
     diffdrive,  # noqa: E402, F401
+    point_goal,  # noqa: E402, F401
+    walker_speed,  # noqa: E402, F401
 )
 from sim.env import SafeEnv, TaskSpec  # noqa: E402
 from sim.gym_adapter import make_gymnasium  # noqa: E402

@@ -62,3 +62,58 @@ class SafeTask(base.Task, abc.ABC):
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restores what `get_state` returned."""
+
+
+class GoalTask(SafeTask):
+    """A safe task whose reward is progress toward a goal plus a bonus for reaching it (Safety-Gym's Goal reward).
+
+    r_t = d_{t-1} - d_t (+ `goal_bonus` when d_t <= `goal_radius`, and the goal moves), d the robot-to-goal distance
+    in m. Subclasses implement `goal_distance` and `place_goal`; the reward is computed in `after_step` because
+    reaching a goal moves it, which must happen before the observation is taken.
+    """
+
+    goal_radius: float
+    goal_bonus: float
+
+    def __init__(self, random=None):
+        super().__init__(random=random)
+        self._last_goal_distance = 0.0
+        self._reward = 0.0
+
+    @abc.abstractmethod
+    def goal_distance(self, physics: mujoco.Physics) -> float:
+        """Returns the robot-to-goal distance in m."""
+
+    @abc.abstractmethod
+    def place_goal(self, physics: mujoco.Physics) -> None:
+        """Moves the goal to a newly sampled position."""
+
+    def initialize_episode(self, physics: mujoco.Physics) -> None:
+        """Places the first goal; subclasses place everything else first, then call this."""
+        self.place_goal(physics)
+        self._last_goal_distance = self.goal_distance(physics)
+        self._reward = 0.0
+        super().initialize_episode(physics)
+
+    def after_step(self, physics: mujoco.Physics) -> None:
+        """Computes the step's reward, and moves a reached goal (so the next observation shows the new one)."""
+        distance = self.goal_distance(physics)
+        self._reward = self._last_goal_distance - distance
+        if distance <= self.goal_radius:
+            self._reward += self.goal_bonus
+            self.place_goal(physics)
+            distance = self.goal_distance(physics)
+        self._last_goal_distance = distance
+
+    def get_reward(self, physics: mujoco.Physics) -> float:
+        """Returns the reward of the last step (set in `after_step`)."""
+        return self._reward
+
+    def get_state(self) -> dict[str, float]:
+        """Returns the goal distance that the next step's progress is measured from, and the last reward."""
+        return {"last_goal_distance": self._last_goal_distance, "reward": self._reward}
+
+    def set_state(self, state: dict[str, float]) -> None:
+        """Restores what `get_state` returned."""
+        self._last_goal_distance = float(state["last_goal_distance"])
+        self._reward = float(state.get("reward", 0.0))

@@ -47,7 +47,7 @@ from dm_control import mujoco
 from dm_control.suite import common
 from lxml import etree
 
-from sim.base import SafeTask
+from sim.base import GoalTask
 from sim.registry import TASKS
 
 # Robot (must match sim/diffdrive.xml; tests/sim/test_diffdrive.py checks).
@@ -213,7 +213,7 @@ class Physics(mujoco.Physics):
         return nearest - HULL_RADIUS
 
 
-class SafeNavigate(SafeTask):
+class SafeNavigate(GoalTask):
     """Reach goal after goal among pillars, keeping CLEARANCE from every obstacle (Safety-Gym's Goal, with a lidar).
 
     Each episode places NUM_PILLARS = 5 pillars (radius 0.15 m, centers in [-1.05, 1.05]^2, at least 0.8 m of free
@@ -252,6 +252,8 @@ class SafeNavigate(SafeTask):
 
     control_timestep = 0.1
     time_limit = 30.0
+    goal_radius = GOAL_RADIUS
+    goal_bonus = GOAL_BONUS
     cost_threshold = 0.05
     ros_interface = "diff_drive"
 
@@ -271,8 +273,6 @@ class SafeNavigate(SafeTask):
         super().__init__(random=random)
         self._num_pillars = num_pillars
         self._clearance = clearance
-        self._last_goal_distance = 0.0
-        self._reward = 0.0
 
     def initialize_episode(self, physics: Physics) -> None:
         """Places the pillars, then the robot, then the first goal, by rejection sampling."""
@@ -282,18 +282,11 @@ class SafeNavigate(SafeTask):
         data.qpos[:2] = self._sample(physics)
         data.qpos[3] = self.random.uniform(-math.pi, math.pi)
         data.qvel[:] = 0.0
-        self._place_goal(physics)
-        self._reward = 0.0
         super().initialize_episode(physics)
 
-    def after_step(self, physics: Physics) -> None:
-        """Computes the step's reward, and moves a reached goal (so the next observation shows the new one)."""
-        distance = physics.goal_distance()
-        self._reward = self._last_goal_distance - distance
-        self._last_goal_distance = distance
-        if distance <= GOAL_RADIUS:
-            self._reward += GOAL_BONUS
-            self._place_goal(physics)
+    def goal_distance(self, physics: Physics) -> float:
+        """Returns the robot-to-goal distance in m."""
+        return physics.goal_distance()
 
     def get_observation(self, physics: Physics) -> collections.OrderedDict[str, np.ndarray]:
         """Returns goal [3] (distance, cos, sin of bearing), velocity [2] (v, omega) and ranges [NUM_BEAMS]."""
@@ -302,13 +295,6 @@ class SafeNavigate(SafeTask):
             velocity=physics.body_velocity(),
             ranges=physics.ranges(),
         )
-
-    def get_reward(self, physics: Physics) -> float:
-        """Returns the reward of the last step: progress d_{t-1} - d_t plus the goal bonus (set in `after_step`).
-
-        Computed in `after_step` because reaching a goal moves it, which must happen before the observation.
-        """
-        return self._reward
 
     def deploy_spec(self, physics: Physics) -> dict:
         """Diff-drive interface: the lidar sector fan the observation's `ranges` were trained on (see the module
@@ -323,14 +309,6 @@ class SafeNavigate(SafeTask):
     def get_constraints(self, physics: Physics) -> dict[str, float]:
         """Returns {"clearance": CLEARANCE - least hull-to-obstacle distance}, > 0 when closer than CLEARANCE."""
         return {"clearance": self._clearance - physics.obstacle_clearance()}
-
-    def get_state(self) -> dict[str, float]:
-        """Returns the goal distance that the next step's progress reward is measured from."""
-        return {"last_goal_distance": self._last_goal_distance}
-
-    def set_state(self, state: dict[str, float]) -> None:
-        """Restores what `get_state` returned."""
-        self._last_goal_distance = float(state["last_goal_distance"])
 
     def _sample_pillars(self) -> np.ndarray:
         separation = 2.0 * PILLAR_RADIUS + PILLAR_GAP
@@ -347,11 +325,11 @@ class SafeNavigate(SafeTask):
                 return pillars
         raise RuntimeError("could not place the pillars; too many or too large for the arena")
 
-    def _place_goal(self, physics: Physics) -> None:
+    def place_goal(self, physics: Physics) -> None:
+        """Samples a goal clear of the pillars and at least GOAL_MIN_DISTANCE from the robot."""
         robot = physics.robot_position().copy()
         goal = self._sample(physics, lambda p: np.linalg.norm(p - robot, axis=1) >= GOAL_MIN_DISTANCE)
         physics.data.mocap_pos[0, :2] = goal
-        self._last_goal_distance = math.dist(goal, robot)
 
     def _sample(self, physics: Physics, accept=None) -> np.ndarray:
         """Samples a point of [-PLACEMENT, PLACEMENT]^2 clear of the pillars (and accepted by `accept`)."""
