@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_PIN)
-	$(BIN)/python -m pip install -q -e ".[dev,export]"
+	$(BIN)/python -m pip install -q -e ".[dev,export,ros,sweep]"
 	@touch $(STAMP)
 
 # CPU offscreen rendering for `alam eval --video` (MUJOCO_GL=osmesa). Installed when missing and we are root.
@@ -28,11 +28,20 @@ sysdeps:
 test: $(STAMP) sysdeps
 	$(BIN)/python -m pytest
 
-# The main job on a small embedded default: train SAC-ALaM on the safe cart-pole, then evaluate it.
-DEMO_RUN := runs/demo
+# The main job on a small embedded default: the shipped diff-drive bundle (bundles/diffdrive, trained by
+# configs/diffdrive_demo.yaml; retrained here only if it is missing) driven through ROS 2 by alam_policy_node
+# against alam_sim_bridge, with a push toward the nearest obstacle every 15 s. Prints live risk and mode and
+# writes runs/demo/trace.csv + trace.png (lambda, mode and true cost over time).
+DEMO_BUNDLE := bundles/diffdrive
+DEMO_RUN := runs/diffdrive_demo
+DEMO_SECONDS ?= 45
 demo: $(STAMP)
-	$(BIN)/alam train --config configs/demo.yaml --run-dir $(DEMO_RUN) $$(test -f $(DEMO_RUN)/checkpoint.pt && echo --resume)
-	$(BIN)/alam eval --run-dir $(DEMO_RUN) --episodes 5
+	@test -f $(DEMO_BUNDLE)/manifest.json || { \
+	  $(BIN)/alam train --config configs/diffdrive_demo.yaml --run-dir $(DEMO_RUN) $$(test -f $(DEMO_RUN)/checkpoint.pt && echo --resume) && \
+	  $(BIN)/alam export --run-dir $(DEMO_RUN) --out $(DEMO_BUNDLE) && \
+	  $(BIN)/alam calibrate --bundle $(DEMO_BUNDLE); }
+	ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=$${ROS_DOMAIN_ID:-42} \
+	  $(BIN)/alam-ros-demo --bundle $(DEMO_BUNDLE) --duration $(DEMO_SECONDS) --record runs/demo/trace
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[bench]"

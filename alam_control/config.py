@@ -48,6 +48,11 @@ class SACConfig:
     """Hidden layer widths of the actor and of each critic head."""
     gamma: float = 0.99
     """Reward discount."""
+    reward_scale: float = 1.0
+    """Factor on the reward in the critic target (logs and evaluations keep the task's reward). The penalty
+    defaults (multiplier.penalty_coef, lambda_max) assume rewards of order 1 per step, as dm-control's; a task whose
+    per-step reward is far smaller (diffdrive-safe_navigate: at most 0.05 m of progress a step) needs it raised, or
+    the cost terms drown the reward and the actor learns to stand still."""
     tau: float = 0.005
     """Polyak rate of the critic target networks."""
     batch_size: int = 256
@@ -303,6 +308,7 @@ def validate(cfg: Config) -> None:
     positive = {
         "sac.batch_size": cfg.sac.batch_size,
         "multiplier.penalty_coef": cfg.multiplier.penalty_coef,
+        "sac.reward_scale": cfg.sac.reward_scale,
         "multiplier.dual_interval": cfg.multiplier.dual_interval,
         "train.total_steps": cfg.train.total_steps,
         "train.eval_every": cfg.train.eval_every,

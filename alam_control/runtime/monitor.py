@@ -49,7 +49,8 @@ class RiskMonitor:
 
     Attributes:
         mode: POLICY or FALLBACK.
-        reason: Why the monitor is in FALLBACK ("" in POLICY); the latest fault while faults persist.
+        reason: Why the monitor is in FALLBACK ("" in POLICY): the latest fault while faults persist,
+            "recovering" during the release dwell after a fault cleared, "risk" or "startup" otherwise.
         switches: Number of mode changes so far.
     """
 
@@ -92,6 +93,9 @@ class RiskMonitor:
                 self._enter(FALLBACK, "risk")
             return self.mode
         # FALLBACK: wait for a calm dwell.
+        if self.reason not in ("risk", "startup"):
+            # The fault has cleared: say so, so an operator watching ~/mode does not chase a fault that is gone.
+            self.reason = "recovering"
         if risk < cfg.risk_low:
             if self._calm_since is None:
                 self._calm_since = now
@@ -100,7 +104,7 @@ class RiskMonitor:
                 self._enter(POLICY, "")
         else:
             self._calm_since = None
-            if self.reason not in ("risk", "startup"):
+            if self.reason == "recovering":
                 self.reason = "risk"  # the fault cleared, but risk keeps us here
         return self.mode
 

@@ -132,6 +132,13 @@ def test_monitor_faults_engage_at_once_and_reset_the_dwell() -> None:
     assert modes == ["POLICY", "FALLBACK", "FALLBACK", "FALLBACK", "FALLBACK", "FALLBACK", "FALLBACK",
                      "FALLBACK", "POLICY"]  # fmt: skip
     assert run_monitor(RiskMonitor(MonitorConfig(2.0, 1.0), False), [float("nan")]) == ["FALLBACK"]
+    # The label names the fault while it lasts, then "recovering" during the dwell, then "risk" if risk stays up.
+    labeled = RiskMonitor(MonitorConfig(2.0, 1.0, release_dwell_s=1.0), start_in_fallback=False)
+    labels = []
+    for t, (risk, fault) in enumerate([(0.0, "stale:scan"), (0.0, None), (1.5, None), (0.0, "size:scan")]):
+        labeled.update(0.1 * t, risk, fault)
+        labels.append(labeled.label())
+    assert labels == ["FALLBACK:stale:scan", "FALLBACK:recovering", "FALLBACK:risk", "FALLBACK:size:scan"]
     starting = RiskMonitor(MonitorConfig(2.0, 1.0, release_dwell_s=0.0))
     assert starting.label() == "FALLBACK:startup" and starting.update(0.0, 0.0) == "POLICY"
 

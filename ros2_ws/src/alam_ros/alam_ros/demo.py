@@ -1,0 +1,268 @@
+"""alam-ros-demo: the sim bridge and the policy node as two processes from one params YAML, without `ros2 launch`.
+
+    alam-ros-demo                                   # config/diffdrive.yaml, bundle from the YAML (bundles/diffdrive)
+    alam-ros-demo --bundle /tmp/b -p risk_high:=5.0 -p risk_low:=2.0 -b push_times_s:=[5.0] --duration 30
+
+The pip-installed ROS 2 wheels ship rclpy and messages but not `launch`; this does what
+launch/alam_demo.launch.py does: both nodes from the same `--params-file`, each as its own process, plus a
+console status line from ~/mode, ~/risk and the bridge's ground truth. Ctrl-C (or --duration) stops both
+(the policy node sends a last stop command). Exits non-zero if a node fails, e.g. on a bad bundle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def default_params() -> Path:
+    """config/diffdrive.yaml of the installed package (ament share directory) or of the source tree."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        shared = Path(get_package_share_directory("alam_ros")) / "config" / "diffdrive.yaml"
+        if shared.is_file():
+            return shared
+    except Exception:  # noqa: BLE001  (no ament index, or the package is not installed with colcon)
+        pass
+    return Path(__file__).resolve().parents[1] / "config" / "diffdrive.yaml"
+
+
+def override_file(node: str, overrides: list[str], directory: str) -> Path:
+    """A params YAML for `node` with NAME:=VALUE overrides (values parsed as YAML, as `-p` does).
+
+    A second `--params-file` rather than `-p`: ROS 2 gives node-specific YAML entries precedence over `-p`
+    (which is a wildcard), so `-p` could not override the main YAML's entries.
+    """
+    import yaml
+
+    values = {}
+    for item in overrides:
+        name, sep, value = item.partition(":=")
+        if not sep or not name:
+            raise SystemExit(f"alam-ros-demo: expected NAME:=VALUE, got {item!r}")
+        values[name] = yaml.safe_load(value)
+    path = Path(directory) / f"{node}.yaml"
+    path.write_text(yaml.safe_dump({node: {"ros__parameters": values}}))
+    return path
+
+
+def node_command(module: str, params: list[Path]) -> list[str]:
+    """The command line of one node process: `python -m alam_ros.<module> --ros-args --params-file ...`."""
+    cmd = [sys.executable, "-m", f"alam_ros.{module}", "--ros-args"]
+    for path in params:
+        cmd += ["--params-file", str(path)]
+    return cmd
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="alam-ros-demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", type=Path, default=None, help="params YAML for both nodes (default: %(default)s)")
+    parser.add_argument("--bundle", default=None, help="bundle directory (overrides the YAML's bundle_dir)")
+    parser.add_argument("-p", "--policy-param", action="append", default=[], metavar="NAME:=VALUE")
+    parser.add_argument("-b", "--bridge-param", action="append", default=[], metavar="NAME:=VALUE")
+    parser.add_argument(
+        "--duration", type=float, default=0.0, help="stop after this many seconds (0: run until Ctrl-C)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no status line")
+    parser.add_argument(
+        "--record",
+        type=Path,
+        default=None,
+        metavar="PREFIX",
+        help="write PREFIX.csv (one row per risk message: time, risk, mode, true cost, push) and PREFIX.png",
+    )
+    args = parser.parse_args(argv)
+    if args.quiet and args.record:
+        parser.error("--record needs the status subscriber: drop --quiet")
+    params = args.params or default_params()
+    if not params.is_file():
+        parser.error(f"params file not found: {params}")
+    policy_params = list(args.policy_param)
+    if args.bundle:
+        policy_params.append(f"bundle_dir:={args.bundle}")
+
+    tmp = tempfile.mkdtemp(prefix="alam-ros-demo-")
+    bridge = [params, override_file("alam_sim_bridge", args.bridge_param, tmp)]
+    policy = [params, override_file("alam_policy_node", policy_params, tmp)]
+    procs = {
+        "alam_sim_bridge": subprocess.Popen(node_command("sim_bridge", bridge)),
+        "alam_policy_node": subprocess.Popen(node_command("policy_node", policy)),
+    }
+    stop = False
+
+    def handle(signum, frame):
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    status = None if args.quiet else _Status(record=args.record is not None)
+    start = time.monotonic()
+    code = 0
+    try:
+        while not stop:
+            if args.duration and time.monotonic() - start >= args.duration:
+                break
+            exited = {name: p.returncode for name, p in procs.items() if p.poll() is not None}
+            if exited:
+                for name, rc in exited.items():
+                    print(f"alam-ros-demo: {name} exited with status {rc}", file=sys.stderr)
+                code = next((rc for rc in exited.values() if rc), 0) or 1
+                break
+            if status is not None:
+                status.spin(0.2)
+            else:
+                time.sleep(0.2)
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 5.0
+        for p in procs.values():
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if status is not None:
+            status.close()
+            if args.record is not None:
+                write_trace(status.trace, args.record, _thresholds(args.bundle, params))
+        shutil.rmtree(tmp, ignore_errors=True)
+    return code
+
+
+def _thresholds(bundle: str | None, params: Path) -> tuple[float, float] | None:
+    """(risk_high, risk_low) from the params YAML, else the bundle's manifest; None when neither has them."""
+    import yaml
+
+    node = (yaml.safe_load(params.read_text()) or {}).get("alam_policy_node", {}).get("ros__parameters", {})
+    if "risk_high" in node and "risk_low" in node:
+        return float(node["risk_high"]), float(node["risk_low"])
+    manifest = Path(bundle or node.get("bundle_dir", "")) / "manifest.json"
+    if manifest.is_file():
+        import json
+
+        data = json.loads(manifest.read_text())
+        if data.get("risk_high") is not None and data.get("risk_low") is not None:
+            return float(data["risk_high"]), float(data["risk_low"])
+    return None
+
+
+def write_trace(trace: list[tuple], prefix: Path, thresholds: tuple[float, float] | None) -> None:
+    """Writes the recorded trace as PREFIX.csv and a three-panel PREFIX.png (risk, mode, true cost over time).
+
+    Args:
+        trace: Rows (t in s since start, risk, mode string, cost of the latest sim step, push in progress).
+        prefix: Output path without suffix.
+        thresholds: (risk_high, risk_low), drawn on the risk panel when known.
+    """
+    import csv
+
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    with open(prefix.with_suffix(".csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["t_s", "risk", "mode", "cost", "push"])
+        writer.writerows(trace)
+    if not trace:
+        print(f"alam-ros-demo: no risk messages recorded; wrote an empty {prefix.with_suffix('.csv')}", file=sys.stderr)
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = [row[0] for row in trace]
+    fallback = [float(row[2].startswith("FALLBACK")) for row in trace]
+    fig, axes = plt.subplots(3, 1, figsize=(9, 5), sharex=True, dpi=100)
+    axes[0].plot(t, [row[1] for row in trace], lw=1, label="lambda(s)")
+    if thresholds is not None:
+        axes[0].axhline(thresholds[0], color="tab:red", ls="--", lw=0.8, label="risk_high")
+        axes[0].axhline(thresholds[1], color="tab:green", ls="--", lw=0.8, label="risk_low")
+    axes[0].set_ylabel("risk")
+    axes[0].legend(loc="upper right", fontsize=7)
+    axes[1].fill_between(t, fallback, step="post", alpha=0.5, label="FALLBACK")
+    axes[1].fill_between(t, [0.5 * row[4] for row in trace], step="post", alpha=0.5, color="tab:orange", label="push")
+    axes[1].set_yticks([0, 1], ["POLICY", "FALLBACK"])
+    axes[1].legend(loc="upper right", fontsize=7)
+    axes[2].step(t, [row[3] for row in trace], where="post", color="tab:red", lw=1)
+    axes[2].set_ylabel("true cost")
+    axes[2].set_xlabel("time (s)")
+    fig.tight_layout()
+    fig.savefig(prefix.with_suffix(".png"))
+    plt.close(fig)
+    print(f"alam-ros-demo: wrote {prefix.with_suffix('.csv')} and {prefix.with_suffix('.png')}")
+
+
+class _Status:
+    """Prints mode changes at once and a status line every 2 s, from the nodes' topics; optionally records them."""
+
+    def __init__(self, record: bool = False) -> None:
+        import rclpy
+        from rclpy.signals import SignalHandlerOptions
+        from std_msgs.msg import Bool, Float32, Int32, String
+
+        self._rclpy = rclpy
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
+        self.node = rclpy.create_node("alam_ros_demo_status", context=self.context)
+        self.mode, self.risk, self.cost, self.goals, self.push = "-", math.nan, 0.0, 0, False
+        self.last_print = self.start = time.monotonic()
+        self.last_cost = 0.0
+        self.trace: list[tuple] = []
+        self.record = record
+        sub = self.node.create_subscription
+        sub(String, "/alam_policy_node/mode", self._on_mode, 10)
+        sub(Float32, "/alam_policy_node/risk", self._on_risk, 10)
+        sub(Float32, "/alam_sim_bridge/cost", self._on_cost, 10)
+        sub(Int32, "/alam_sim_bridge/goals_reached", lambda m: setattr(self, "goals", m.data), 10)
+        sub(Bool, "/alam_sim_bridge/disturbance", lambda m: setattr(self, "push", m.data), 10)
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+
+    def _on_risk(self, msg) -> None:
+        self.risk = msg.data
+        if self.record:
+            t = round(time.monotonic() - self.start, 3)
+            self.trace.append((t, msg.data, self.mode, self.last_cost, int(self.push)))
+
+    def _on_cost(self, msg) -> None:
+        self.cost += msg.data
+        self.last_cost = msg.data
+
+    def _on_mode(self, msg) -> None:
+        if msg.data != self.mode:
+            print(f"[{time.strftime('%H:%M:%S')}] mode {msg.data}  (risk {self.risk:.3g})", flush=True)
+        self.mode = msg.data
+
+    def spin(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=max(0.0, end - time.monotonic()))
+        if time.monotonic() - self.last_print >= 2.0:
+            self.last_print = time.monotonic()
+            push = "  PUSH" if self.push else ""
+            print(
+                f"[{time.strftime('%H:%M:%S')}] {self.mode:<24} risk {self.risk:8.3g}  goals {self.goals}  "
+                f"cost steps {self.cost:.0f}{push}",
+                flush=True,
+            )
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self._rclpy.shutdown(context=self.context)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,673 @@
+"""alam_policy_node: runs an exported policy on a robot, with lambda(s) as a live risk signal (DESIGN.md section 6).
+
+    alam_policy_node --ros-args -p bundle_dir:=bundles/diffdrive -p risk_high:=2.0 -p risk_low:=1.0
+    alam_policy_node --ros-args --params-file config/diffdrive.yaml
+
+Every control tick (a timer at `control_rate_hz`, or each new scan / joint_states with `tick_on`) the node
+rebuilds the trained observation from the latest inputs (alam_control.runtime: JointObservation or
+DiffDriveObservation with LaserScan binning), runs the ONNX policy, and feeds lambda(s), any input fault and the
+inputs' staleness to the RiskMonitor. In POLICY it publishes the policy's action, in FALLBACK the fallback's
+command; both are clipped to the actuator range and never non-finite. It publishes `~/risk` (Float32, never
+NaN: the last finite value while the policy cannot run), `~/mode` ("POLICY" or "FALLBACK:<reason>") and
+`/diagnostics` (OK in POLICY, WARN in FALLBACK without an input fault, ERROR for nonfinite/size/coverage/invalid/
+frame faults, STALE for inputs older than `obs_timeout_s` or never received).
+
+Start/stop: a managed (lifecycle) node. With `autostart` (default true) it configures (loads and verifies the
+bundle, creates its topics) and activates (starts ticking) by itself, and exits with status 1 and the reason
+logged if configuration fails (bad bundle hash, wrong dimensions, missing bundle, invalid parameter). With
+`autostart:=false` it waits in `unconfigured` for a lifecycle manager (lifecycle_msgs/srv/ChangeState on
+`~/change_state`: configure, activate, deactivate, cleanup, shutdown). Deactivating stops the ticks after one
+last stop command (zero velocity / zero effort); so does SIGINT/SIGTERM. std_srvs is not among the pip-installed
+ROS 2 wheels, hence lifecycle_msgs rather than an `~/enable` SetBool service.
+
+Staleness uses the node clock (ROS time: sim time with use_sim_time:=true) at message receipt. The goal is a
+set-point, not a sensor: it never goes stale once received, but no goal yet is "stale:goal_pose".
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
+from lifecycle_msgs.msg import State
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import JointState, LaserScan
+from std_msgs.msg import Float32, Float32MultiArray, Float64MultiArray, String
+
+from alam_control.runtime import (
+    FALLBACKS,
+    POLICY,
+    BundleError,
+    DiffDriveObservation,
+    InputFault,
+    JointObservation,
+    MonitorConfig,
+    RiskMonitor,
+    load_bundle,
+    make_fallback,
+    yaw_from_quaternion,
+)
+from alam_ros import common
+from alam_ros.common import ConfigError
+
+NODE_NAME = "alam_policy_node"
+TICK_ON = ("timer", "scan", "joint_states")
+STAMP_SOURCES = ("now", "scan")
+# Parameters that may change while running (validated and applied at once); all others are read-only.
+LIVE = ("risk_high", "risk_low", "engage_ticks", "release_dwell_s", "obs_timeout_s", "max_invalid_beam_fraction")
+# Diagnostic level per fault kind ("<kind>:<source>").
+_ERROR_KINDS = ("nonfinite", "size", "coverage", "invalid", "frame")
+
+
+def fault_level(fault: str | None, mode: str) -> bytes:
+    """DiagnosticStatus level for this tick: STALE for stale inputs, ERROR for bad inputs, WARN in FALLBACK."""
+    if fault is not None:
+        kind = fault.split(":", 1)[0]
+        if kind == "stale":
+            return DiagnosticStatus.STALE
+        return DiagnosticStatus.ERROR if kind in _ERROR_KINDS else DiagnosticStatus.WARN
+    return DiagnosticStatus.OK if mode == POLICY else DiagnosticStatus.WARN
+
+
+class _Input:
+    """The latest message of one input topic and when it arrived (node clock, s)."""
+
+    __slots__ = ("topic", "msg", "received")
+
+    def __init__(self, topic: str):
+        self.topic = topic
+        self.msg: Any = None
+        self.received: float | None = None
+
+
+class PolicyNode(LifecycleNode):
+    """The policy node; see the module docstring."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(NODE_NAME, **kwargs)
+        self._declare_parameters()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.bundle = None
+        self._timer = None
+        self._active = False
+        self._subs: list[Any] = []
+        self._pubs: list[Any] = []
+
+    # ----------------------------------------------------------------------------------------------- parameters
+
+    def _declare_parameters(self) -> None:
+        d = common.declare
+        d(self, "bundle_dir", "", "Export bundle directory (policy.onnx + manifest.json) from `alam export`.")
+        d(
+            self,
+            "control_rate_hz",
+            0.0,
+            "Control ticks per second; 0 = the bundle's control period. With tick_on other than timer: the expected "
+            "input rate, for the watchdog that keeps the fallback going when that input goes silent.",
+            range_=(0.0, 5000.0),
+        )
+        d(
+            self,
+            "tick_on",
+            "timer",
+            "What triggers a tick: a timer at control_rate_hz, or each new message of an input (scan for diff-drive, "
+            "joint_states for joint robots), for the least latency.",
+            choices=TICK_ON,
+        )
+        d(
+            self,
+            "risk_high",
+            Parameter.Type.DOUBLE,
+            "Risk above which the monitor counts towards FALLBACK. Default: the bundle's calibrated value; "
+            "required if the bundle has none.",
+            read_only=False,
+        )
+        d(
+            self,
+            "risk_low",
+            Parameter.Type.DOUBLE,
+            "Risk below which the monitor counts towards POLICY (<= risk_high). Default: the bundle's calibrated "
+            "value; required if the bundle has none.",
+            read_only=False,
+        )
+        d(
+            self,
+            "engage_ticks",
+            3,
+            "Consecutive ticks above risk_high before FALLBACK.",
+            read_only=False,
+            range_=(1, 1000),
+        )
+        d(
+            self,
+            "release_dwell_s",
+            1.0,
+            "Seconds of risk below risk_low without a fault before POLICY again.",
+            read_only=False,
+            range_=(0.0, 3600.0),
+        )
+        d(
+            self,
+            "obs_timeout_s",
+            0.5,
+            "An input older than this (node clock) is stale: immediate FALLBACK.",
+            read_only=False,
+            range_=(0.001, 3600.0),
+        )
+        d(self, "fallback", "stop", "Fallback controller.", choices=FALLBACKS)
+        d(
+            self,
+            "max_invalid_beam_fraction",
+            0.5,
+            "Largest fraction of NaN (invalid) beams tolerated in one trained sector before the scan is a fault.",
+            read_only=False,
+            range_=(0.0, 1.0),
+        )
+        d(self, "joint_states_topic", "joint_states", "Joint interface input (sensor_msgs/JointState).")
+        d(self, "commands_topic", "commands", "Joint interface output (std_msgs/Float64MultiArray).")
+        d(self, "odom_topic", "odom", "Diff-drive input (nav_msgs/Odometry).")
+        d(self, "scan_topic", "scan", "Diff-drive input (sensor_msgs/LaserScan).")
+        d(self, "goal_topic", "goal_pose", "Diff-drive goal (geometry_msgs/PoseStamped, in the odometry frame).")
+        d(self, "cmd_vel_topic", "cmd_vel", "Diff-drive output (geometry_msgs/Twist or TwistStamped).")
+        d(self, "cmd_vel_stamped", False, "Publish geometry_msgs/TwistStamped instead of Twist on cmd_vel.")
+        d(
+            self,
+            "cmd_vel_stamp_source",
+            "now",
+            "TwistStamped header.stamp: the node clock when published, or the stamp of the newest scan the command "
+            "was computed from (traces latency end to end).",
+            choices=STAMP_SOURCES,
+        )
+        d(self, "base_frame", "base_link", "frame_id of TwistStamped commands.")
+        d(self, "diagnostics_period_s", 1.0, "Period of /diagnostics (also sent on every change).", range_=(0.01, 60.0))
+        d(self, "publish_observation", False, "Also publish the observation vector on ~/observation (debugging).")
+        d(self, "autostart", True, "Configure and activate at start (else wait for a lifecycle manager).")
+        d(
+            self,
+            "executor",
+            "single_threaded",
+            "rclpy executor: single_threaded, or events (rclpy.experimental.EventsExecutor).",
+            choices=("single_threaded", "events"),
+        )
+
+    def _monitor_config(self, overrides: dict[str, Any] | None = None) -> MonitorConfig:
+        """MonitorConfig from the parameters (plus pending `overrides`), defaults from the manifest.
+
+        Raises:
+            ConfigError: Missing or inconsistent thresholds.
+        """
+        overrides = overrides or {}
+        manifest = self.bundle.manifest
+
+        def value(name: str) -> Any:
+            if name in overrides:
+                return overrides[name]
+            got = common.get(self, name)
+            if got is None and name in ("risk_high", "risk_low"):
+                got = manifest.get(name)
+                if got is None:
+                    raise ConfigError(
+                        f"parameter {name} is required: the bundle {self.bundle.path} has no calibrated {name} "
+                        "(run `alam calibrate`, or pass -p risk_high:=... -p risk_low:=...)"
+                    )
+            return got
+
+        high = common.finite("risk_high", value("risk_high"))
+        low = common.finite("risk_low", value("risk_low"))
+        if low > high:
+            raise ConfigError(f"parameter risk_low ({low}) must be <= risk_high ({high})")
+        try:
+            return MonitorConfig(
+                risk_high=high,
+                risk_low=low,
+                engage_ticks=int(value("engage_ticks")),
+                release_dwell_s=float(value("release_dwell_s")),
+            )
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """Validates live changes (cross-parameter too) and applies them to a configured node."""
+        changes = {p.name: p.value for p in params if p.name in LIVE}
+        if not changes or self.bundle is None:
+            return SetParametersResult(successful=True)
+        try:
+            config = self._monitor_config(changes)
+        except ConfigError as err:
+            return SetParametersResult(successful=False, reason=str(err))
+        self.monitor.config = config
+        if "obs_timeout_s" in changes:
+            self._obs_timeout = float(changes["obs_timeout_s"])
+        if "max_invalid_beam_fraction" in changes:
+            self._max_invalid = float(changes["max_invalid_beam_fraction"])
+        self.get_logger().info(f"parameters changed: {changes}")
+        return SetParametersResult(successful=True)
+
+    # ------------------------------------------------------------------------------------------------ lifecycle
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except (BundleError, ConfigError) as err:
+            self.get_logger().error(f"configuration failed: {err}")
+            self._teardown()
+            return TransitionCallbackReturn.FAILURE
+        except Exception as err:  # noqa: BLE001  (a lifecycle callback must not raise; report what happened)
+            self.get_logger().error(f"configuration failed: {type(err).__name__}: {err}")
+            self._teardown()
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.monitor = RiskMonitor(self.monitor.config, start_in_fallback=True)
+        self._last_tick = None
+        self._active = True
+        self._timer = self.create_timer(self._period, self._on_timer)
+        self.get_logger().info(
+            f"active: {self.manifest['task']} at {1.0 / self._period:.1f} Hz (tick_on {self._tick_on}), "
+            f"risk_high {self.monitor.config.risk_high}, risk_low {self.monitor.config.risk_low}, "
+            f"fallback {self._fallback_name}"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._active:
+            self.stop_robot("inactive")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._active:
+            self.stop_robot("shutdown")
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def finalized(self) -> bool:
+        """True once the lifecycle `shutdown` transition was taken (the process then exits)."""
+        return self._state_machine.current_state[0] == State.PRIMARY_STATE_FINALIZED
+
+    def stop_robot(self, reason: str) -> None:
+        """Stops ticking and publishes one zero command, mode FALLBACK:<reason> and a diagnostic."""
+        self._active = False
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        if self.bundle is None:
+            return
+        self._publish_command(np.clip(np.zeros(self._act_dim), self._low, self._high), None)
+        self._mode_pub.publish(String(data=f"FALLBACK:{reason}"))
+        self._publish_diagnostics(DiagnosticStatus.WARN, f"FALLBACK:{reason}", f"node {reason}: stop command sent")
+
+    def _configure(self) -> None:
+        bundle_dir = common.get(self, "bundle_dir")
+        if not bundle_dir:
+            raise ConfigError("parameter bundle_dir is required (an `alam export` bundle directory)")
+        self.bundle = load_bundle(Path(bundle_dir).expanduser())
+        manifest = self.manifest = self.bundle.manifest
+        self.monitor = RiskMonitor(self._monitor_config(), start_in_fallback=True)
+        self._interface = manifest["ros_interface"]
+        self._obs_dim, self._act_dim = self.bundle.obs_dim, self.bundle.act_dim
+        self._low, self._high = self.bundle.action_low, self.bundle.action_high
+        self._risk_signal = manifest.get("risk_signal") or "lambda"
+        if self._risk_signal not in ("lambda", "cost_q"):
+            raise BundleError(f"{self.bundle.path}: unknown risk_signal {self._risk_signal!r}")
+        rate = float(common.get(self, "control_rate_hz"))
+        if rate <= 0.0:
+            rate = 1.0 / float(manifest["control_period_s"])
+        self._period = 1.0 / rate
+        self._obs_timeout = float(common.get(self, "obs_timeout_s"))
+        self._max_invalid = float(common.get(self, "max_invalid_beam_fraction"))
+        self._tick_on = common.get(self, "tick_on")
+        wanted = {"diff_drive": "scan", "joint": "joint_states"}[self._interface]
+        if self._tick_on not in ("timer", wanted):
+            raise ConfigError(f"parameter tick_on: {self._tick_on!r} does not fit a {self._interface} robot")
+        self._fallback_name = common.get(self, "fallback")
+        try:
+            self.fallback = make_fallback(self._fallback_name, manifest)
+        except (ValueError, KeyError) as err:
+            raise ConfigError(f"parameter fallback: {err}") from None
+        deploy = manifest.get("deploy") or {}
+        try:
+            if self._interface == "joint":
+                self.observer = JointObservation(deploy, self._obs_dim)
+            else:
+                self.observer = DiffDriveObservation(deploy, self._obs_dim)
+                start, stop = manifest["obs_layout"]["ranges"]
+                self._ranges_slice = slice(start, stop)
+        except (ValueError, KeyError) as err:
+            raise BundleError(f"{self.bundle.path}: manifest deploy spec: {err}") from None
+        self._stamped = bool(common.get(self, "cmd_vel_stamped"))
+        self._stamp_from_scan = common.get(self, "cmd_vel_stamp_source") == "scan"
+        self._base_frame = common.get(self, "base_frame")
+        self._diag_period = float(common.get(self, "diagnostics_period_s"))
+        self._publish_obs = bool(common.get(self, "publish_observation"))
+
+        # Topics.
+        if self._interface == "joint":
+            self._inputs = [_Input(common.get(self, "joint_states_topic"))]
+            self._goal = None
+            self._subs.append(
+                self.create_subscription(JointState, self._inputs[0].topic, self._on_joint_states, common.SENSOR_QOS)
+            )
+            self._cmd_pub = self.create_publisher(
+                Float64MultiArray, common.get(self, "commands_topic"), common.COMMAND_QOS
+            )
+        else:
+            odom, scan = _Input(common.get(self, "odom_topic")), _Input(common.get(self, "scan_topic"))
+            self._goal = _Input(common.get(self, "goal_topic"))
+            self._inputs = [odom, scan]
+            self._subs += [
+                self.create_subscription(Odometry, odom.topic, self._on_odom, common.SENSOR_QOS),
+                self.create_subscription(LaserScan, scan.topic, self._on_scan, common.SENSOR_QOS),
+                self.create_subscription(PoseStamped, self._goal.topic, self._on_goal, common.GOAL_QOS),
+            ]
+            kind = TwistStamped if self._stamped else Twist
+            self._cmd_pub = self.create_publisher(kind, common.get(self, "cmd_vel_topic"), common.COMMAND_QOS)
+        self._risk_pub = self.create_publisher(Float32, "~/risk", common.STATUS_QOS)
+        self._mode_pub = self.create_publisher(String, "~/mode", common.STATUS_QOS)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", common.STATUS_QOS)
+        self._pubs += [self._cmd_pub, self._risk_pub, self._mode_pub, self._diag_pub]
+        if self._publish_obs:
+            self._obs_pub = self.create_publisher(Float32MultiArray, "~/observation", common.STATUS_QOS)
+            self._pubs.append(self._obs_pub)
+
+        # Tick state.
+        # The scan last binned: (message, ranges or None, fault or None, fault detail).
+        self._binned: tuple[Any, np.ndarray | None, str | None, str] = (None, None, None, "")
+        self._last_risk = 0.0
+        self._last_lambda = math.nan
+        self._last_cost_q = math.nan
+        self._last_label = None
+        self._last_level = None
+        self._last_diag = -math.inf
+        self._last_tick = None
+        self._ticks = 0
+        self._missed = 0
+        self._overruns = 0
+        self._compute: list[float] = []
+        self._last_compute_ms = math.nan
+        self._detail = ""
+        self._scan_stamp = None
+        self.get_logger().info(
+            f"loaded bundle {self.bundle.path} ({manifest['task']}, {self._interface}, obs {self._obs_dim}, "
+            f"act {self._act_dim}, risk signal {self._risk_signal}, config {manifest.get('config_hash', '?')})"
+        )
+
+    def _teardown(self) -> None:
+        self._active = False
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        for pub in self._pubs:
+            self.destroy_publisher(pub)
+        self._subs, self._pubs = [], []
+        self.bundle = None
+
+    # --------------------------------------------------------------------------------------------------- inputs
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_joint_states(self, msg: JointState) -> None:
+        inp = self._inputs[0]
+        inp.msg, inp.received = msg, self._now()
+        if self._active and self._tick_on == "joint_states":
+            self._tick()
+
+    def _on_odom(self, msg: Odometry) -> None:
+        inp = self._inputs[0]
+        inp.msg, inp.received = msg, self._now()
+
+    def _on_scan(self, msg: LaserScan) -> None:
+        inp = self._inputs[1]
+        inp.msg, inp.received = msg, self._now()
+        if self._active and self._tick_on == "scan":
+            self._tick()
+
+    def _on_goal(self, msg: PoseStamped) -> None:
+        self._goal.msg, self._goal.received = msg, self._now()
+
+    def _on_timer(self) -> None:
+        if not self._active:
+            return
+        now = self._now()
+        if self._tick_on != "timer":
+            # Watchdog: ticks only while the triggering input is silent, so the fallback keeps going.
+            if self._last_tick is not None and now - self._last_tick < 1.5 * self._period:
+                return
+            self._missed += 1
+        elif self._last_tick is not None:
+            late = (now - self._last_tick) / self._period
+            if late > 1.5:
+                self._missed += int(round(late)) - 1
+        self._tick()
+
+    # ----------------------------------------------------------------------------------------------------- tick
+
+    def _stale(self, now: float) -> tuple[str | None, str]:
+        for inp in self._inputs:
+            if inp.received is None:
+                return f"stale:{inp.topic}", f"no {inp.topic} message received yet"
+            age = now - inp.received
+            if age > self._obs_timeout:
+                return (
+                    f"stale:{inp.topic}",
+                    f"last {inp.topic} message {age:.3f} s ago (obs_timeout_s {self._obs_timeout})",
+                )
+        if self._goal is not None and self._goal.received is None:
+            return f"stale:{self._goal.topic}", f"no goal received yet on {self._goal.topic}"
+        return None, ""
+
+    def _bin_scan(self, scan: LaserScan) -> tuple[np.ndarray | None, str | None, str]:
+        """Binned ranges of `scan` (cached per message), or the fault."""
+        if self._binned[0] is not scan:
+            try:
+                ranges = self.observer.bin(scan.ranges, scan.angle_min, scan.angle_increment, self._max_invalid)
+                self._binned = (scan, ranges, None, "")
+            except InputFault as fault:
+                self._binned = (scan, None, fault.reason, str(fault))
+        return self._binned[1], self._binned[2], self._binned[3]
+
+    def _observe(self, now: float) -> tuple[np.ndarray | None, np.ndarray | None, str | None, str]:
+        """(obs for the policy, obs for the fallback, fault, detail) from the latest inputs."""
+        fault, detail = self._stale(now)
+        if self._interface == "joint":
+            if fault is not None:
+                return None, None, fault, detail
+            msg = self._inputs[0].msg
+            try:
+                obs, _ = self.observer(msg.name, msg.position, msg.velocity)
+            except InputFault as err:
+                return None, None, err.reason, str(err)
+            return obs, obs, None, ""
+
+        odom_in, scan_in = self._inputs
+        scan_stale = scan_in.received is None or now - scan_in.received > self._obs_timeout
+        ranges = None
+        if not scan_stale:
+            ranges, scan_fault, scan_detail = self._bin_scan(scan_in.msg)
+            self._scan_stamp = scan_in.msg.header.stamp
+            if fault is None and scan_fault is not None:
+                fault, detail = scan_fault, scan_detail
+        fallback_obs = None
+        if ranges is not None:  # enough for the retreat fallback, whatever else is wrong
+            fallback_obs = np.zeros(self._obs_dim, np.float32)
+            fallback_obs[self._ranges_slice] = ranges
+        if fault is not None:
+            return None, fallback_obs, fault, detail
+        odom, goal = odom_in.msg, self._goal.msg
+        if odom.header.frame_id and goal.header.frame_id and odom.header.frame_id != goal.header.frame_id:
+            return (
+                None,
+                fallback_obs,
+                f"frame:{self._goal.topic}",
+                f"goal in frame {goal.header.frame_id!r}, odometry in {odom.header.frame_id!r} (no tf here)",
+            )
+        p, q, t = odom.pose.pose.position, odom.pose.pose.orientation, odom.twist.twist
+        pose = (p.x, p.y, yaw_from_quaternion(q.x, q.y, q.z, q.w))
+        try:
+            obs = self.observer(pose, (t.linear.x, t.angular.z), (goal.pose.position.x, goal.pose.position.y), ranges)
+        except InputFault as err:
+            return None, fallback_obs, err.reason, str(err)
+        return obs, obs, None, ""
+
+    def _tick(self) -> None:
+        start = time.perf_counter()
+        now = self._now()
+        self._last_tick = now
+        self._ticks += 1
+        obs, fallback_obs, fault, detail = self._observe(now)
+        risk = None
+        action = None
+        if fault is None:
+            action, lam, cost_q = self.bundle.policy(obs)
+            self._last_lambda, self._last_cost_q = lam, cost_q
+            risk = lam if self._risk_signal == "lambda" else cost_q
+            if not np.isfinite(action).all():
+                fault, detail = "nonfinite:action", f"the policy returned {action}"
+            elif not math.isfinite(risk):
+                fault, detail = f"nonfinite:{self._risk_signal}", f"the policy returned {self._risk_signal} {risk}"
+        mode = self.monitor.update(now, risk, fault)
+        if mode == POLICY:
+            command = action
+        else:
+            command = self.fallback(fallback_obs)
+        command = np.clip(
+            np.nan_to_num(np.asarray(command, np.float64), nan=0.0, posinf=0.0, neginf=0.0), self._low, self._high
+        )
+        assert np.isfinite(command).all(), command
+        self._publish_command(command, self._scan_stamp if self._stamp_from_scan else None)
+        if fault is None and risk is not None:
+            self._last_risk = float(risk)
+        self._risk_pub.publish(Float32(data=self._last_risk))
+        label = self.monitor.label()
+        self._mode_pub.publish(String(data=label))
+        if self._publish_obs and obs is not None:
+            self._obs_pub.publish(Float32MultiArray(data=obs.tolist()))
+        elapsed = time.perf_counter() - start
+        self._last_compute_ms = elapsed * 1e3
+        self._compute.append(self._last_compute_ms)
+        if elapsed > self._period:
+            self._overruns += 1
+        level = fault_level(fault, mode)
+        if fault is not None:
+            self._detail = detail if detail.startswith(fault) else f"{fault}: {detail}"
+        elif mode != POLICY:
+            self._detail = f"waiting for {self.monitor.config.release_dwell_s} s of risk < risk_low"
+        else:
+            self._detail = "policy in control"
+        if label != self._last_label or level != self._last_level or now - self._last_diag >= self._diag_period:
+            if label != self._last_label:
+                # rclpy's logger wants one severity per call site, hence two calls.
+                if mode == POLICY:
+                    self.get_logger().info(f"mode {label} ({self._detail})")
+                else:
+                    self.get_logger().warning(f"mode {label} ({self._detail})")
+            self._publish_diagnostics(level, label, self._detail)
+            self._last_label, self._last_level, self._last_diag = label, level, now
+
+    def _publish_command(self, command: np.ndarray, stamp: Any) -> None:
+        if self._interface == "joint":
+            self._cmd_pub.publish(Float64MultiArray(data=command.tolist()))
+            return
+        twist = Twist()
+        twist.linear.x, twist.angular.z = float(command[0]), float(command[1])
+        if not self._stamped:
+            self._cmd_pub.publish(twist)
+            return
+        msg = TwistStamped()
+        msg.header.stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
+        msg.header.frame_id = self._base_frame
+        msg.twist = twist
+        self._cmd_pub.publish(msg)
+
+    def _publish_diagnostics(self, level: bytes, label: str, message: str) -> None:
+        window = len(self._compute)
+        compute = np.asarray(self._compute) if self._compute else np.full(1, math.nan)
+        self._compute = []
+        values = {
+            "mode": label,
+            "lambda": f"{self._last_lambda:.6g}",
+            "cost_q": f"{self._last_cost_q:.6g}",
+            "risk_signal": self._risk_signal,
+            "risk": f"{self._last_risk:.6g}",
+            "risk_high": f"{self.monitor.config.risk_high:.6g}",
+            "risk_low": f"{self.monitor.config.risk_low:.6g}",
+            "tick_compute_ms": f"{self._last_compute_ms:.4f}",
+            "tick_compute_ms_mean": f"{np.mean(compute):.4f}",
+            "tick_compute_ms_p99": f"{np.percentile(compute, 99):.4f}",
+            "tick_compute_ms_max": f"{np.max(compute):.4f}",
+            "window_ticks": str(window),
+            "ticks": str(self._ticks),
+            "missed_ticks": str(self._missed),
+            "overruns": str(self._overruns),
+            "switches": str(self.monitor.switches),
+            "control_rate_hz": f"{1.0 / self._period:.6g}",
+            "tick_on": self._tick_on,
+            "fallback": self._fallback_name,
+            "bundle": str(self.bundle.path),
+            "task": str(self.manifest["task"]),
+            "config_hash": str(self.manifest.get("config_hash", "")),
+        }
+        status = DiagnosticStatus(
+            level=level,
+            name=f"{self.get_fully_qualified_name()}: risk monitor",
+            message=message,
+            hardware_id=str(self.manifest["task"]),
+            values=[KeyValue(key=k, value=v) for k, v in values.items()],
+        )
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(array)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console entry point `alam_policy_node`: returns 1 if the node cannot be configured."""
+    common.init(args if args is not None else sys.argv)
+    spinner = common.Spinner()
+    code = 0
+    node = None
+    try:
+        node = PolicyNode()
+        if common.get(node, "autostart"):
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                return 1  # the reason was logged by on_configure
+            node.trigger_activate()
+        spinner.spin(node, common.get(node, "executor"), until=node.finalized)
+        if node._active:
+            node.stop_robot("shutdown")  # a last stop command: the robot must not keep the policy's last one
+            time.sleep(0.1)  # let DDS deliver it before the process goes
+        if not node.finalized():
+            node.trigger_shutdown()
+    except ConfigError as err:
+        rclpy.logging.get_logger(NODE_NAME).error(f"configuration failed: {err}")
+        code = 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
