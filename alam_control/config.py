@@ -181,7 +181,16 @@ class Config:
 
 
 def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+    """A readable name of an annotation: "number", "one of ['phr', 'linear']", "number or null"."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(arm) for arm in typing.get_args(tp))
+    if origin is Literal:
+        return f"one of {list(typing.get_args(tp))}"
+    if origin is tuple:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    names = {type(None): "null", float: "number", int: "integer", str: "string", bool: "true/false"}
+    return names.get(tp) or getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -193,7 +202,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, arm, key)
             except ConfigError:
                 pass
-        raise ConfigError(f"{key}: {value!r} is not a {_type_name(tp)}")
+        raise ConfigError(f"{key}: {value!r} is not {_type_name(tp)}")
     if origin is Literal:
         if value not in typing.get_args(tp):
             raise ConfigError(f"{key}: {value!r} is not one of {list(typing.get_args(tp))}")

@@ -75,6 +75,8 @@ def test_cross_field_validation(tmp_path: Path) -> None:
         config_lib.from_dict({"algo": {"name": "sac_lag", "actor_penalty": "phr"}})
     with pytest.raises(ConfigError, match="multiplier.penalty_coef must be > 0"):
         config_lib.from_dict({"multiplier": {"penalty_coef": 0}})
+    with pytest.raises(ConfigError, match=r"'lagrangian' is not one of \['phr', 'linear'\] or null"):
+        config_lib.from_dict({"algo": {"name": "sac_alam", "actor_penalty": "lagrangian"}})
     with pytest.raises(ConfigError, match="sac.reward_scale must be > 0"):
         config_lib.from_dict({"sac": {"reward_scale": -1.0}})
     with pytest.raises(ConfigError, match="learning_starts"):
