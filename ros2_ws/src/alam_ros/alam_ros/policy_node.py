@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
 from lifecycle_msgs.msg import State
@@ -640,33 +639,23 @@ class PolicyNode(LifecycleNode):
         self._diag_pub.publish(array)
 
 
+def _run(node: PolicyNode, spinner: common.Spinner) -> int:
+    if common.get(node, "autostart"):
+        if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            return 1  # the reason was logged by on_configure
+        node.trigger_activate()
+    spinner.spin(node, common.get(node, "executor"), until=node.finalized)
+    if node._active:
+        node.stop_robot("shutdown")  # a last stop command: the robot must not keep the policy's last one
+        time.sleep(0.1)  # let DDS deliver it before the process goes
+    if not node.finalized():
+        node.trigger_shutdown()
+    return 0
+
+
 def main(args: list[str] | None = None) -> int:
     """Console entry point `alam_policy_node`: returns 1 if the node cannot be configured."""
-    common.init(args if args is not None else sys.argv)
-    spinner = common.Spinner()
-    code = 0
-    node = None
-    try:
-        node = PolicyNode()
-        if common.get(node, "autostart"):
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                return 1  # the reason was logged by on_configure
-            node.trigger_activate()
-        spinner.spin(node, common.get(node, "executor"), until=node.finalized)
-        if node._active:
-            node.stop_robot("shutdown")  # a last stop command: the robot must not keep the policy's last one
-            time.sleep(0.1)  # let DDS deliver it before the process goes
-        if not node.finalized():
-            node.trigger_shutdown()
-    except ConfigError as err:
-        rclpy.logging.get_logger(NODE_NAME).error(f"configuration failed: {err}")
-        code = 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return code
+    return common.run_node(NODE_NAME, PolicyNode, _run, args)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ import time
 from typing import Any
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
@@ -396,23 +395,8 @@ class SimBridge(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Console entry point `alam_sim_bridge`."""
-    common.init(args if args is not None else sys.argv)
-    spinner = common.Spinner()
-    node = None
-    code = 0
-    try:
-        node = SimBridge()
-        spinner.spin(node)
-    except ConfigError as err:
-        rclpy.logging.get_logger(NODE_NAME).error(f"configuration failed: {err}")
-        code = 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return code
+    """Console entry point `alam_sim_bridge`: returns 1 if the node cannot be configured."""
+    return common.run_node(NODE_NAME, SimBridge, lambda node, spinner: spinner.spin(node), args)
 
 
 if __name__ == "__main__":
