@@ -27,14 +27,15 @@ class Rollouts:
     """Per-step records of bundle episodes, concatenated over episodes.
 
     Attributes:
-        lam: float [T] lambda(s_t) from the bundle (also where the fallback drove).
+        risk: float [T] the bundle's risk signal at s_t (its manifest's `risk_signal`: lambda(s_t), or Q_c(s_t, a_t)
+            for bundles whose multiplier is not state-wise), also where the fallback drove.
         cost: float [T] c_t of the step taken at s_t.
         labels: bool [T] a violation within the next `horizon` steps (per episode, DESIGN.md section 7).
         fallback: bool [T] the fallback drove step t.
         returns, costs: per-episode sums.
     """
 
-    lam: np.ndarray
+    risk: np.ndarray
     cost: np.ndarray
     labels: np.ndarray
     fallback: np.ndarray
@@ -47,7 +48,7 @@ class Rollouts:
             "return": float(np.mean(self.returns)),
             "cost": float(np.mean(self.costs)),
             "violation_rate": float((self.cost > 0).mean()),
-            "risk_auroc": metrics.auroc(self.lam, self.labels),
+            "risk_auroc": metrics.auroc(self.risk, self.labels),
             "fallback_fraction": float(self.fallback.mean()),
         }
 
@@ -71,18 +72,20 @@ def rollout(
     mid = (bundle.action_high + bundle.action_low) / 2
     half = (bundle.action_high - bundle.action_low) / 2
     backup = make_fallback(fallback, manifest) if monitor is not None else None
+    use_lambda = manifest.get("risk_signal", "lambda") == "lambda"  # as alam_policy_node reads it
     lams, costs, labels, used, returns, ep_costs = [], [], [], [], [], []
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
         guard = RiskMonitor(monitor, start_in_fallback=False) if monitor is not None else None
         ep_lam, ep_cost, ep_fb, ret, t, done = [], [], [], 0.0, 0, False
         while not done:
-            command, lam, _ = bundle.policy(obs)
-            on_fallback = guard is not None and guard.update(t * manifest["control_period_s"], lam) != "POLICY"
+            command, lam, cost_q = bundle.policy(obs)
+            risk = lam if use_lambda else cost_q
+            on_fallback = guard is not None and guard.update(t * manifest["control_period_s"], risk) != "POLICY"
             if on_fallback:
                 command = backup(obs)
             obs, reward, cost, terminated, truncated, _ = env.step(np.clip((command - mid) / half, -1.0, 1.0))
-            ep_lam.append(lam)
+            ep_lam.append(risk)
             ep_cost.append(cost)
             ep_fb.append(on_fallback)
             ret += reward
@@ -170,17 +173,18 @@ def calibrate(
     """
     bundle = load_bundle(bundle_dir)
     data = rollout(bundle, episodes, seed=seed, randomize=randomize, horizon=horizon)
-    risk_high, risk_low, quality = pick_thresholds(data.lam, data.labels, recall)
+    risk_high, risk_low, quality = pick_thresholds(data.risk, data.labels, recall)
     result = {
         "episodes": episodes,
         "randomize": bool(randomize),
         "horizon": horizon,
         "target_recall": recall,
-        "risk_auroc": metrics.auroc(data.lam, data.labels),
+        "risk_signal": bundle.manifest.get("risk_signal", "lambda"),
+        "risk_auroc": metrics.auroc(data.risk, data.labels),
         "violation_rate": float((data.cost > 0).mean()),
         "positive_rate": float(data.labels.mean()),
         **quality,
-        "reliability": reliability_table(data.lam, data.labels),
+        "reliability": reliability_table(data.risk, data.labels),
     }
     manifest = dict(bundle.manifest, risk_high=risk_high, risk_low=risk_low, calibration=result)
     write_manifest(Path(bundle_dir), manifest)

@@ -1,4 +1,5 @@
-"""The ``alam`` command: ``alam train``, ``alam eval``, ``alam export`` and ``alam calibrate``."""
+"""The ``alam`` command: ``alam train``, ``alam eval``, ``alam export``, ``alam calibrate``, ``alam sweep`` and
+``alam report``."""
 
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ def _eval_bundle(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from alam_control import export
 
-    manifest = export.export(args.run_dir, args.out)
+    manifest = export.export(args.run_dir, args.out, risk_signal=args.risk_signal)
     print(json.dumps({k: manifest[k] for k in ("task", "algo", "obs_dim", "act_dim", "train_step", "files")}, indent=2))
     print(f"bundle written to {args.out}")
     return 0
@@ -99,11 +100,28 @@ def _calibrate(args: argparse.Namespace) -> int:
     result = calibration.calibrate(args.bundle, args.episodes, args.recall, not args.no_randomize, args.horizon)
     table = result.pop("reliability")
     print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}, indent=2))
-    print("reliability: P(violation within horizon | lambda bin)")
+    signal = result["risk_signal"]
+    print(f"reliability: P(violation within horizon | {signal} bin)")
     for row in table:
-        print(f"  lambda [{row['lambda_low']:.3g}, {row['lambda_high']:.3g}]  steps {row['steps']:6d}  "
+        print(f"  {signal} [{row['lambda_low']:.3g}, {row['lambda_high']:.3g}]  steps {row['steps']:6d}  "
               f"rate {row['positive_rate']:.3f}")  # fmt: skip
     print(f"risk_high / risk_low written to {args.bundle}/manifest.json")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from alam_control import sweep
+
+    spec = sweep.load(args.config, out=args.out)
+    return sweep.run(spec, args.address, args.max_concurrent, args.resume, args.max_retries, args.refresh)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from alam_control import report
+
+    result = report.report(args.sweep_dir, args.out)
+    print(result["markdown"])
+    print("written: " + ", ".join(str(p) for p in result["files"]))
     return 0
 
 
@@ -138,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write an ONNX + manifest bundle from a run's latest checkpoint")
     p.add_argument("--run-dir", required=True)
     p.add_argument("--out", required=True, help="bundle directory to write (replaced whole if it exists)")
+    p.add_argument(
+        "--risk-signal",
+        choices=["lambda", "cost_q"],
+        default=None,
+        help="output the runtime monitor watches (default: lambda; cost_q for sac)",
+    )
     p.set_defaults(func=_export)
 
     p = sub.add_parser("calibrate", help="pick risk_high/risk_low for a bundle from rollouts; writes its manifest")
@@ -147,6 +171,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--horizon", type=int, default=20, help="H of 'a violation within the next H steps'")
     p.add_argument("--no-randomize", action="store_true", help="calibrate on the nominal model")
     p.set_defaults(func=_calibrate)
+
+    p = sub.add_parser("sweep", help="run a grid of training runs on Ray (local machine or cluster)")
+    p.add_argument("--config", required=True, help="sweep YAML (configs/sweeps/*.yaml)")
+    p.add_argument("--address", help="Ray cluster: auto or ray://host:port (default: start Ray on this machine)")
+    p.add_argument("--max-concurrent", type=int, help="at most N trials at once (default: as many as CPUs allow)")
+    p.add_argument("--resume", action="store_true", help="continue the sweep: skip finished trials, resume others")
+    p.add_argument("--max-retries", type=int, default=3, help="retries of a trial whose worker died (default 3)")
+    p.add_argument("--out", help="sweep directory (default: the file's out:, else runs/sweeps/<name>)")
+    p.add_argument("--refresh", type=float, help="table refresh seconds (default 2 on a terminal, 30 otherwise)")
+    p.set_defaults(func=_sweep)
+
+    p = sub.add_parser("report", help="aggregate a sweep's trials: Markdown + CSV table, learning-curve PNGs")
+    p.add_argument("sweep_dir", help="sweep directory (or any directory of run directories)")
+    p.add_argument("--out", help="where to write report.md/.csv and curves_<task>.png (default: SWEEP_DIR)")
+    p.set_defaults(func=_report)
     return parser
 
 

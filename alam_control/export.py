@@ -57,8 +57,17 @@ def load_run(run_dir: Path) -> tuple[config_lib.Config, Agent, sim.SafeEnv, dict
     return cfg, agent, env, state
 
 
-def export(run_dir: str | Path, out: str | Path, opset: int = 18) -> dict[str, Any]:
+RISK_SIGNALS = ("lambda", "cost_q")
+
+
+def export(run_dir: str | Path, out: str | Path, opset: int = 18, risk_signal: str | None = None) -> dict[str, Any]:
     """Writes the bundle of the run's latest checkpoint to `out` (created; an existing bundle is replaced whole).
+
+    Args:
+        risk_signal: Which output the runtime monitor watches: "lambda" (lambda(s), the default for multiplier
+            algorithms) or "cost_q" (Q_c(s, a), the default for `sac`, whose multiplier is zero; also the choice
+            when lambda has saturated at `multiplier.lambda_max` and no longer ranks states, see `alam calibrate`'s
+            risk_auroc).
 
     Returns:
         The manifest.
@@ -66,6 +75,8 @@ def export(run_dir: str | Path, out: str | Path, opset: int = 18) -> dict[str, A
     Raises:
         FileNotFoundError / CheckpointError / ConfigError: If the run cannot be loaded.
     """
+    if risk_signal is not None and risk_signal not in RISK_SIGNALS:
+        raise ValueError(f"risk_signal must be one of {list(RISK_SIGNALS)}, got {risk_signal!r}")
     run_dir, out = Path(run_dir), Path(out)
     cfg, agent, env, state = load_run(run_dir)
     spec = env.spec
@@ -104,7 +115,7 @@ def export(run_dir: str | Path, out: str | Path, opset: int = 18) -> dict[str, A
         "constraints": list(spec.constraints),
         "cost_threshold": trainer.cost_threshold_for(cfg, env),
         "cost_gamma": cfg.cost.gamma,
-        "risk_signal": "lambda" if cfg.algo.name != "sac" else "cost_q",
+        "risk_signal": risk_signal or ("lambda" if cfg.algo.name != "sac" else "cost_q"),
         "risk_high": None,
         "risk_low": None,
         "calibration": None,

@@ -40,11 +40,11 @@ def test_reliability_table_is_monotone_for_a_calibrated_score() -> None:
 def test_monitor_rollout_hands_over(smoke_bundle: Path) -> None:
     bundle = load_bundle(smoke_bundle)
     alone = calibration.rollout(bundle, 1, randomize=True)
-    assert not alone.fallback.any() and len(alone.lam) == 500
+    assert not alone.fallback.any() and len(alone.risk) == 500
     # risk_high below every lambda: the monitor must hand over after engage_ticks and keep the fallback.
     guarded = calibration.rollout(bundle, 1, randomize=True, monitor=MonitorConfig(-1.0, -2.0, engage_ticks=3))
     assert not guarded.fallback[:2].any() and guarded.fallback[2:].all()  # the 3rd tick above engages
-    np.testing.assert_array_equal(guarded.lam[:3], alone.lam[:3])
+    np.testing.assert_array_equal(guarded.risk[:3], alone.risk[:3])
 
 
 def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, capsys) -> None:
@@ -59,3 +59,20 @@ def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, cap
     load_bundle(bundle)  # still verifies: the policy file and its hash are untouched
     assert cli.main(["eval", "--bundle", str(bundle), "--monitor", "--episodes", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["monitor"] is True
+
+
+def test_cost_q_risk_signal_is_what_calibration_and_monitor_watch(smoke_run: Path, tmp_path: Path) -> None:
+    import sim
+    from alam_control import export
+
+    manifest = export.export(smoke_run, tmp_path / "q", risk_signal="cost_q")
+    assert manifest["risk_signal"] == "cost_q"
+    bundle = load_bundle(tmp_path / "q")
+    data = calibration.rollout(bundle, 1)
+    env = sim.load(manifest["task"], seed=calibration.EVAL_SEED)
+    obs, _ = env.reset(seed=calibration.EVAL_SEED)
+    _, lam, cost_q = bundle.policy(obs)
+    assert data.risk[0] == pytest.approx(cost_q) and data.risk[0] != pytest.approx(lam)
+    assert calibration.calibrate(tmp_path / "q", episodes=2)["risk_signal"] == "cost_q"
+    with pytest.raises(ValueError, match="risk_signal must be one of"):
+        export.export(smoke_run, tmp_path / "bad", risk_signal="lam")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -68,14 +67,11 @@ def test_closed_loop_with_sim_bridge(tick_on, diffdrive_bundle, start_node, harn
     reason=f"no trained bundle at {TRAINED_BUNDLE} (train diffdrive-safe_navigate and `alam export` it there)",
 )
 def test_trained_bundle_reaches_a_goal(start_node, harness):
-    manifest = json.loads((TRAINED_BUNDLE / "manifest.json").read_text())
     goals = harness.listen(Int32, "/alam_sim_bridge/goals_reached")
     mode = harness.listen(String, "/alam_policy_node/mode")
     start_node("sim_bridge", task="diffdrive-safe_navigate", seed=0, real_time_factor=2.0)
-    params = {"bundle_dir": TRAINED_BUNDLE, "fallback": "retreat"}
-    if manifest.get("risk_high") is None:  # uncalibrated: run the policy without handing over on risk
-        params.update(risk_high=1.0e6, risk_low=1.0e6)
-    start_node("policy_node", **params)
+    # The policy drives throughout (thresholds out of reach): this is the closed loop, not the monitor, which
+    # test_ros_policy_node.py covers. The bundle reaches ~3 goals per 30 s episode (return 16.7 in `alam eval`).
+    start_node("policy_node", bundle_dir=TRAINED_BUNDLE, fallback="retreat", risk_high=1.0e6, risk_low=1.0e6)
     assert wait_until(lambda: any(m.data == "POLICY" for m in mode.since(0.0)), STARTUP_S)
-    # The scripted safe navigator reaches ~5 goals per 30 s episode; 30 s of sim time (15 s wall) is plenty.
-    assert wait_until(lambda: goals.items and goals.last.data >= 1, 15.0), "no goal reached within 30 s of sim time"
+    assert wait_until(lambda: goals.items and goals.last.data >= 1, 20.0), "no goal reached within 40 s of sim time"

@@ -1,0 +1,281 @@
+"""``alam report SWEEP_DIR``: one table and a few figures from a sweep's trials.
+
+For every finished run directory under SWEEP_DIR (``summary.json`` present) the metrics of DESIGN.md section 7
+at the final evaluation are grouped by (task, algorithm, other differing config keys) and summarised over seeds
+as a mean with a 95% Student-t interval. Written to the output directory:
+
+    report.md               the table (mean +- half-width of the interval; "—" where undefined, e.g. one seed)
+    report.csv              the same numbers, one row per group: <metric>_mean, _ci_low, _ci_high, _n
+    curves_<task>.png       evaluation return, cost and probe-mean lambda vs env step: mean line and 95% band
+                            over seeds, one line per algorithm (one figure per task)
+
+Unfinished run directories are listed in report.md and left out of the numbers and curves, so a table never
+mixes final metrics with mid-training ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+METRICS = ("return", "cost", "violation_rate", "lambda_osc", "cost_osc", "train_cost", "risk_auroc")
+"""DESIGN.md section 7 names, read from each run's summary.json (the final evaluation + whole-run metrics)."""
+CURVES = (("return", "eval return"), ("cost", "eval cost (per episode)"), ("lambda_probe", "lambda (probe mean)"))
+"""eval.csv columns plotted, with their axis labels."""
+# Config keys that cannot change what a run learns, so runs that differ only in them are the same experiment.
+_NOT_A_SETTING = {"seed", "task", "algo.name", "train.threads", "train.device", "train.compile"}
+_DASH = "—"
+
+
+@dataclass
+class RunResult:
+    """One finished run: where it is, its flattened config, its summary and its evaluation curve."""
+
+    run_dir: Path
+    config: dict[str, Any]
+    """Flattened resolved config (``sac.hidden`` -> [64, 64])."""
+    summary: dict[str, Any]
+    evals: list[dict[str, float]] = field(default_factory=list)
+    """eval.csv rows as floats (``step``, ``return``, ``cost``, ``lambda_probe``, ...)."""
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def find_runs(sweep_dir: str | Path) -> tuple[list[RunResult], list[Path]]:
+    """Every run directory (one holding ``config.yaml``) below ``sweep_dir``.
+
+    Returns:
+        (finished runs, sorted by path; unfinished run directories).
+    """
+    finished, unfinished = [], []
+    for cfg_path in sorted(Path(sweep_dir).rglob("config.yaml")):
+        run = cfg_path.parent
+        if not (run / "summary.json").exists():
+            unfinished.append(run)
+            continue
+        config = _flatten(yaml.safe_load(cfg_path.read_text()) or {})
+        summary = json.loads((run / "summary.json").read_text())  # NaN is valid here (Python's json writes it)
+        if summary.get("steps") != config.get("train.total_steps"):
+            unfinished.append(run)  # a summary from before the step budget was extended
+            continue
+        evals = []
+        if (run / "eval.csv").exists():
+            with open(run / "eval.csv", newline="") as f:
+                evals = [
+                    {k: float(v) if v not in ("", None) else math.nan for k, v in r.items()} for r in csv.DictReader(f)
+                ]
+        finished.append(RunResult(run, config, summary, evals))
+    return finished, unfinished
+
+
+def interval(values: list[float]) -> tuple[float, float, float, int]:
+    """Mean and 95% Student-t interval of the finite entries of ``values``.
+
+    Returns:
+        (mean, low, high, n): n finite values; NaN bounds when n < 2, all NaN when n == 0.
+    """
+    from scipy import stats
+
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    n = len(x)
+    if n == 0:
+        return math.nan, math.nan, math.nan, 0
+    mean = float(x.mean())
+    if n == 1:
+        return mean, math.nan, math.nan, 1
+    half = float(stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n))
+    return mean, mean - half, mean + half, n
+
+
+def _value_text(v: Any) -> str:
+    if isinstance(v, list | tuple):
+        return "x".join(map(str, v))
+    return str(v)
+
+
+def group_runs(runs: list[RunResult]) -> dict[tuple[str, str, str], list[RunResult]]:
+    """Group runs by (task, algo, setting); setting names the other config keys that differ between the runs
+    (e.g. ``multiplier.penalty_coef=1.0``), so an ablation grid is not averaged into one row. Seeds are the
+    replicates."""
+    keys = sorted({k for r in runs for k in r.config})
+    varying = [k for k in keys if k not in _NOT_A_SETTING and len({json.dumps(r.config.get(k)) for r in runs}) > 1]
+    groups: dict[tuple[str, str, str], list[RunResult]] = defaultdict(list)
+    for r in runs:
+        setting = ",".join(f"{k}={_value_text(r.config.get(k))}" for k in varying)
+        groups[(str(r.config.get("task")), str(r.config.get("algo.name")), setting)].append(r)
+    return dict(sorted(groups.items()))
+
+
+def aggregate(groups: dict[tuple[str, str, str], list[RunResult]]) -> list[dict[str, Any]]:
+    """One row per group: task, algo, setting, n_seeds, seeds and, per metric, mean / ci_low / ci_high / n."""
+    rows = []
+    for (task, algo, setting), runs in groups.items():
+        row: dict[str, Any] = {
+            "task": task,
+            "algo": algo,
+            "setting": setting,
+            "n_seeds": len(runs),
+            "seeds": ";".join(str(r.config.get("seed")) for r in sorted(runs, key=lambda r: r.config.get("seed", 0))),
+        }
+        for m in METRICS:
+            mean, low, high, n = interval([_as_float(r.summary.get(m)) for r in runs])
+            row.update({f"{m}_mean": mean, f"{m}_ci_low": low, f"{m}_ci_high": high, f"{m}_n": n})
+        rows.append(row)
+    return rows
+
+
+def _as_float(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _num(x: float, sig: int) -> str:
+    """``sig`` significant digits in fixed notation (an interval of 210 reads better than 2.1e+02); scientific
+    notation only for very large or small magnitudes."""
+    if not math.isfinite(x):
+        return _DASH
+    if x == 0:
+        return "0"
+    mag = math.floor(math.log10(abs(x)))
+    if mag >= 6 or mag < -3:
+        return f"{x:.{sig}g}"
+    return f"{x:.{max(sig - 1 - mag, 0)}f}"
+
+
+def _cell(row: dict[str, Any], metric: str) -> str:
+    mean, low, high, n = (row[f"{metric}_{s}"] for s in ("mean", "ci_low", "ci_high", "n"))
+    if n == 0:
+        return _DASH
+    text = f"{_num(mean, 4)} ± {_num((high - low) / 2.0, 2)}"
+    return text if n == row["n_seeds"] else f"{text} ({n}/{row['n_seeds']})"  # some seeds undefined (e.g. AUROC)
+
+
+def to_markdown(rows: list[dict[str, Any]], sweep_dir: Path, unfinished: list[Path], figures: list[Path]) -> str:
+    """The report as Markdown: the table, the figures, and the runs left out."""
+    with_setting = any(r["setting"] for r in rows)
+    head = ["task", "algo"] + (["setting"] if with_setting else []) + ["n"] + list(METRICS)
+    lines = [
+        f"# Sweep report: {sweep_dir}",
+        "",
+        "Final evaluation of each run (DESIGN.md section 7 metrics): mean ± half-width of the 95% Student-t "
+        f"interval over seeds ({_DASH}: undefined, e.g. a single seed; (k/n): metric defined for k of n seeds).",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join("---" for _ in head) + "|",
+    ]
+    for r in rows:
+        cells = [r["task"], r["algo"]] + ([r["setting"] or _DASH] if with_setting else []) + [str(r["n_seeds"])]
+        lines.append("| " + " | ".join(cells + [_cell(r, m) for m in METRICS]) + " |")
+    if figures:
+        lines += ["", "## Learning curves", ""]
+        lines += [f"![{p.stem}]({p.name})" for p in figures]
+    if unfinished:
+        lines += ["", f"Left out (unfinished): {', '.join(str(p) for p in unfinished)}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    fields = ["task", "algo", "setting", "n_seeds", "seeds"] + [
+        f"{m}_{s}" for m in METRICS for s in ("mean", "ci_low", "ci_high", "n")
+    ]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def curve_band(runs: list[RunResult], column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and 95% band over seeds of an eval.csv column at each evaluation step.
+
+    Returns:
+        (steps [K], mean [K], low [K], high [K]); the band is NaN at steps with fewer than 2 finite values.
+    """
+    by_step: dict[float, list[float]] = defaultdict(list)
+    for r in runs:
+        for e in r.evals:
+            by_step[e["step"]].append(e.get(column, math.nan))
+    steps = np.array(sorted(by_step))
+    stats = np.array([interval(by_step[s])[:3] for s in steps]).reshape(-1, 3)
+    return steps, stats[:, 0], stats[:, 1], stats[:, 2]
+
+
+def plot_curves(groups: dict[tuple[str, str, str], list[RunResult]], out_dir: Path) -> list[Path]:
+    """One PNG per task (900x300 px): return, cost and lambda vs step, a line + band per algorithm."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed, and no GUI backend picked up from the environment
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for task in sorted({k[0] for k in groups}):
+        fig, axes = plt.subplots(1, len(CURVES), figsize=(9, 3), dpi=100)
+        for (t, algo, setting), runs in groups.items():
+            if t != task:
+                continue
+            label = f"{algo} {setting}".strip() + f" (n={len(runs)})"
+            for ax, (column, _) in zip(axes, CURVES, strict=True):
+                steps, mean, low, high = curve_band(runs, column)
+                if not len(steps):
+                    continue
+                (line,) = ax.plot(steps, mean, label=label, linewidth=1.2)
+                ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+        for ax, (_, ylabel) in zip(axes, CURVES, strict=True):
+            ax.set_xlabel("env step")
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=7)
+            ax.xaxis.label.set_size(8)
+            ax.yaxis.label.set_size(8)
+        axes[0].legend(fontsize=6)
+        fig.suptitle(task, fontsize=9)
+        fig.tight_layout()
+        path = out_dir / f"curves_{task}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def report(sweep_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Any]:
+    """Aggregate the finished runs below ``sweep_dir`` and write report.md, report.csv and curves_<task>.png.
+
+    Returns:
+        ``{"rows": [...], "markdown": str, "files": [Path, ...], "unfinished": [Path, ...]}``.
+
+    Raises:
+        FileNotFoundError: ``sweep_dir`` has no finished run.
+    """
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise FileNotFoundError(f"{sweep_dir} is not a directory")
+    runs, unfinished = find_runs(sweep_dir)
+    if not runs:
+        raise FileNotFoundError(
+            f"no finished run under {sweep_dir} ({len(unfinished)} unfinished): a run is finished when its "
+            "summary.json records train.total_steps steps"
+        )
+    out = Path(out_dir) if out_dir else sweep_dir
+    out.mkdir(parents=True, exist_ok=True)
+    groups = group_runs(runs)
+    rows = aggregate(groups)
+    figures = plot_curves(groups, out)
+    markdown = to_markdown(rows, sweep_dir, unfinished, figures)
+    (out / "report.md").write_text(markdown)
+    write_csv(rows, out / "report.csv")
+    return {"rows": rows, "markdown": markdown, "files": [out / "report.md", out / "report.csv", *figures],
+            "unfinished": unfinished}  # fmt: skip

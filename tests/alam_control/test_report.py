@@ -1,0 +1,149 @@
+"""`alam report`: grouping, the 95% t-interval, Markdown/CSV output and the PNG figures, on synthetic run dirs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from alam_control import cli, report
+from alam_control import config as config_lib
+
+
+def _fake_run(root: Path, name: str, overrides: list[str], final: dict[str, float], steps: int | None = None) -> Path:
+    """A run directory as the trainer leaves it: config.yaml, eval.csv (3 evaluations) and summary.json."""
+    cfg = config_lib.from_dict({"train": {"total_steps": 3000, "threads": 1}}, overrides)
+    run = root / "trials" / name
+    run.mkdir(parents=True)
+    config_lib.save(cfg, run / "config.yaml")
+    with open(run / "eval.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step", "return", "cost", "violation_rate", "lambda_mean", "risk_auroc", "lambda_probe"])
+        for i, step in enumerate((1000, 2000, 3000)):
+            frac = (i + 1) / 3
+            w.writerow([step, final["return"] * frac, final["cost"] * frac, 0.1, 0.5, "nan", final["lambda"] * frac])
+    summary = {
+        "task": cfg.task,
+        "algo": cfg.algo.name,
+        "seed": cfg.seed,
+        "steps": cfg.train.total_steps if steps is None else steps,
+        "return": final["return"],
+        "cost": final["cost"],
+        "violation_rate": 0.1,
+        "risk_auroc": final.get("risk_auroc", math.nan),
+        "lambda_probe": final["lambda"],
+        "lambda_osc": 0.2,
+        "cost_osc": 1.0,
+        "train_cost": 100.0 + cfg.seed,
+        "wall_time_s": 1.0,
+    }
+    (run / "summary.json").write_text(json.dumps(summary))  # NaN written as NaN, as the trainer does
+    return run
+
+
+@pytest.fixture
+def sweep_dir(tmp_path: Path) -> Path:
+    returns = {0: 10.0, 1: 20.0, 2: 60.0}
+    for seed, ret in returns.items():
+        auroc = 0.8 if seed < 2 else math.nan  # undefined in one seed (no violation): counted as 2 of 3
+        _fake_run(
+            tmp_path,
+            f"alam-s{seed}",
+            [f"seed={seed}"],
+            {"return": ret, "cost": 0.0, "lambda": 2.0, "risk_auroc": auroc},
+        )
+    _fake_run(tmp_path, "sac-s0", ["algo.name=sac", "seed=0"], {"return": 50.0, "cost": 30.0, "lambda": 0.0})
+    # A run stopped mid-way (summary of an earlier, shorter budget) and one with no summary at all.
+    _fake_run(tmp_path, "alam-s3", ["seed=3"], {"return": 999.0, "cost": 0.0, "lambda": 1.0}, steps=1000)
+    partial = _fake_run(tmp_path, "alam-s4", ["seed=4"], {"return": 999.0, "cost": 0.0, "lambda": 1.0})
+    (partial / "summary.json").unlink()
+    return tmp_path
+
+
+def test_interval_matches_the_student_t_formula() -> None:
+    mean, low, high, n = report.interval([10.0, 20.0, 60.0])
+    sd = math.sqrt(((10 - 30) ** 2 + (20 - 30) ** 2 + (60 - 30) ** 2) / 2)
+    half = 4.302652729911275 * sd / math.sqrt(3)  # t_{0.975, 2}
+    assert (mean, n) == (30.0, 3)
+    assert low == pytest.approx(30 - half) and high == pytest.approx(30 + half)
+    m, lo, hi, n1 = report.interval([5.0, math.nan])
+    assert (m, n1) == (5.0, 1) and math.isnan(lo) and math.isnan(hi)
+    assert report.interval([])[3] == 0 and math.isnan(report.interval([])[0])
+
+
+def test_report_groups_by_algo_and_task_and_writes_table_csv_and_figure(sweep_dir: Path) -> None:
+    result = report.report(sweep_dir)
+    rows = {r["algo"]: r for r in result["rows"]}
+    assert set(rows) == {"sac_alam", "sac"}
+    alam, sac = rows["sac_alam"], rows["sac"]
+    assert alam["n_seeds"] == 3 and alam["seeds"] == "0;1;2"  # the unfinished seeds 3 and 4 are left out
+    assert alam["return_mean"] == pytest.approx(30.0)
+    assert alam["return_ci_high"] - alam["return_ci_low"] == pytest.approx(2 * 4.302652729911275 * 26.457513 / 3**0.5)
+    assert alam["risk_auroc_n"] == 2 and alam["risk_auroc_mean"] == pytest.approx(0.8)
+    assert alam["train_cost_mean"] == pytest.approx(101.0)
+    assert sac["n_seeds"] == 1 and math.isnan(sac["return_ci_low"])
+    assert alam["setting"] == sac["setting"] == ""  # only seed and algo.name differ: no extra setting column
+
+    md = (sweep_dir / "report.md").read_text()
+    assert "| cartpole-safe_swingup | sac_alam | 3 | 30.00 ± 66 |" in md  # 4.303 * 26.46 / sqrt(3) = 65.7, 2 digits
+    assert "50.00 ± —" in md  # one seed: no interval
+    assert "0.8000 ± 0 (2/3)" in md  # AUROC defined for 2 of 3 seeds
+    assert "alam-s3" in md and "alam-s4" in md  # listed as unfinished
+    assert "![curves_cartpole-safe_swingup](curves_cartpole-safe_swingup.png)" in md
+
+    with open(sweep_dir / "report.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [r["algo"] for r in table] == ["sac", "sac_alam"]
+    for metric in report.METRICS:
+        assert f"{metric}_mean" in table[0] and f"{metric}_ci_low" in table[0] and f"{metric}_n" in table[0]
+    assert float(table[1]["return_mean"]) == pytest.approx(30.0)
+
+    png = sweep_dir / "curves_cartpole-safe_swingup.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    assert matplotlib.image.imread(png).shape[:2] == (300, 900)  # 9x3 inches at 100 dpi
+
+
+def test_curve_band_is_mean_and_interval_per_step(sweep_dir: Path) -> None:
+    runs, _ = report.find_runs(sweep_dir)
+    alam = [r for r in runs if r.config["algo.name"] == "sac_alam"]
+    steps, mean, low, high = report.curve_band(alam, "return")
+    assert list(steps) == [1000, 2000, 3000]
+    assert mean[-1] == pytest.approx(30.0) and mean[0] == pytest.approx(10.0)
+    assert low[-1] < 30.0 < high[-1]
+    _, lam_mean, _, _ = report.curve_band(alam, "lambda_probe")
+    assert lam_mean[-1] == pytest.approx(2.0)
+
+
+def test_an_ablation_grid_is_not_averaged_together(tmp_path: Path) -> None:
+    for rho in (0.1, 1.0):
+        for seed in (0, 1):
+            _fake_run(tmp_path, f"rho{rho}-s{seed}", [f"seed={seed}", f"multiplier.penalty_coef={rho}"],
+                      {"return": 10.0 * rho + seed, "cost": 0.0, "lambda": 1.0})  # fmt: skip
+    rows = report.report(tmp_path)["rows"]
+    assert [(r["setting"], r["n_seeds"]) for r in rows] == [
+        ("multiplier.penalty_coef=0.1", 2),
+        ("multiplier.penalty_coef=1.0", 2),
+    ]
+    assert rows[1]["return_mean"] == pytest.approx(10.5)
+    assert "| setting |" in (tmp_path / "report.md").read_text()
+
+
+def test_report_cli_and_its_errors(sweep_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "out"
+    assert cli.main(["report", str(sweep_dir), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| task | algo | n | return |" in printed and str(out / "report.md") in printed
+    assert (out / "report.csv").exists() and (out / "curves_cartpole-safe_swingup.png").exists()
+
+    empty = tmp_path / "empty"
+    (empty / "r").mkdir(parents=True)
+    (empty / "r" / "config.yaml").write_text(yaml.safe_dump({"task": "cartpole-safe_swingup"}))
+    assert cli.main(["report", str(empty)]) == 2
+    assert "no finished run" in capsys.readouterr().err
+    assert cli.main(["report", str(tmp_path / "missing")]) == 2
