@@ -183,7 +183,7 @@ def write_trace(trace: list[tuple], prefix: Path, thresholds: tuple[float, float
     t = [row[0] for row in trace]
     fallback = [float(row[2].startswith("FALLBACK")) for row in trace]
     fig, axes = plt.subplots(3, 1, figsize=(9, 5), sharex=True, dpi=100)
-    axes[0].plot(t, [row[1] for row in trace], lw=1, label="lambda(s)")
+    axes[0].plot(t, [row[1] for row in trace], lw=1, label="risk (the bundle's risk_signal)")
     if thresholds is not None:
         axes[0].axhline(thresholds[0], color="tab:red", ls="--", lw=0.8, label="risk_high")
         axes[0].axhline(thresholds[1], color="tab:green", ls="--", lw=0.8, label="risk_low")
