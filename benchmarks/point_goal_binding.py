@@ -10,10 +10,10 @@ returns, violation rates, hazard entries per goal and the deepest approach to a 
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 
 import numpy as np
+from task_binding import step_timing  # benchmarks/ is the script directory
 
 import sim
 from sim.point_goal import GOAL_BONUS, GoalController
@@ -71,18 +71,7 @@ def main() -> None:
         for name, policy in policies.items():
             report(name, [rollout(env, policy, seed=1000 + i) for i in range(args.episodes)])
 
-    env = sim.load(TASK, seed=0)
-    env.reset()
-    actions = np.random.default_rng(0).uniform(-1.0, 1.0, (5000, 2))
-    start = time.perf_counter()
-    for action in actions:
-        if env.step(action)[4]:
-            env.reset()
-    step_us = (time.perf_counter() - start) / len(actions) * 1e6
-    start = time.perf_counter()
-    for _ in range(5000):
-        env.physics.step(5)
-    physics_us = (time.perf_counter() - start) / 5000 * 1e6
+    step_us, physics_us = step_timing(TASK, 5000)
     print(f"\nSafeEnv.step {step_us:.1f} us, of which physics {physics_us:.1f} us")
 
 

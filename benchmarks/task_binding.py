@@ -78,6 +78,23 @@ def vector_speed(name: str, num_envs: int, steps: int = 2000) -> float:
     return len(actions) * num_envs / (time.perf_counter() - start)
 
 
+def step_timing(name: str, steps: int = 3000) -> tuple[float, float]:
+    """(SafeEnv.step, bare physics stepping for one control period), in us per step, with random actions."""
+    env = sim.load(name, seed=0)
+    env.reset()
+    actions = np.random.default_rng(0).uniform(-1.0, 1.0, (steps, *env.action_space.shape))
+    start = time.perf_counter()
+    for action in actions:
+        if env.step(action)[4]:
+            env.reset()
+    step_us = (time.perf_counter() - start) / steps * 1e6
+    n_sub_steps = round(env.spec.control_timestep / env.physics.timestep())
+    start = time.perf_counter()
+    for _ in range(steps):
+        env.physics.step(n_sub_steps)
+    return step_us, (time.perf_counter() - start) / steps * 1e6
+
+
 def _uniform_policy(shape: tuple[int, ...], seed: int):
     rng = np.random.default_rng(seed)
     return lambda obs: rng.uniform(-1, 1, shape)

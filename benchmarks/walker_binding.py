@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import glob
-import time
 from collections.abc import Callable
 
 import numpy as np
+from task_binding import step_timing  # benchmarks/ is the script directory
 
 import sim
 from sim.walker_speed import V_LIMIT, StandController
@@ -99,18 +99,7 @@ def main() -> None:
         for name, policy in sac_policies(args.checkpoints).items():
             report(name, [rollout(env, policy, seed=1000 + i) for i in range(args.sac_episodes)])
 
-    env = sim.load(TASK, seed=0)
-    env.reset()
-    actions = np.random.default_rng(0).uniform(-1.0, 1.0, (3000, 6))
-    start = time.perf_counter()
-    for action in actions:
-        if env.step(action)[4]:
-            env.reset()
-    step_us = (time.perf_counter() - start) / len(actions) * 1e6
-    start = time.perf_counter()
-    for _ in range(3000):
-        env.physics.step(10)
-    physics_us = (time.perf_counter() - start) / 3000 * 1e6
+    step_us, physics_us = step_timing(TASK, 3000)
     print(f"\nSafeEnv.step {step_us:.1f} us, of which physics {physics_us:.1f} us")
 
 
