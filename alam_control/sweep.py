@@ -34,6 +34,7 @@ import json
 import math
 import os
 import re
+import signal
 import socket
 import sys
 import time
@@ -643,6 +644,10 @@ def _drive(
         if need > cpus:
             raise SweepError(f"a trial needs train.threads = {need} CPUs, the Ray cluster has {cpus:g}")
         remote = ray.remote(run_trial)
+        # Ctrl-C sets a flag checked once per loop pass: a KeyboardInterrupt raised inside ray.wait or Ray's own
+        # handlers can be lost, and then the sweep would run on. Installed after ray.init, so it is ours that runs.
+        interrupted: list[int] = []
+        previous_handler = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
         limit = max_concurrent or len(todo)
         queue = list(todo)
         t0 = time.monotonic()
@@ -650,6 +655,8 @@ def _drive(
         saved_signature: list[tuple[str, int]] = []
         saved_at = -math.inf
         while queue or inflight:
+            if interrupted:
+                raise KeyboardInterrupt
             while queue and len(inflight) < limit:
                 row = queue.pop(0)
                 row.attempts_at_submit = row.progress.attempts
@@ -684,6 +691,7 @@ def _drive(
             elapsed = time.monotonic() - t0
             rate = (sum(r.progress.step for r in rows) - baseline) / elapsed if elapsed > 0 else math.nan
             table.show(render_table(rows, elapsed, rate), force=bool(ready))
+        signal.signal(signal.SIGINT, previous_handler)
         save_manifest()  # the last loop pass already showed the final table
         elapsed = time.monotonic() - t0
         failed = [r.trial.name for r in rows if r.state == "FAILED"]
