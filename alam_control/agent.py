@@ -110,8 +110,9 @@ class Agent:
         with torch.no_grad():
             next_act, next_logp = self.actor.sample(next_obs, self.generator)
             next_q = self.critic_target(next_obs, next_act)
-            reward = batch.reward * sac.reward_scale if sac.reward_scale != 1.0 else batch.reward
-            y = losses.soft_q_target(reward, batch.terminated, next_q[:2], next_logp, alpha, sac.gamma)
+            y = losses.soft_q_target(
+                batch.reward * sac.reward_scale, batch.terminated, next_q[:2], next_logp, alpha, sac.gamma
+            )
             targets = [y, y]
             if self.constrained:
                 y_c = losses.cost_q_target(

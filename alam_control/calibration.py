@@ -1,5 +1,6 @@
 """Deploy-side evaluation of an export bundle in simulation: the policy alone or behind the risk monitor, and
-`alam calibrate`, which picks `risk_high` / `risk_low` from how well lambda(s) predicts upcoming violations.
+`alam calibrate`, which picks `risk_high` / `risk_low` from how well the risk signal (lambda(s), or Q_c) predicts
+upcoming violations.
 
 Everything here drives the sim with the exported ONNX graph and the torch-free runtime, i.e. exactly what runs on
 the robot, so the measured effect of monitor + fallback is the deployed one.
@@ -73,11 +74,11 @@ def rollout(
     half = (bundle.action_high - bundle.action_low) / 2
     backup = make_fallback(fallback, manifest) if monitor is not None else None
     use_lambda = manifest.get("risk_signal", "lambda") == "lambda"  # as alam_policy_node reads it
-    lams, costs, labels, used, returns, ep_costs = [], [], [], [], [], []
+    risks, costs, labels, used, returns, ep_costs = [], [], [], [], [], []
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
         guard = RiskMonitor(monitor, start_in_fallback=False) if monitor is not None else None
-        ep_lam, ep_cost, ep_fb, ret, t, done = [], [], [], 0.0, 0, False
+        ep_risk, ep_cost, ep_fb, ret, t, done = [], [], [], 0.0, 0, False
         while not done:
             command, lam, cost_q = bundle.policy(obs)
             risk = lam if use_lambda else cost_q
@@ -85,14 +86,14 @@ def rollout(
             if on_fallback:
                 command = backup(obs)
             obs, reward, cost, terminated, truncated, _ = env.step(np.clip((command - mid) / half, -1.0, 1.0))
-            ep_lam.append(risk)
+            ep_risk.append(risk)
             ep_cost.append(cost)
             ep_fb.append(on_fallback)
             ret += reward
             t += 1
             done = terminated or truncated
         ep_cost_arr = np.asarray(ep_cost)
-        lams.append(np.asarray(ep_lam))
+        risks.append(np.asarray(ep_risk))
         costs.append(ep_cost_arr)
         labels.append(metrics.upcoming_violation_labels(ep_cost_arr, horizon))
         used.append(np.asarray(ep_fb))
@@ -100,29 +101,29 @@ def rollout(
         ep_costs.append(float(ep_cost_arr.sum()))
     env.close()
     return Rollouts(
-        np.concatenate(lams), np.concatenate(costs), np.concatenate(labels), np.concatenate(used), returns, ep_costs
+        np.concatenate(risks), np.concatenate(costs), np.concatenate(labels), np.concatenate(used), returns, ep_costs
     )
 
 
-def reliability_table(lam: np.ndarray, labels: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
-    """Empirical P(violation within H | lambda in bin) over quantile bins of lambda.
+def reliability_table(risk: np.ndarray, labels: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """Empirical P(violation within H | risk in bin) over quantile bins of the risk signal.
 
     Returns:
-        One row per non-empty bin: lambda_low, lambda_high, steps, positive_rate.
+        One row per non-empty bin: bin_low, bin_high, steps, positive_rate.
     """
-    edges = np.unique(np.quantile(lam, np.linspace(0.0, 1.0, bins + 1)))
+    edges = np.unique(np.quantile(risk, np.linspace(0.0, 1.0, bins + 1)))
     if len(edges) < 2:
-        return [{"lambda_low": float(lam.min()), "lambda_high": float(lam.max()), "steps": len(lam),
+        return [{"bin_low": float(risk.min()), "bin_high": float(risk.max()), "steps": len(risk),
                  "positive_rate": float(labels.mean())}]  # fmt: skip
-    which = np.clip(np.searchsorted(edges, lam, side="right") - 1, 0, len(edges) - 2)
+    which = np.clip(np.searchsorted(edges, risk, side="right") - 1, 0, len(edges) - 2)
     rows = []
     for b in range(len(edges) - 1):
         mask = which == b
         if mask.any():
             rows.append(
                 {
-                    "lambda_low": float(edges[b]),
-                    "lambda_high": float(edges[b + 1]),
+                    "bin_low": float(edges[b]),
+                    "bin_high": float(edges[b + 1]),
                     "steps": int(mask.sum()),
                     "positive_rate": float(labels[mask].mean()),
                 }

@@ -103,7 +103,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     signal = result["risk_signal"]
     print(f"reliability: P(violation within horizon | {signal} bin)")
     for row in table:
-        print(f"  {signal} [{row['lambda_low']:.3g}, {row['lambda_high']:.3g}]  steps {row['steps']:6d}  "
+        print(f"  {signal} [{row['bin_low']:.3g}, {row['bin_high']:.3g}]  steps {row['steps']:6d}  "
               f"rate {row['positive_rate']:.3f}")  # fmt: skip
     print(f"risk_high / risk_low written to {args.bundle}/manifest.json")
     return 0

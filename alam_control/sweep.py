@@ -637,6 +637,7 @@ def _drive(
     ray = None
     exit_code = 0
     inflight: dict[Any, _Row] = {}
+    previous_handler = signal.getsignal(signal.SIGINT)
     try:
         ray = _init_ray(address)
         cpus = ray.cluster_resources().get("CPU", 0)
@@ -647,7 +648,7 @@ def _drive(
         # Ctrl-C sets a flag checked once per loop pass: a KeyboardInterrupt raised inside ray.wait or Ray's own
         # handlers can be lost, and then the sweep would run on. Installed after ray.init, so it is ours that runs.
         interrupted: list[int] = []
-        previous_handler = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
+        signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
         limit = max_concurrent or len(todo)
         queue = list(todo)
         t0 = time.monotonic()
@@ -691,7 +692,6 @@ def _drive(
             elapsed = time.monotonic() - t0
             rate = (sum(r.progress.step for r in rows) - baseline) / elapsed if elapsed > 0 else math.nan
             table.show(render_table(rows, elapsed, rate), force=bool(ready))
-        signal.signal(signal.SIGINT, previous_handler)
         save_manifest()  # the last loop pass already showed the final table
         elapsed = time.monotonic() - t0
         failed = [r.trial.name for r in rows if r.state == "FAILED"]
@@ -711,5 +711,6 @@ def _drive(
         )
         return 130
     finally:
+        signal.signal(signal.SIGINT, previous_handler)
         if ray is not None and address is None:
             ray.shutdown()  # our own local Ray; a cluster's stays up for the next sweep

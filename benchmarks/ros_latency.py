@@ -58,11 +58,12 @@ def cpu_seconds(pid: int) -> float:
 
 def run_setup(bundle: Path, rate: float, tick_on: str, executor: str, duration: float, warmup: float, env) -> dict:
     import rclpy
+    from alam_ros import common
     from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import PoseStamped, TwistStamped
     from nav_msgs.msg import Odometry
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import LaserScan
 
     params = {
@@ -87,14 +88,8 @@ def run_setup(bundle: Path, rate: float, tick_on: str, executor: str, duration: 
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=int(env["ROS_DOMAIN_ID"]))
     node = rclpy.create_node("alam_latency_bench", context=context)
-    sensor = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+    sensor, latched = common.SENSOR_QOS, common.LATCHED_GOAL_QOS
     reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
-    latched = QoSProfile(
-        history=HistoryPolicy.KEEP_LAST,
-        depth=1,
-        reliability=ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL,
-    )
     odom_pub = node.create_publisher(Odometry, "odom", sensor)
     scan_pub = node.create_publisher(LaserScan, "scan", sensor)
     goal_pub = node.create_publisher(PoseStamped, "goal_pose", latched)

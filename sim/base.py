@@ -116,4 +116,4 @@ class GoalTask(SafeTask):
     def set_state(self, state: dict[str, float]) -> None:
         """Restores what `get_state` returned."""
         self._last_goal_distance = float(state["last_goal_distance"])
-        self._reward = float(state.get("reward", 0.0))
+        self._reward = float(state["reward"])

@@ -65,6 +65,16 @@ def test_update_moves_every_learner_and_multiplier_only_when_due() -> None:
     assert all(torch.isfinite(v).all() for v in metrics.values())
 
 
+def test_reward_scale_scales_the_reward_in_the_critic_target() -> None:
+    scaled = make_agent(algo={"name": "sac_alam"}, sac={"hidden": [16, 16], "batch_size": 8, "reward_scale": 3.0})
+    plain = make_agent(algo={"name": "sac_alam"})
+    b = batch()
+    scaled.update(b)
+    plain.update(b._replace(reward=b.reward * 3.0))
+    for a, c in zip(scaled.critic.parameters(), plain.critic.parameters(), strict=True):
+        torch.testing.assert_close(a, c)
+
+
 def test_sac_has_no_cost_head_and_fixed_alpha_stays_fixed() -> None:
     agent = make_agent(algo={"name": "sac"}, sac={"hidden": [16], "batch_size": 8, "autotune_alpha": False})
     assert agent.critic.heads == 2

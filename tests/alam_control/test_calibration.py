@@ -34,7 +34,7 @@ def test_reliability_table_is_monotone_for_a_calibrated_score() -> None:
     rates = [r["positive_rate"] for r in rows]
     assert rates == sorted(rates)
     for row in rows:
-        assert row["positive_rate"] == pytest.approx((row["lambda_low"] + row["lambda_high"]) / 2, abs=0.03)
+        assert row["positive_rate"] == pytest.approx((row["bin_low"] + row["bin_high"]) / 2, abs=0.03)
 
 
 def test_monitor_rollout_hands_over(smoke_bundle: Path) -> None:

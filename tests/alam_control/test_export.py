@@ -52,4 +52,3 @@ def test_export_cli_replaces_bundle_whole(smoke_run: Path, tmp_path: Path, capsy
     assert not list(tmp_path.glob(".b.*")) and not (tmp_path / "b.old").exists()
     assert cli.main(["export", "--run-dir", str(tmp_path / "missing"), "--out", str(out)]) == 2
     assert "missing" in capsys.readouterr().err
-

@@ -10,22 +10,17 @@ from typing import Any
 
 import numpy as np
 import rclpy
+from alam_ros.common import LATCHED_GOAL_QOS as GOAL_QOS  # noqa: F401  (re-exported to the tests)
+from alam_ros.common import SENSOR_QOS
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState, LaserScan
 from std_msgs.msg import Float32, Float32MultiArray, Float64MultiArray, String
 
-SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 RELIABLE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE)
-GOAL_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=1,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
 
 

@@ -62,10 +62,6 @@ def test_closed_loop_with_sim_bridge(tick_on, diffdrive_bundle, start_node, harn
     assert values["mode"] == "POLICY" and float(values["tick_compute_ms"]) > 0 and values["tick_on"] == tick_on
 
 
-@pytest.mark.skipif(
-    not (TRAINED_BUNDLE / "manifest.json").is_file(),
-    reason=f"no trained bundle at {TRAINED_BUNDLE} (train diffdrive-safe_navigate and `alam export` it there)",
-)
 def test_trained_bundle_reaches_a_goal(start_node, harness):
     goals = harness.listen(Int32, "/alam_sim_bridge/goals_reached")
     mode = harness.listen(String, "/alam_policy_node/mode")

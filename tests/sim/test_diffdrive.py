@@ -46,7 +46,7 @@ def place(env: sim.SafeEnv, x: float, y: float, yaw: float, pillars=(), goal=(FA
         data.mocap_pos[1 + i, :2] = pillar
     data.mocap_pos[0, :2] = goal
     env.physics.forward()
-    env.task.set_state({"last_goal_distance": env.physics.goal_distance()})
+    env.task.set_state({"last_goal_distance": env.physics.goal_distance(), "reward": 0.0})
 
 
 def observe(env: sim.SafeEnv) -> dict[str, np.ndarray]:

@@ -159,8 +159,13 @@ JOINT_MANIFEST = {
     "action_high": [1.0],
     "deploy": {
         "joints": ["slider", "hinge_1"],
-        "observation": [["position", "slider"], ["cos", "hinge_1"], ["sin", "hinge_1"], ["velocity", "slider"],
-                        ["velocity", "hinge_1"]],
+        "observation": [
+            ["position", "slider"],
+            ["cos", "hinge_1"],
+            ["sin", "hinge_1"],
+            ["velocity", "slider"],
+            ["velocity", "hinge_1"],
+        ],
         "commands": ["slide"],
     },  # fmt: skip
 }

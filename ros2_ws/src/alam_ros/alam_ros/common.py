@@ -32,6 +32,13 @@ COMMAND_QOS = QoSProfile(
 )
 # Goals: reliable; the goal publisher may be transient-local (a volatile subscription matches both).
 GOAL_QOS = COMMAND_QOS
+# A goal publisher: transient-local, so a node that starts later still gets the current goal.
+LATCHED_GOAL_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
 # Status topics (~/risk, ~/mode, ...): reliable, a few deep, so a slow listener sees transitions.
 STATUS_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,

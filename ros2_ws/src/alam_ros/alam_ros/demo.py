@@ -135,16 +135,18 @@ def main(argv: list[str] | None = None) -> int:
         if status is not None:
             status.close()
             if args.record is not None:
-                write_trace(status.trace, args.record, _thresholds(args.bundle, params))
+                write_trace(status.trace, args.record, _thresholds(args.bundle, params, args.policy_param))
         shutil.rmtree(tmp, ignore_errors=True)
     return code
 
 
-def _thresholds(bundle: str | None, params: Path) -> tuple[float, float] | None:
-    """(risk_high, risk_low) from the params YAML, else the bundle's manifest; None when neither has them."""
+def _thresholds(bundle: str | None, params: Path, overrides: list[str]) -> tuple[float, float] | None:
+    """(risk_high, risk_low) as the node resolves them: -p overrides, the params YAML, else the bundle's manifest;
+    None when none has them."""
     import yaml
 
     node = (yaml.safe_load(params.read_text()) or {}).get("alam_policy_node", {}).get("ros__parameters", {})
+    node.update({name: yaml.safe_load(value) for name, _, value in (o.partition(":=") for o in overrides)})
     if "risk_high" in node and "risk_low" in node:
         return float(node["risk_high"]), float(node["risk_low"])
     manifest = Path(bundle or node.get("bundle_dir", "")) / "manifest.json"

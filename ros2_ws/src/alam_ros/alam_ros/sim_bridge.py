@@ -40,7 +40,6 @@ from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import JointState, LaserScan
 from std_msgs.msg import Bool, Float32, Float64MultiArray, Int32, MultiArrayDimension
@@ -49,14 +48,6 @@ from alam_ros import common
 from alam_ros.common import ConfigError
 
 NODE_NAME = "alam_sim_bridge"
-# Sensors out and commands in: best effort, keep last 1.
-SENSOR_PUB_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
-GOAL_PUB_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=1,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
 
 
 class Lidar:
@@ -210,11 +201,11 @@ class SimBridge(Node):
                 raise ConfigError(f"task {task} has no deploy spec (range sensor fan)")
             self._range_min, self._range_max = float(deploy["range_min"]), float(deploy["range_max"])
             self.lidar = Lidar(self.physics, int(common.get(self, "scan_beams")), self._range_min, self._range_max)
-            self._odom_pub = self.create_publisher(Odometry, common.get(self, "odom_topic"), SENSOR_PUB_QOS)
-            self._scan_pub = self.create_publisher(LaserScan, common.get(self, "scan_topic"), SENSOR_PUB_QOS)
-            self._goal_pub = self.create_publisher(PoseStamped, common.get(self, "goal_topic"), GOAL_PUB_QOS)
+            self._odom_pub = self.create_publisher(Odometry, common.get(self, "odom_topic"), common.SENSOR_QOS)
+            self._scan_pub = self.create_publisher(LaserScan, common.get(self, "scan_topic"), common.SENSOR_QOS)
+            self._goal_pub = self.create_publisher(PoseStamped, common.get(self, "goal_topic"), common.LATCHED_GOAL_QOS)
             kind = TwistStamped if self._stamped else Twist
-            self.create_subscription(kind, common.get(self, "cmd_vel_topic"), self._on_cmd_vel, SENSOR_PUB_QOS)
+            self.create_subscription(kind, common.get(self, "cmd_vel_topic"), self._on_cmd_vel, common.SENSOR_QOS)
         else:
             deploy = spec.deploy
             if not deploy or "joints" not in deploy:
@@ -228,9 +219,11 @@ class SimBridge(Node):
                 raise ConfigError(f"task {task}: deploy joints {self._joints} are not all joints of the model")
             self._qpos_index = [int(model.jnt_qposadr[i]) for i in ids]
             self._qvel_index = [int(model.jnt_dofadr[i]) for i in ids]
-            self._joint_pub = self.create_publisher(JointState, common.get(self, "joint_states_topic"), SENSOR_PUB_QOS)
+            self._joint_pub = self.create_publisher(
+                JointState, common.get(self, "joint_states_topic"), common.SENSOR_QOS
+            )
             self.create_subscription(
-                Float64MultiArray, common.get(self, "commands_topic"), self._on_commands, SENSOR_PUB_QOS
+                Float64MultiArray, common.get(self, "commands_topic"), self._on_commands, common.SENSOR_QOS
             )
         self._cost_pub = self.create_publisher(Float32, "~/cost", common.STATUS_QOS)
         self._constraints_pub = self.create_publisher(Float64MultiArray, "~/constraints", common.STATUS_QOS)
