@@ -131,6 +131,43 @@ def reliability_table(risk: np.ndarray, labels: np.ndarray, bins: int = 10) -> l
     return rows
 
 
+def plot_reliability(table: list[dict[str, float]], result: dict[str, Any], out: str | Path, title: str = "") -> Path:
+    """Reliability diagram of a calibration (a small PNG, 450x330 px): the empirical P(violation within H) per
+    quantile bin of the risk signal, at the bin's median rank, with the base rate and the chosen thresholds.
+
+    Args:
+        table: ``reliability_table`` rows; result: the calibration entry (risk_signal, horizon, risk_auroc,
+            positive_rate, and risk_high/risk_low when present).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.3))
+    n = len(table)
+    rank = (np.arange(n) + 0.5) / n
+    rates = [row["positive_rate"] for row in table]
+    ax.bar(rank, rates, width=0.9 / n, color="tab:blue", alpha=0.8, label="P(violation within H | bin)")
+    ax.axhline(result["positive_rate"], color="k", linestyle="--", linewidth=0.8, label="base rate")
+    for i, row in enumerate(table):
+        ax.text(rank[i], rates[i], f"{row['bin_high']:.2g}", ha="center", va="bottom", fontsize=6)
+    signal = result.get("risk_signal", "lambda")
+    ax.set_xlabel(f"{signal} quantile bin (bar label: bin's upper {signal})", fontsize=8)
+    ax.set_ylabel(f"P(violation within {result.get('horizon', '?')} steps)", fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, max(max(rates, default=0.0), result["positive_rate"]) * 1.2 + 1e-3)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(f"{title}  AUROC {result['risk_auroc']:.2f}".strip(), fontsize=8)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
 def pick_thresholds(lam: np.ndarray, labels: np.ndarray, recall: float) -> tuple[float, float, dict[str, float]]:
     """risk_high flags at least `recall` of the steps that precede a violation; risk_low is the threshold with
     half the remaining miss rate, (1 + recall) / 2, so the monitor releases only well below where it engages.

@@ -1,5 +1,5 @@
-"""The ``alam`` command: ``alam train``, ``alam eval``, ``alam export``, ``alam calibrate``, ``alam sweep`` and
-``alam report``."""
+"""The ``alam`` command: ``alam train``, ``alam eval``, ``alam export``, ``alam calibrate``, ``alam riskmap``,
+``alam sweep`` and ``alam report``."""
 
 from __future__ import annotations
 
@@ -44,9 +44,8 @@ def _eval(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     cfg = config_lib.load(run_dir / "config.yaml")
     state, path = checkpoint.load_latest(run_dir)
-    env = sim.load(
-        cfg.task, seed=cfg.seed + trainer.EVAL_SEED_OFFSET, randomize=cfg.randomization if args.randomize else False
-    )
+    ranges = _eval_ranges(args, cfg.randomization)
+    env = sim.load(cfg.task, seed=cfg.seed + trainer.EVAL_SEED_OFFSET, randomize=ranges if ranges else False)
     agent = trainer.build_agent(cfg, env, torch.Generator().manual_seed(cfg.seed))
     agent.load_state_dict(state["agent"])
     frames: list = []
@@ -61,6 +60,16 @@ def _eval(args: argparse.Namespace) -> int:
         result["video"] = args.video
     print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}, indent=2))
     return 0
+
+
+def _eval_ranges(args: argparse.Namespace, training: object) -> object:
+    """The randomization an evaluation runs under: None (nominal), or the training ranges (a run's config; sim's
+    defaults for a bundle) widened by --randomize-width."""
+    if args.randomize_width is not None and args.randomize_width < 1.0:
+        raise ValueError(f"--randomize-width must be >= 1 (the training ranges or wider), got {args.randomize_width}")
+    if not args.randomize and args.randomize_width is None:
+        return None
+    return training.widened(args.randomize_width or 1.0)
 
 
 def _eval_bundle(args: argparse.Namespace) -> int:
@@ -79,8 +88,12 @@ def _eval_bundle(args: argparse.Namespace) -> int:
             )
         monitor = MonitorConfig(high, low, args.engage_ticks, args.release_dwell_s)
     seed = calibration.EVAL_SEED if args.seed is None else args.seed
-    data = calibration.rollout(bundle, args.episodes, seed, args.randomize, monitor, args.fallback)
-    result = {"bundle": args.bundle, "monitor": bool(monitor), "episodes": args.episodes, **data.summary()}
+    import sim
+
+    ranges = _eval_ranges(args, sim.Randomization())
+    data = calibration.rollout(bundle, args.episodes, seed, ranges or False, monitor, args.fallback)
+    result = {"bundle": args.bundle, "monitor": bool(monitor), "episodes": args.episodes,
+              "randomize_width": (args.randomize_width or 1.0) if ranges else None, **data.summary()}  # fmt: skip
     print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}, indent=2))
     return 0
 
@@ -106,6 +119,27 @@ def _calibrate(args: argparse.Namespace) -> int:
         print(f"  {signal} [{row['bin_low']:.3g}, {row['bin_high']:.3g}]  steps {row['steps']:6d}  "
               f"rate {row['positive_rate']:.3f}")  # fmt: skip
     print(f"risk_high / risk_low written to {args.bundle}/manifest.json")
+    if args.plot:
+        print(f"reliability diagram: {calibration.plot_reliability(table, result, args.plot, title=args.bundle)}")
+    return 0
+
+
+def _riskmap(args: argparse.Namespace) -> int:
+    from alam_control import riskmap
+
+    if args.label and len(args.label) != len(args.bundle):
+        raise ValueError(f"{len(args.bundle)} --bundle but {len(args.label)} --label; give one label per bundle")
+    from alam_control.runtime.bundle import read_manifest
+
+    tasks = sorted({read_manifest(b)["task"] for b in args.bundle})
+    if len(tasks) > 1:
+        raise ValueError(f"one task per risk-map figure; these bundles are for {', '.join(tasks)}")
+    labels = args.label or [Path(b).name for b in args.bundle]
+    maps = [riskmap.compute(b, args.grid, args.horizon, args.seed) for b in args.bundle]
+    for label, m in zip(labels, maps, strict=False):
+        summary = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in m.summary().items()}
+        print(json.dumps({"bundle": m.bundle, "label": label, **summary}))
+    print(f"written: {riskmap.plot(maps, labels, args.out)}")
     return 0
 
 
@@ -149,7 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--release-dwell-s", type=float, default=1.0)
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=None, help="first episode seed (default: the run's eval seeds)")
-    p.add_argument("--randomize", action="store_true", help="domain randomization on")
+    p.add_argument("--randomize", action="store_true", help="domain randomization on (the training ranges)")
+    p.add_argument(
+        "--randomize-width",
+        type=float,
+        metavar="K",
+        help="randomization K times as wide as the training ranges (implies --randomize; sim defaults for a bundle)",
+    )
     p.add_argument("--video", metavar="OUT.mp4", help="record the episodes (MuJoCo offscreen rendering)")
     p.set_defaults(func=_eval)
 
@@ -170,7 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recall", type=float, default=0.9, help="share of pre-violation steps risk_high must flag")
     p.add_argument("--horizon", type=int, default=20, help="H of 'a violation within the next H steps'")
     p.add_argument("--no-randomize", action="store_true", help="calibrate on the nominal model")
+    p.add_argument("--plot", metavar="OUT.png", help="also draw the reliability diagram")
     p.set_defaults(func=_calibrate)
+
+    p = sub.add_parser("riskmap", help="lambda(s) of bundles over a 2-D state slice, next to the violation region")
+    p.add_argument("--bundle", action="append", required=True, help="bundle directory (repeat: one row each)")
+    p.add_argument("--label", action="append", help="row label per --bundle (default: the directory name)")
+    p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument("--grid", type=int, default=41, help="cells per axis (default 41)")
+    p.add_argument("--horizon", type=int, default=20, help="H of 'a violation within the next H steps'")
+    p.add_argument("--seed", type=int, default=0, help="episode seed of the scene (diff-drive pillar layout)")
+    p.set_defaults(func=_riskmap)
 
     p = sub.add_parser("sweep", help="run a grid of training runs on Ray (local machine or cluster)")
     p.add_argument("--config", required=True, help="sweep YAML (configs/sweeps/*.yaml)")

@@ -38,6 +38,9 @@ class AlgoConfig:
     """Actor's constraint term: 'phr' = psi_rho(lam, g), 'linear' = lam * g. None = the algorithm's default."""
     multiplier_update: Literal["regression", "ascent"] | None = None
     """Network multiplier update: regression to the dual target, or dual gradient ascent. None = default."""
+    label: str | None = None
+    """The name this run is reported under (`alam report`'s algo column, learning-curve legends); None = `name`.
+    Changes nothing in training: it lets an ablation (e.g. sac_alam with multiplier_update ascent) be its own row."""
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ METRICS = ("return", "cost", "violation_rate", "lambda_osc", "cost_osc", "train_
 CURVES = (("return", "eval return"), ("cost", "eval cost (per episode)"), ("lambda_probe", "lambda (probe mean)"))
 """eval.csv columns plotted, with their axis labels."""
 # Config keys that cannot change what a run learns, so runs that differ only in them are the same experiment.
-_NOT_A_SETTING = {"seed", "task", "algo.name", "train.threads", "train.device", "train.compile"}
+_NOT_A_SETTING = {"seed", "task", "algo.name", "algo.label", "train.threads", "train.device", "train.compile"}
 _DASH = "—"
 
 
@@ -106,16 +106,28 @@ def _value_text(v: Any) -> str:
     return str(v)
 
 
+def algo_label(config: dict[str, Any]) -> str:
+    """The name a run reports under: ``algo.label`` when set (an ablation's name), else ``algo.name``."""
+    return str(config.get("algo.label") or config.get("algo.name"))
+
+
 def group_runs(runs: list[RunResult]) -> dict[tuple[str, str, str], list[RunResult]]:
-    """Group runs by (task, algo, setting); setting names the other config keys that differ between the runs
-    (e.g. ``multiplier.penalty_coef=1.0``), so an ablation grid is not averaged into one row. Seeds are the
-    replicates."""
-    keys = sorted({k for r in runs for k in r.config})
-    varying = [k for k in keys if k not in _NOT_A_SETTING and len({json.dumps(r.config.get(k)) for r in runs}) > 1]
-    groups: dict[tuple[str, str, str], list[RunResult]] = defaultdict(list)
+    """Group runs by (task, algo, setting); algo is :func:`algo_label`, and setting names the other config keys
+    that differ between runs of the same task and algo (e.g. ``multiplier.penalty_coef=1.0``), so an ablation grid
+    is not averaged into one row. Keys that differ only between tasks or algorithms (a per-task step budget) are
+    not settings. Seeds are the replicates."""
+    by_algo: dict[tuple[str, str], list[RunResult]] = defaultdict(list)
     for r in runs:
-        setting = ",".join(f"{k}={_value_text(r.config.get(k))}" for k in varying)
-        groups[(str(r.config.get("task")), str(r.config.get("algo.name")), setting)].append(r)
+        by_algo[(str(r.config.get("task")), algo_label(r.config))].append(r)
+    groups: dict[tuple[str, str, str], list[RunResult]] = defaultdict(list)
+    for (task, algo), members in by_algo.items():
+        keys = sorted({k for r in members for k in r.config})
+        varying = [
+            k for k in keys if k not in _NOT_A_SETTING and len({json.dumps(r.config.get(k)) for r in members}) > 1
+        ]
+        for r in members:
+            setting = ",".join(f"{k}={_value_text(r.config.get(k))}" for k in varying)
+            groups[(task, algo, setting)].append(r)
     return dict(sorted(groups.items()))
 
 

@@ -11,6 +11,17 @@ A sweep file names a base config, optional fixed overrides and a grid::
       seed: [0, 1, 2]
     out: runs/sweeps/cartpole_algos # optional; default runs/sweeps/<name>
 
+A grid axis may instead be a mapping of *named values*, each a set of dotted overrides applied together (an
+algorithm variant that is two keys, or a task with its own step budget); the trial is named by the label::
+
+    grid:
+      task:
+        cartpole: {task: cartpole-safe_swingup, train.total_steps: 15000}
+        walker: {task: walker-safe_walk, train.total_steps: 20000}
+      algo:
+        sac: {algo.name: sac}
+        alam_ascent: {algo.name: sac_alam, algo.multiplier_update: ascent, algo.label: alam_ascent}
+
 Sweep directory layout::
 
     SWEEP_DIR/sweep.json              manifest: the grid, each trial's params, resolved config and status
@@ -91,7 +102,8 @@ class Sweep:
     base: Path
     """The resolved base config file."""
     set: dict[str, Any]
-    grid: dict[str, list[Any]]
+    grid: dict[str, list[Any] | dict[str, dict[str, Any]]]
+    """Axis -> list of values, or -> {label: {dotted key: value}} for a named axis."""
     out: Path
     """Absolute sweep directory."""
     trials: list[Trial] = field(default_factory=list)
@@ -131,6 +143,32 @@ def _format_value(value: Any) -> str:
     if value is None:
         return "null"
     return str(value)
+
+
+def _check_named_axis(path: Path, key: str, values: dict[str, Any], fixed: dict[str, Any]) -> None:
+    """A named grid axis: non-empty, labels safe in a directory name, each value a mapping of dotted overrides
+    that do not repeat a key of ``set:``."""
+    if not values:
+        raise SweepError(f"{path}: grid.{key}: expected at least one named value")
+    for label, overrides in values.items():
+        if not isinstance(label, str) or not label or _NAME_UNSAFE.search(label):
+            raise SweepError(f"{path}: grid.{key}: label {label!r} must be a string of letters, digits and ._=,+-")
+        if not isinstance(overrides, dict):
+            raise SweepError(
+                f"{path}: grid.{key}.{label}: expected a mapping of dotted config key -> value, got {overrides!r}"
+            )
+        both = sorted(set(overrides) & set(fixed))
+        if both:
+            raise SweepError(f"{path}: grid.{key}.{label} sets {', '.join(both)}, also in set:; keep it in one")
+
+
+def trial_overrides(grid: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The dotted overrides of one grid point: ``{key: value}`` for a list axis, the named value's mapping for a
+    named axis (later axes win where two set the same key)."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        out.update(grid[key][value] if isinstance(grid[key], dict) else {key: value})
+    return out
 
 
 def trial_name(params: dict[str, Any]) -> str:
@@ -183,8 +221,13 @@ def load(path: str | Path, out: str | Path | None = None) -> Sweep:
     if not isinstance(grid, dict) or not grid:
         raise SweepError(f"{path}: grid: expected a non-empty mapping of dotted key -> list of values")
     for key, values in grid.items():
+        if isinstance(values, dict):
+            _check_named_axis(path, key, values, fixed)
+            continue
         if not isinstance(values, list) or not values:
-            raise SweepError(f"{path}: grid.{key}: expected a non-empty list of values, got {values!r}")
+            raise SweepError(
+                f"{path}: grid.{key}: expected a non-empty list of values or a mapping of named values, got {values!r}"
+            )
         seen = [json.dumps(v, sort_keys=True) for v in values]
         dupes = sorted({v for v in seen if seen.count(v) > 1})
         if dupes:
@@ -202,11 +245,11 @@ def load(path: str | Path, out: str | Path | None = None) -> Sweep:
 
     trials: list[Trial] = []
     keys = list(grid)
-    for combo in itertools.product(*(grid[k] for k in keys)):
+    for combo in itertools.product(*(list(grid[k]) for k in keys)):  # a named axis iterates over its labels
         params = dict(zip(keys, combo, strict=True))
         tname = trial_name(params)
         cfg_data = copy.deepcopy(base_data)
-        for key, value in {**TRIAL_DEFAULTS, **fixed, **params}.items():
+        for key, value in {**TRIAL_DEFAULTS, **fixed, **trial_overrides(grid, params)}.items():
             _apply_dotted(cfg_data, key, value, f"{path}: trial {tname}")
         try:
             cfg = config_lib.from_dict(cfg_data)
@@ -217,7 +260,8 @@ def load(path: str | Path, out: str | Path | None = None) -> Sweep:
     clashes = sorted({n for n in names if names.count(n) > 1})
     if clashes:
         raise SweepError(f"{path}: grid values give the same trial directory name: {', '.join(clashes)}")
-    return Sweep(name, path.absolute(), base, dict(fixed), {k: list(v) for k, v in grid.items()}, out_dir, trials)
+    grid = {k: (copy.deepcopy(v) if isinstance(v, dict) else list(v)) for k, v in grid.items()}
+    return Sweep(name, path.absolute(), base, dict(fixed), grid, out_dir, trials)
 
 
 # ----------------------------------------------------------------------------------------------- trial state
@@ -379,12 +423,23 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _without_budgets(grid: Any) -> Any:
+    """The grid with train.total_steps dropped from named values (a per-task budget may be raised on resume)."""
+    if not isinstance(grid, dict):
+        return grid
+    return {
+        k: {label: {kk: vv for kk, vv in o.items() if kk != "train.total_steps"} for label, o in v.items()}
+        if isinstance(v, dict) else v
+        for k, v in grid.items()
+    }  # fmt: skip
+
+
 def _check_same_sweep(old: dict[str, Any], sweep: Sweep) -> None:
     """Refuse ``--resume`` when the trials or their configs changed (only train.total_steps may, as in `train`)."""
     old_trials = {t["name"]: t for t in old.get("trials", [])}
     new_trials = {t.name: t for t in sweep.trials}
     problems = []
-    if old.get("grid") != sweep.grid:
+    if _without_budgets(old.get("grid")) != _without_budgets(sweep.grid):
         problems.append(f"grid was {json.dumps(old.get('grid'))}, is now {json.dumps(sweep.grid)}")
     removed, added = sorted(set(old_trials) - set(new_trials)), sorted(set(new_trials) - set(old_trials))
     if removed:

@@ -257,6 +257,11 @@ class SafeEnv:
         self._step_count = state["step_count"]
         self._needs_reset = state["needs_reset"]
 
+    def observe(self) -> np.ndarray:
+        """The observation of the current physics state, float32 [obs_dim]: for probing a policy on states written
+        into ``physics`` by hand (call ``physics.forward()`` first), e.g. ``alam riskmap``."""
+        return self._observation()
+
     def render(self, height: int = 240, width: int = 320, camera_id: int | str = 0) -> np.ndarray:
         """Returns an RGB frame, uint8 [height, width, 3]."""
         return self.physics.render(height=height, width=width, camera_id=camera_id)

@@ -48,6 +48,34 @@ class Randomization:
                 f"randomization.action_delay must be [low, high] control steps with 0 <= low <= high, got {list(delay)}"
             )
 
+    def widened(self, factor: float) -> Randomization:
+        """Ranges ``factor`` times as wide around the nominal model, for stress tests beyond the training ranges.
+
+        Each scale range [low, high] becomes [1 - factor (1 - low), 1 + factor (high - 1)] (floored at 0.05 so a
+        mass stays positive), obs_noise is multiplied by ``factor``, and the largest action delay is rounded up
+        from ``factor`` times the old one: ``Randomization().widened(2)`` draws masses in [0.6, 1.4] and delays
+        of 0-2 steps.
+
+        Raises:
+            ValueError: factor < 1 would narrow the ranges (use explicit ranges for that).
+        """
+        if not factor >= 1.0:
+            raise ValueError(f"widening factor must be >= 1, got {factor}")
+
+        def wide(low_high: tuple[float, ...]) -> tuple[float, float]:
+            low, high = low_high
+            return (max(0.05, 1.0 - factor * (1.0 - low)), 1.0 + factor * (high - 1.0))
+
+        return dataclasses.replace(
+            self,
+            mass=wide(self.mass),
+            friction=wide(self.friction),
+            damping=wide(self.damping),
+            actuator_gain=wide(self.actuator_gain),
+            obs_noise=self.obs_noise * factor,
+            action_delay=(self.action_delay[0], int(np.ceil(self.action_delay[1] * factor))),
+        )
+
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> Randomization:
         """Builds ranges from plain data (YAML), rejecting unknown keys by name.

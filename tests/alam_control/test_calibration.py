@@ -60,6 +60,16 @@ def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, cap
     assert cli.main(["eval", "--bundle", str(bundle), "--monitor", "--episodes", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["monitor"] is True
 
+    # The reliability diagram, and a stress evaluation under ranges twice as wide as training's.
+    assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2", "--plot", str(tmp_path / "r.png")]) == 0
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG" and "reliability diagram" in capsys.readouterr().out
+    assert cli.main(["eval", "--bundle", str(bundle), "--randomize-width", "2", "--episodes", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["randomize_width"] == 2.0
+    assert cli.main(["eval", "--bundle", str(bundle), "--episodes", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["randomize_width"] is None
+    assert cli.main(["eval", "--bundle", str(bundle), "--randomize-width", "0.5"]) == 2
+    assert "--randomize-width must be >= 1" in capsys.readouterr().err
+
 
 def test_cost_q_risk_signal_is_what_calibration_and_monitor_watch(smoke_run: Path, tmp_path: Path) -> None:
     import sim

@@ -134,6 +134,23 @@ def test_an_ablation_grid_is_not_averaged_together(tmp_path: Path) -> None:
     assert "| setting |" in (tmp_path / "report.md").read_text()
 
 
+def test_labelled_ablations_are_their_own_rows_and_per_task_budgets_are_not_settings(tmp_path: Path) -> None:
+    variants = {"alam": [], "ascent": ["algo.multiplier_update=ascent", "algo.label=alam_ascent"]}
+    for task, steps in (("cartpole-safe_swingup", 400), ("walker-safe_walk", 600)):
+        for name, overrides in variants.items():
+            for seed in (0, 1):
+                _fake_run(tmp_path, f"{task}-{name}-s{seed}",
+                          [f"seed={seed}", f"task={task}", f"train.total_steps={steps}", *overrides],
+                          {"return": 1.0 + seed, "cost": 0.0, "lambda": 1.0})  # fmt: skip
+    rows = report.report(tmp_path)["rows"]
+    assert [(r["task"], r["algo"], r["setting"], r["n_seeds"]) for r in rows] == [
+        ("cartpole-safe_swingup", "alam_ascent", "", 2),
+        ("cartpole-safe_swingup", "sac_alam", "", 2),
+        ("walker-safe_walk", "alam_ascent", "", 2),
+        ("walker-safe_walk", "sac_alam", "", 2),
+    ]
+
+
 def test_report_cli_and_its_errors(sweep_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "out"
     assert cli.main(["report", str(sweep_dir), "--out", str(out)]) == 0

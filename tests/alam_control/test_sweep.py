@@ -60,6 +60,58 @@ def test_grid_expands_in_order_with_readable_names_and_resolved_configs(tmp_path
     assert sweep.load(_write_sweep(tmp_path / "t.yaml", set={"train.threads": 2})).trials[0].config.train.threads == 2
 
 
+def test_a_named_axis_applies_its_overrides_together_and_names_trials_by_label(tmp_path: Path) -> None:
+    path = _write_sweep(
+        tmp_path / "s.yaml",
+        set={"train.total_steps": 400},
+        grid={
+            "seed": [0],
+            "task": {"cp": {"task": "cartpole-safe_swingup"}, "dd": {"task": "diffdrive-safe_navigate",
+                                                                       "sac.reward_scale": 10.0}},
+            "algo": {"sac": {"algo.name": "sac"},
+                     "ascent": {"algo.name": "sac_alam", "algo.multiplier_update": "ascent", "algo.label": "ascent"}},
+        },
+    )  # fmt: skip
+    s = sweep.load(path)
+    assert [t.name for t in s.trials] == [
+        "seed=0,task=cp,algo=sac",
+        "seed=0,task=cp,algo=ascent",
+        "seed=0,task=dd,algo=sac",
+        "seed=0,task=dd,algo=ascent",
+    ]
+    dd_ascent = s.trials[3]
+    assert dd_ascent.params == {"seed": 0, "task": "dd", "algo": "ascent"}
+    c = dd_ascent.config
+    assert (c.task, c.sac.reward_scale, c.algo.name, c.algo.multiplier_update, c.algo.label) == (
+        "diffdrive-safe_navigate", 10.0, "sac_alam", "ascent", "ascent")  # fmt: skip
+    assert s.trials[0].config.sac.reward_scale == 1.0  # the cart-pole trials do not get the diff-drive's scale
+    assert s.grid["algo"]["ascent"]["algo.multiplier_update"] == "ascent"  # kept as written, for the manifest
+
+    # The repo's evidence grid: 7 algorithms x 3 tasks x 3 seeds, seeds varying slowest.
+    paper = sweep.load(REPO / "configs" / "sweeps" / "paper.yaml")
+    assert len(paper.trials) == 63 and paper.trials[0].name == "seed=0,task=cartpole,algo=sac"
+    labels = {(t.config.algo.name, t.config.algo.actor_penalty, t.config.algo.multiplier_update, t.config.algo.label)
+              for t in paper.trials}  # fmt: skip
+    assert ("sac_alam", "linear", None, "alam_nopenalty") in labels
+    assert ("sac_alam", None, "ascent", "alam_ascent") in labels
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ({"algo": {}}, "grid.algo: expected at least one named value"),
+        ({"algo": {"a b": {"algo.name": "sac"}}}, "label 'a b' must be a string"),
+        ({"algo": {"x": "sac"}}, "grid.algo.x: expected a mapping of dotted config key"),
+        ({"algo": {"x": {"train.total_steps": 5}}}, "grid.algo.x sets train.total_steps, also in set:"),
+        ({"algo": {"x": {"algo.nme": "sac"}}}, "algo.nme"),
+    ],
+)
+def test_bad_named_axes_are_named(tmp_path: Path, grid: dict, message: str) -> None:
+    path = _write_sweep(tmp_path / "s.yaml", set={"train.total_steps": 400}, grid={"seed": [0], **grid})
+    with pytest.raises((sweep.SweepError, ConfigError), match=message.replace("(", r"\(")):
+        sweep.load(path)
+
+
 def test_base_is_found_relative_to_the_sweep_file_and_name_defaults_to_the_stem(tmp_path: Path) -> None:
     (tmp_path / "configs" / "sweeps").mkdir(parents=True)
     (tmp_path / "configs" / "base.yaml").write_text(SMOKE.read_text())
@@ -143,6 +195,17 @@ def test_existing_sweep_is_not_overwritten_and_resume_refuses_a_changed_sweep(
         sweep._prepare(sweep.load(_write_sweep(tmp_path / "s.yaml"), out=tmp_path / "fresh"), resume=True)
     # Extending the step budget is allowed, as for `alam train --resume`.
     sweep._prepare(sweep.load(_write_sweep(tmp_path / "s.yaml", set={"train.total_steps": 800})), resume=True)
+
+
+def test_resume_allows_a_raised_budget_inside_a_named_axis_and_nothing_else(tmp_path: Path) -> None:
+    def named(steps: int, gamma: float = 0.99) -> Path:
+        task = {"cp": {"task": "cartpole-safe_swingup", "train.total_steps": steps, "sac.gamma": gamma}}
+        return _write_sweep(tmp_path / "s.yaml", grid={"seed": [0], "task": task})
+
+    sweep._prepare(sweep.load(named(400)), resume=False)
+    sweep._prepare(sweep.load(named(800)), resume=True)  # the per-task budget was raised: allowed
+    with pytest.raises(sweep.SweepError, match="grid was"):
+        sweep._prepare(sweep.load(named(400, gamma=0.9)), resume=True)
 
 
 def test_resume_skips_finished_trials_without_starting_ray(tmp_path: Path) -> None:

@@ -334,3 +334,14 @@ def test_safe_controller_keeps_band_when_taking_over() -> None:
         for _ in range(env.spec.max_episode_steps):
             obs, _, cost, _, _, _ = env.step(controller(obs))
             assert cost == 0.0
+
+
+def test_widened_ranges_grow_around_the_nominal_model() -> None:
+    wide = sim.Randomization().widened(2.0)
+    assert wide.mass == pytest.approx((0.6, 1.4)) and wide.friction == pytest.approx((0.4, 1.6))
+    assert wide.actuator_gain == pytest.approx((0.7, 1.3)) and wide.obs_noise == pytest.approx(0.02)
+    assert wide.action_delay == (0, 2)
+    assert sim.Randomization().widened(1.0) == sim.Randomization()
+    assert sim.Randomization(mass=(0.5, 1.5)).widened(3.0).mass == pytest.approx((0.05, 2.5))  # floored: mass > 0
+    with pytest.raises(ValueError, match="widening factor must be >= 1, got 0.5"):
+        sim.Randomization().widened(0.5)
