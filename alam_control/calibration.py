@@ -198,7 +198,7 @@ def calibrate(
     bundle_dir: str | Path,
     episodes: int = 20,
     recall: float = 0.9,
-    randomize: bool = True,
+    randomize: bool | sim.Randomization = True,
     horizon: int = 20,
     seed: int = EVAL_SEED,
 ) -> dict[str, Any]:
