@@ -55,13 +55,18 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def find_runs(sweep_dir: str | Path) -> tuple[list[RunResult], list[Path]]:
-    """Every run directory (one holding ``config.yaml``) below ``sweep_dir``.
+    """Every run directory (one holding ``config.yaml``) below ``sweep_dir``, or only below ``sweep_dir/trials``
+    when that exists (a sweep directory: what else lives there, e.g. exported bundles with their training record,
+    is not a trial).
 
     Returns:
         (finished runs, sorted by path; unfinished run directories).
     """
+    root = Path(sweep_dir)
+    if (root / "trials").is_dir():
+        root = root / "trials"
     finished, unfinished = [], []
-    for cfg_path in sorted(Path(sweep_dir).rglob("config.yaml")):
+    for cfg_path in sorted(root.rglob("config.yaml")):
         run = cfg_path.parent
         if not (run / "summary.json").exists():
             unfinished.append(run)

@@ -81,6 +81,19 @@ def ci_text(values: list[float], digits: int = 3) -> str:
     return f"{mean:.{digits}g} ± {half}"
 
 
+def throughput(sweep_dir: Path) -> list[dict]:
+    """Per task x algorithm: the trials' env-steps per second of wall time (training + its evaluations), from
+    their summary.json (all trials ran one at a time, one torch thread each)."""
+    runs, _ = report.find_runs(sweep_dir)
+    rows = []
+    for (task, algo, _), group in report.group_runs(runs).items():
+        rates = [r.summary["steps"] / r.summary["wall_time_s"] for r in group]
+        walls = [r.summary["wall_time_s"] for r in group]
+        rows.append({"task": task, "algo": algo, "n": len(group), "steps": group[0].summary["steps"],
+                     "steps_per_s": rates, "wall_s": walls})  # fmt: skip
+    return rows
+
+
 def widths(entries: list[dict]) -> str:
     """Per seed, the randomization width the bundle was calibrated at ('-' where it never violated)."""
     cals = [e["calibration"] for e in sorted(entries, key=lambda e: e["seed"])]
@@ -140,6 +153,7 @@ def main() -> None:
         for row in stress_rows(shipped, args.episodes):
             results["stress"].append({"bundle": "bundles/diffdrive (shipped)", "task": "diffdrive-shipped", "seed": 0,
                                       **row})  # fmt: skip
+    results["throughput"] = throughput(args.sweep_dir)
     results["wall_s"] = time.perf_counter() - t0
     (args.out / "evidence.json").write_text(json.dumps(results, indent=1, default=float))
     (args.out / "evidence.md").write_text(to_markdown(results))
@@ -179,6 +193,14 @@ def to_markdown(results: dict) -> str:
             f"| {ci_text([r['return'] for r in rows])} | {ci_text([r['violation_rate'] for r in rows])} "
             f"| {ci_text([r['fallback_fraction'] for r in rows], 2)} |"
         )
+    lines += ["", "## Training throughput of the sweep's trials (64x64, one torch thread, incl. evaluations)", "",
+              "| task | algo | n | steps | env-steps/s | wall s per trial |", "|---|---|---|---|---|---|"]  # fmt: skip
+    total = 0.0
+    for row in results.get("throughput", []):
+        total += sum(row["wall_s"])
+        lines.append(f"| {row['task']} | {row['algo']} | {row['n']} | {row['steps']} | {ci_text(row['steps_per_s'])} "
+                     f"| {ci_text(row['wall_s'])} |")  # fmt: skip
+    lines += ["", f"Sum of trial wall times: {total / 3600:.2f} h."]
     return "\n".join(lines) + "\n"
 
 

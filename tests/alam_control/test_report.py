@@ -109,6 +109,17 @@ def test_report_groups_by_algo_and_task_and_writes_table_csv_and_figure(sweep_di
     assert matplotlib.image.imread(png).shape[:2] == (300, 900)  # 9x3 inches at 100 dpi
 
 
+def test_only_trials_count_in_a_sweep_directory(sweep_dir: Path) -> None:
+    # An exported bundle's training record (config.yaml + summary.json) next to the trials is not a trial.
+    record = sweep_dir / "bundles" / "b" / "training"
+    record.mkdir(parents=True)
+    for name in ("config.yaml", "summary.json", "eval.csv"):
+        (record / name).write_bytes((sweep_dir / "trials" / "sac-s0" / name).read_bytes())
+    finished, _ = report.find_runs(sweep_dir)
+    assert all("bundles" not in str(r.run_dir) for r in finished) and len(finished) == 4
+    assert len(report.find_runs(record.parent)[0]) == 1  # any directory of run directories still works
+
+
 def test_curve_band_is_mean_and_interval_per_step(sweep_dir: Path) -> None:
     runs, _ = report.find_runs(sweep_dir)
     alam = [r for r in runs if r.config["algo.name"] == "sac_alam"]
