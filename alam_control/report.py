@@ -28,7 +28,11 @@ import yaml
 
 METRICS = ("return", "cost", "violation_rate", "lambda_osc", "cost_osc", "train_cost", "risk_auroc")
 """DESIGN.md section 7 names, read from each run's summary.json (the final evaluation + whole-run metrics)."""
-CURVES = (("return", "eval return"), ("cost", "eval cost (per episode)"), ("lambda_probe", "lambda (probe mean)"))
+CURVES = (
+    ("return", "eval return"),
+    ("cost", "eval cost (per episode)"),
+    ("lambda_probe", "lambda (probe mean, symlog)"),
+)
 """eval.csv columns plotted, with their axis labels."""
 # Config keys that cannot change what a run learns, so runs that differ only in them are the same experiment.
 _NOT_A_SETTING = {"seed", "task", "algo.name", "algo.label", "train.threads", "train.device", "train.compile"}
@@ -258,6 +262,8 @@ def plot_curves(groups: dict[tuple[str, str, str], list[RunResult]], out_dir: Pa
             ax.tick_params(labelsize=7)
             ax.xaxis.label.set_size(8)
             ax.yaxis.label.set_size(8)
+        # A diverging multiplier (fac's reaches 1e6) would flatten every other lambda curve on a linear axis.
+        axes[-1].set_yscale("symlog", linthresh=0.01)
         axes[0].legend(fontsize=6)
         fig.suptitle(task, fontsize=9)
         fig.tight_layout()
