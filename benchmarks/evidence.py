@@ -94,6 +94,47 @@ def throughput(sweep_dir: Path) -> list[dict]:
     return rows
 
 
+def process(run_dir: Path, bundle_dir: Path, episodes: int, grid: int) -> tuple[dict, riskmap.RiskMap | None]:
+    """Export, calibrate, risk-map and (sac_alam) stress-test one trial. The result is cached in
+    bundle_dir/evidence.json (+ riskmap.npz) and reused while the trial's final step and the settings match, so
+    the script can run while a sweep is still adding trials."""
+    key = {"train_step": json.loads((run_dir / "summary.json").read_text())["steps"], "episodes": episodes,
+           "grid": grid}  # fmt: skip
+    cache, arrays = bundle_dir / "evidence.json", bundle_dir / "riskmap.npz"
+    if cache.exists():
+        entry = json.loads(cache.read_text())
+        if entry.get("key") == key:
+            m = None
+            if arrays.exists():
+                with np.load(arrays) as z:
+                    meta = entry["riskmap_meta"]
+                    m = riskmap.RiskMap(**meta, **{k: z[k] for k in z.files})
+            return entry, m
+    export.export(run_dir, bundle_dir)
+    cal: dict = {}
+    for width in (1.0, 2.0):  # a bundle that never violates under x1 is calibrated on the x2 ranges
+        try:
+            cal = calibration.calibrate(bundle_dir, episodes, 0.5, sim.Randomization().widened(width))
+            cal["randomize_width"] = width
+            break
+        except ValueError as err:  # no violation at all in the rollouts: nothing to calibrate on
+            cal = {"error": str(err)}
+    entry: dict = {"key": key, "calibration": cal}
+    m = None
+    bundle = load_bundle(bundle_dir)
+    if bundle.manifest["task"] in riskmap.SLICES:
+        m = riskmap.compute(bundle, grid=grid)
+        entry["riskmap"] = m.summary()
+        entry["riskmap_meta"] = {"task": m.task, "bundle": m.bundle, "horizon": m.horizon,
+                                 "goal": list(m.goal) if m.goal else None}  # fmt: skip
+        np.savez_compressed(arrays, xs=m.xs, ys=m.ys, lam=m.lam, cost_q=m.cost_q, violated_now=m.violated_now,
+                            violated_within=m.violated_within, valid=m.valid)  # fmt: skip
+    if bundle.manifest["algo"] == "sac_alam" and run_dir.name.endswith("algo=sac_alam"):
+        entry["stress"] = stress_rows(bundle_dir, episodes)
+    cache.write_text(json.dumps(entry, default=float))
+    return entry, m
+
+
 def widths(entries: list[dict]) -> str:
     """Per seed, the randomization width the bundle was calibrated at ('-' where it never violated)."""
     cals = [e["calibration"] for e in sorted(entries, key=lambda e: e["seed"])]
@@ -117,31 +158,19 @@ def main() -> None:
 
     maps: dict[tuple[str, str, int], riskmap.RiskMap] = {}
     for seed, task, algo, run_dir in trials:
-        bundle_dir = args.sweep_dir / "bundles" / run_dir.name
-        export.export(run_dir, bundle_dir)
-        cal = {}
-        for width in (1.0, 2.0):  # a bundle that never violates under x1 is calibrated on the x2 ranges
-            try:
-                cal = calibration.calibrate(bundle_dir, args.episodes, 0.5, sim.Randomization().widened(width))
-                cal["randomize_width"] = width
-                break
-            except ValueError as err:  # no violation at all in the rollouts: nothing to calibrate on
-                cal = {"error": str(err)}
-        entry = {"seed": seed, "task": task, "algo": algo, "calibration": cal}
+        entry, m = process(run_dir, args.sweep_dir / "bundles" / run_dir.name, args.episodes, args.grid)
+        entry.update(seed=seed, task=task, algo=algo)
+        results["bundles"][run_dir.name] = entry
+        cal = entry["calibration"]
         if seed == 0 and "error" not in cal:
             fig = args.out / f"reliability_{task}_{algo}.png"
             calibration.plot_reliability(cal["reliability"], cal, fig, title=f"{task} {algo} seed 0")
-        manifest_task = load_bundle(bundle_dir).manifest["task"]
-        if manifest_task in riskmap.SLICES:
-            m = riskmap.compute(bundle_dir, grid=args.grid)
+        if m is not None:
             maps[(task, algo, seed)] = m
-            entry["riskmap"] = m.summary()
-        results["bundles"][run_dir.name] = entry
+        for row in entry.get("stress", []):
+            results["stress"].append({"bundle": run_dir.name, "task": task, "seed": seed, **row})
         print(f"{run_dir.name}: calibration {cal.get('risk_auroc', cal.get('error'))} {entry.get('riskmap', '')}",
               flush=True)  # fmt: skip
-        if algo == "sac_alam":
-            for row in stress_rows(bundle_dir, args.episodes):
-                results["stress"].append({"bundle": run_dir.name, "task": task, "seed": seed, **row})
     for task in sorted({k[0] for k in maps}):
         pair = [(algo, maps[(task, algo, 0)]) for algo in ALGOS if (task, algo, 0) in maps]
         if pair:
