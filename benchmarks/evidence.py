@@ -6,14 +6,15 @@ For every finished `fac` and `sac_alam` trial of the sweep (trial names `seed=S,
 configs/sweeps/paper.yaml writes them) this:
 
 1. exports a bundle to SWEEP_DIR/bundles/<trial> (`alam export`),
-2. calibrates it (`alam calibrate --episodes 10 --recall 0.5`, default randomization; the x2 ranges of step 4 when
-   the bundle never violates under x1) and draws the reliability diagram of seed 0 (reliability_<task>_<algo>.png),
+2. calibrates it (`alam calibrate --episodes 10 --recall 0.5`, default randomization; the x2, then x3 ranges of
+   step 4 when the bundle never violates under x1) and draws the reliability diagram of seed 0 (reliability_<task>_<algo>.png),
 3. maps lambda(s) over the task's state slice (`alam riskmap`, cart-pole and diff-drive; grid 41, H 20), all seeds
    for the grid AUROC table, the seed-0 maps of fac and sac_alam in one figure per task (riskmap_<task>.png),
 4. evaluates each sac_alam bundle (and the shipped bundles/diffdrive, trained with randomization x1) under
    randomization widened x0 (nominal) / x1 / x2 / x3 around the sim defaults (`alam eval --randomize-width`),
-   alone and behind the runtime monitor + fallback at its calibrated thresholds (damping for joint robots,
-   retreat for the diff-drive), 10 episodes each.
+   alone and behind the runtime monitor + fallback at its calibrated thresholds (retreat for the diff-drive,
+   damping for the cart-pole, stop for the walker, whose observation a robot cannot rebuild from JointState),
+   10 episodes each.
 
 Writes OUT/evidence.json (every number) and OUT/evidence.md (the tables, mean and 95% t-interval over seeds).
 """
@@ -55,7 +56,10 @@ def finished_trials(sweep_dir: Path) -> list[tuple[int, str, str, Path]]:
 
 
 def fallback_for(manifest: dict) -> str:
-    return "retreat" if manifest["ros_interface"] == "diff_drive" else "damping"
+    """retreat for the diff-drive, damping for a joint robot whose velocities the bundle can read, else stop."""
+    if manifest["ros_interface"] == "diff_drive":
+        return "retreat"
+    return "damping" if "observation" in manifest.get("deploy", {}) else "stop"
 
 
 def stress_rows(bundle_dir: Path, episodes: int) -> list[dict]:
@@ -112,7 +116,7 @@ def process(run_dir: Path, bundle_dir: Path, episodes: int, grid: int) -> tuple[
             return entry, m
     export.export(run_dir, bundle_dir)
     cal: dict = {}
-    for width in (1.0, 2.0):  # a bundle that never violates under x1 is calibrated on the x2 ranges
+    for width in (1.0, 2.0, 3.0):  # a bundle that never violates under x1 is calibrated on wider ranges
         try:
             cal = calibration.calibrate(bundle_dir, episodes, 0.5, sim.Randomization().widened(width))
             cal["randomize_width"] = width

@@ -33,6 +33,11 @@ class DampingFallback:
     """
 
     def __init__(self, deploy: dict[str, Any], low: np.ndarray, high: np.ndarray, gain: float = 1.0):
+        if "observation" not in deploy or "joints" not in deploy:
+            raise ValueError(
+                "damping fallback needs the bundle's joint observation recipe (deploy.joints / deploy.observation), "
+                "which this task does not declare; use the stop fallback"
+            )
         features = [tuple(f) for f in deploy["observation"]]
         joints = deploy.get("command_joints") or deploy["joints"][: len(low)]
         try:

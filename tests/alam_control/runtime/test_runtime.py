@@ -210,6 +210,10 @@ def test_fallback_names_are_checked() -> None:
         make_fallback("retreat", JOINT_MANIFEST)
     with pytest.raises(ValueError, match="for joint robots"):
         make_fallback("damping", DIFF_MANIFEST)
+    # A joint task that declares no observation recipe (the walker: its observation is not rebuildable from
+    # JointState) cannot damp: a clear error, not a KeyError.
+    with pytest.raises(ValueError, match="damping fallback needs the bundle's joint observation recipe"):
+        make_fallback("damping", {**JOINT_MANIFEST, "deploy": {}})
 
 
 # --- observations -------------------------------------------------------------------------------------------
