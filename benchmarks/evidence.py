@@ -7,7 +7,8 @@ configs/sweeps/paper.yaml writes them) this:
 
 1. exports a bundle to SWEEP_DIR/bundles/<trial> (`alam export`),
 2. calibrates it (`alam calibrate --episodes 10 --recall 0.5`, default randomization; the x2, then x3 ranges of
-   step 4 when the bundle never violates under x1) and draws the reliability diagram of seed 0 (reliability_<task>_<algo>.png),
+   step 4 when the bundle never violates under x1) and draws the reliability diagram of seed 0
+   (reliability_<task>_<algo>.png),
 3. maps lambda(s) over the task's state slice (`alam riskmap`, cart-pole and diff-drive; grid 41, H 20), all seeds
    for the grid AUROC table, the seed-0 maps of fac and sac_alam in one figure per task (riskmap_<task>.png),
 4. evaluates each sac_alam bundle (and the shipped bundles/diffdrive, trained with randomization x1) under
