@@ -253,6 +253,8 @@ def plot_curves(groups: dict[tuple[str, str, str], list[RunResult]], out_dir: Pa
                 steps, mean, low, high = curve_band(runs, column)
                 if not len(steps):
                     continue
+                if column == "lambda_probe":  # multipliers are >= 0; a wide interval must not draw below 0
+                    low = np.maximum(low, 0.0)
                 (line,) = ax.plot(steps, mean, label=label, linewidth=1.2)
                 ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
         for ax, (_, ylabel) in zip(axes, CURVES, strict=True):
