@@ -70,8 +70,6 @@ def rollout(
     """
     manifest = bundle.manifest
     env = sim.load(manifest["task"], seed=seed, randomize=randomize)
-    mid = (bundle.action_high + bundle.action_low) / 2
-    half = (bundle.action_high - bundle.action_low) / 2
     backup = make_fallback(fallback, manifest) if monitor is not None else None
     use_lambda = manifest.get("risk_signal", "lambda") == "lambda"  # as alam_policy_node reads it
     risks, costs, labels, used, returns, ep_costs = [], [], [], [], [], []
@@ -85,7 +83,7 @@ def rollout(
             on_fallback = guard is not None and guard.update(t * manifest["control_period_s"], risk) != "POLICY"
             if on_fallback:
                 command = backup(obs)
-            obs, reward, cost, terminated, truncated, _ = env.step(np.clip((command - mid) / half, -1.0, 1.0))
+            obs, reward, cost, terminated, truncated, _ = env.step(env.action_for(command))
             ep_risk.append(risk)
             ep_cost.append(cost)
             ep_fb.append(on_fallback)
@@ -133,11 +131,12 @@ def reliability_table(risk: np.ndarray, labels: np.ndarray, bins: int = 10) -> l
 
 def plot_reliability(table: list[dict[str, float]], result: dict[str, Any], out: str | Path, title: str = "") -> Path:
     """Reliability diagram of a calibration (a small PNG, 450x330 px): the empirical P(violation within H) per
-    quantile bin of the risk signal, at the bin's median rank, with the base rate and the chosen thresholds.
+    quantile bin of the risk signal, at the bin's median rank, with the base rate; each bar is labelled with its
+    bin's upper risk value.
 
     Args:
         table: ``reliability_table`` rows; result: the calibration entry (risk_signal, horizon, risk_auroc,
-            positive_rate, and risk_high/risk_low when present).
+            positive_rate).
     """
     import matplotlib
 

@@ -8,6 +8,10 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sim
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -62,7 +66,7 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval_ranges(args: argparse.Namespace, training: object) -> object:
+def _eval_ranges(args: argparse.Namespace, training: sim.Randomization) -> sim.Randomization | None:
     """The randomization an evaluation runs under: None (nominal), or the training ranges (a run's config; sim's
     defaults for a bundle) widened by --randomize-width."""
     if args.randomize_width is not None and args.randomize_width < 1.0:
@@ -136,7 +140,7 @@ def _riskmap(args: argparse.Namespace) -> int:
         raise ValueError(f"one task per risk-map figure; these bundles are for {', '.join(tasks)}")
     labels = args.label or [Path(b).name for b in args.bundle]
     maps = [riskmap.compute(b, args.grid, args.horizon, args.seed) for b in args.bundle]
-    for label, m in zip(labels, maps, strict=False):
+    for label, m in zip(labels, maps, strict=True):
         summary = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in m.summary().items()}
         print(json.dumps({"bundle": m.bundle, "label": label, **summary}))
     print(f"written: {riskmap.plot(maps, labels, args.out)}")

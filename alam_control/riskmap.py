@@ -44,6 +44,11 @@ class Slice:
     """place(physics, x, y): write the state of one grid cell into the physics (qpos, qvel; forward is called
     after)."""
     describe: str
+    is_state: Callable[[Any], bool] = lambda physics: True
+    """is_state(physics) after place + forward: False where the cell is not a physical state (a hull inside an
+    obstacle); such cells are left out of the map."""
+    landmark: Callable[[Any], tuple[float, float]] | None = None
+    """landmark(physics): a point drawn on the map (the diff-drive goal), or None."""
 
 
 def _place_cartpole(physics: Any, x: float, theta: float) -> None:
@@ -66,6 +71,8 @@ SLICES: dict[str, Slice] = {
     "diffdrive-safe_navigate": Slice(
         "x (m)", "y (m)", (-2.0, 2.0), (-2.0, 2.0), _place_diffdrive,  # the arena between its walls
         f"robot at rest facing +x (heading {DIFFDRIVE_HEADING:g} rad), pillars and goal of the seeded episode",
+        is_state=lambda physics: physics.obstacle_clearance() >= 0.0,
+        landmark=lambda physics: tuple(float(v) for v in physics.goal_position()),
     ),
 }  # fmt: skip
 
@@ -140,35 +147,30 @@ def compute(bundle: Bundle | str | Path, grid: int = 41, horizon: int = 20, seed
     env = sim.load(task, seed=seed)
     env.reset(seed=seed)
     start = env.get_state()
-    mid = (bundle.action_high + bundle.action_low) / 2
-    half = (bundle.action_high - bundle.action_low) / 2
+    goal = spec.landmark(env.physics) if spec.landmark else None
     shape = (grid, grid)
     lam, cost_q = np.full(shape, np.nan), np.full(shape, np.nan)
     now, within, valid = np.zeros(shape, bool), np.zeros(shape, bool), np.ones(shape, bool)
-    goal = None
     try:
         for iy, y in enumerate(ys):
             for ix, x in enumerate(xs):
                 env.set_state(start)
                 spec.place(env.physics, float(x), float(y))
                 env.physics.forward()
-                if hasattr(env.physics, "obstacle_clearance") and env.physics.obstacle_clearance() < 0.0:
-                    valid[iy, ix] = False  # the hull would be inside a pillar or a wall: not a state
+                if not spec.is_state(env.physics):
+                    valid[iy, ix] = False
                     continue
                 now[iy, ix] = env.task.get_cost(env.task.get_constraints(env.physics)) > 0
                 obs = env.observe()
                 command, lam[iy, ix], cost_q[iy, ix] = bundle.policy(obs)
                 for _ in range(horizon):
-                    obs, _, cost, terminated, truncated, _ = env.step(np.clip((command - mid) / half, -1.0, 1.0))
+                    obs, _, cost, terminated, truncated, _ = env.step(env.action_for(command))
                     if cost > 0:
                         within[iy, ix] = True
                         break
                     if terminated or truncated:
                         break
                     command = bundle.policy(obs)[0]
-        if hasattr(env.physics, "goal_position"):
-            env.set_state(start)
-            goal = tuple(float(v) for v in env.physics.goal_position())
     finally:
         env.close()
     return RiskMap(task, str(bundle.path), horizon, xs, ys, lam, cost_q, now, within, valid, goal)

@@ -99,7 +99,9 @@ def throughput(sweep_dir: Path) -> list[dict]:
     return rows
 
 
-def process(run_dir: Path, bundle_dir: Path, episodes: int, grid: int) -> tuple[dict, riskmap.RiskMap | None]:
+def process(
+    run_dir: Path, algo: str, bundle_dir: Path, episodes: int, grid: int
+) -> tuple[dict, riskmap.RiskMap | None]:
     """Export, calibrate, risk-map and (sac_alam) stress-test one trial. The result is cached in
     bundle_dir/evidence.json (+ riskmap.npz) and reused while the trial's final step and the settings match, so
     the script can run while a sweep is still adding trials."""
@@ -134,7 +136,7 @@ def process(run_dir: Path, bundle_dir: Path, episodes: int, grid: int) -> tuple[
                                  "goal": list(m.goal) if m.goal else None}  # fmt: skip
         np.savez_compressed(arrays, xs=m.xs, ys=m.ys, lam=m.lam, cost_q=m.cost_q, violated_now=m.violated_now,
                             violated_within=m.violated_within, valid=m.valid)  # fmt: skip
-    if bundle.manifest["algo"] == "sac_alam" and run_dir.name.endswith("algo=sac_alam"):
+    if algo == "sac_alam":
         entry["stress"] = stress_rows(bundle_dir, episodes)
     cache.write_text(json.dumps(entry, default=float))
     return entry, m
@@ -163,7 +165,7 @@ def main() -> None:
 
     maps: dict[tuple[str, str, int], riskmap.RiskMap] = {}
     for seed, task, algo, run_dir in trials:
-        entry, m = process(run_dir, args.sweep_dir / "bundles" / run_dir.name, args.episodes, args.grid)
+        entry, m = process(run_dir, algo, args.sweep_dir / "bundles" / run_dir.name, args.episodes, args.grid)
         entry.update(seed=seed, task=task, algo=algo)
         results["bundles"][run_dir.name] = entry
         cal = entry["calibration"]
@@ -239,5 +241,4 @@ def to_markdown(results: dict) -> str:
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=3)
     main()

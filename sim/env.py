@@ -257,6 +257,11 @@ class SafeEnv:
         self._step_count = state["step_count"]
         self._needs_reset = state["needs_reset"]
 
+    def action_for(self, ctrl: Any) -> np.ndarray:
+        """The action in [-1, 1] that applies ``ctrl`` [A] (physical actuator units, e.g. a policy bundle's or a
+        ROS command), clipped to the actuators' range: the inverse of the scaling `step` applies."""
+        return np.clip((np.asarray(ctrl, np.float64) - self._ctrl_mid) / self._ctrl_half, -1.0, 1.0)
+
     def observe(self) -> np.ndarray:
         """The observation of the current physics state, float32 [obs_dim]: for probing a policy on states written
         into ``physics`` by hand (call ``physics.forward()`` first), e.g. ``alam riskmap``."""

@@ -49,8 +49,7 @@ def test_cartpole_map_matches_hand_probes_and_the_band(smoke_bundle: Path) -> No
         assert m.lam[iy, ix] == pytest.approx(lam, rel=1e-6)
         assert (m.violated_now[iy, ix], m.violated_within[iy, ix]) == (now, within)
     s = m.summary()
-    assert s["cells"] == 25 and 0.0 < s["violated_within_fraction"] <= 1.0
-    assert s["auroc_lambda"] == m.auroc("lambda")
+    assert s["cells"] == 25 and s["violated_within_fraction"] == pytest.approx(m.violated_within.mean())
 
 
 def test_diffdrive_map_leaves_out_cells_inside_obstacles() -> None:

@@ -61,6 +61,18 @@ def test_spec_conformance(name: str) -> None:
         spec.name = "other"  # type: ignore[misc]
 
 
+def test_action_for_inverts_the_action_scaling(name: str) -> None:
+    env = sim.load(name, seed=0)
+    env.reset()
+    low, high = np.asarray(env.spec.ctrl_low), np.asarray(env.spec.ctrl_high)
+    action = np.linspace(-1.0, 1.0, len(low))
+    env.step(action)
+    np.testing.assert_allclose(env.physics.data.ctrl, low + (high - low) * (action + 1) / 2)  # what step applied
+    np.testing.assert_allclose(env.action_for(env.physics.data.ctrl), action, atol=1e-12)
+    np.testing.assert_array_equal(env.action_for(high + 5.0), np.ones(len(low)))  # out of range: clipped
+    np.testing.assert_array_equal(env.action_for(low - 5.0), -np.ones(len(low)))
+
+
 def test_determinism_under_seed(name: str) -> None:
     env_a, env_b = sim.load(name, seed=3), sim.load(name, seed=11)
     obs_a, _ = env_a.reset()

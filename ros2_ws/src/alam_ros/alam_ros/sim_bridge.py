@@ -178,9 +178,7 @@ class SimBridge(Node):
         self.spec = spec
         self.interface = spec.ros_interface
         self.physics = self.env.physics
-        low, high = np.asarray(spec.ctrl_low), np.asarray(spec.ctrl_high)
-        self._mid, self._half = (high + low) / 2.0, (high - low) / 2.0
-        self._low, self._high = low, high
+        self._high = np.asarray(spec.ctrl_high)
         self._dt = spec.control_timestep
         self._rtf = float(common.get(self, "real_time_factor"))
         self._cmd_timeout = float(common.get(self, "cmd_timeout_s"))
@@ -235,7 +233,7 @@ class SimBridge(Node):
             self._clock_msg = ClockMsg
             self._clock_pub = self.create_publisher(ClockMsg, "/clock", 10)
 
-        self._command = np.zeros(len(low))  # physical units
+        self._command = np.zeros(len(self._high))  # physical units
         self._command_time = -math.inf  # wall clock (monotonic) of the last valid command
         self._sim_time = 0.0  # across episodes
         self._episode = 0
@@ -298,7 +296,7 @@ class SimBridge(Node):
             command = self._command
         else:
             command = np.zeros_like(self._command)
-        return np.clip((np.clip(command, self._low, self._high) - self._mid) / self._half, -1.0, 1.0)
+        return self.env.action_for(command)
 
     # ------------------------------------------------------------------------------------------------- stepping
 
