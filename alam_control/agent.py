@@ -41,7 +41,7 @@ class Agent:
         self.cfg, self.device, self.generator = cfg, torch.device(device), generator
         self.obs_dim, self.act_dim = obs_dim, act_dim
         sac = cfg.sac
-        self.multiplier = build_multiplier(cfg, obs_dim).to(self.device)
+        self.multiplier = build_multiplier(cfg, obs_dim, cost_threshold).to(self.device)
         self.constrained = self.multiplier.needs_cost_critic
         heads = 3 if self.constrained else 2  # reward twins (+ cost critic)
         self.obs_norm = ObsNormalizer(obs_dim).to(self.device)
@@ -116,7 +116,7 @@ class Agent:
             targets = [y, y]
             if self.constrained:
                 y_c = losses.cost_q_target(
-                    batch.cost, batch.terminated, next_q[2], cost_cfg.gamma, cost_cfg.clip_target
+                    batch.cost, batch.terminated, next_q[2], cost_cfg.gamma, cost_cfg.critic, cost_cfg.clip_target
                 )
                 targets.append(y_c)
             target = torch.stack(targets)
@@ -131,12 +131,16 @@ class Agent:
         if self.constrained:
             g = q_pi[2] - self.cost_threshold
             lam = self.multiplier.multipliers(obs, for_update=dual_due)
-            penalty = self.multiplier.penalty(lam.detach(), g)
+            # The penalty in units of the batch's value scale: lambda is then a price relative to |Q|, so one
+            # rho / lambda_max serves tasks whose returns differ 50x, and reward_scale cannot shift the trade-off.
+            q_scale = q_pi[:2].min(dim=0).values.detach().abs().mean()
+            penalty = q_scale * self.multiplier.penalty(lam.detach(), g)
             if dual_due:
                 dual_loss, dual_metrics = self.multiplier.dual_loss(lam, obs, g.detach())
                 metrics.update(dual_metrics)
             metrics["qc"] = q[2].detach().mean()
             metrics["g_pos_frac"] = (g.detach() > 0).float().mean()
+            metrics["q_scale"] = q_scale
         else:
             penalty = torch.zeros_like(logp)
         actor_loss = losses.actor_loss(logp, q_pi[:2], penalty, alpha)

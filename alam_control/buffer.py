@@ -71,6 +71,23 @@ class ReplayBuffer:
         """All stored observations ``[size, O]`` (a view, no copy)."""
         return self._torch["obs"][: self.size]
 
+    def recent(self, n: int) -> tuple[Tensor, np.ndarray, np.ndarray]:
+        """The last ``n`` transitions in the order they were stored, for risk labels under the recent policy.
+
+        Returns:
+            ``obs`` ``[n, O]`` (a copy), ``cost`` ``[n]`` and ``episode_end`` ``[n]`` bool: transition t ends its
+            episode (terminated, or its next_obs is not the next transition's obs: a truncation or a reset).
+            The newest transition counts as an end (its episode is unfinished: labels there are censored).
+        """
+        n = min(n, self.size)
+        idx = (self.ptr - n + np.arange(n)) % self.capacity
+        obs, next_obs = self._np["obs"][idx], self._np["next_obs"][idx]
+        ends = self._np["terminated"][idx] > 0
+        ends[:-1] |= np.any(next_obs[:-1] != obs[1:], axis=1)
+        if n:
+            ends[-1] = True
+        return torch.from_numpy(obs.copy()), self._np["cost"][idx].copy(), ends
+
     def state_dict(self) -> dict:
         """Filled part only, as tensors (loadable with ``torch.load(weights_only=True)``)."""
         n = self.size

@@ -103,32 +103,6 @@ def rollout(
     )
 
 
-def reliability_table(risk: np.ndarray, labels: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
-    """Empirical P(violation within H | risk in bin) over quantile bins of the risk signal.
-
-    Returns:
-        One row per non-empty bin: bin_low, bin_high, steps, positive_rate.
-    """
-    edges = np.unique(np.quantile(risk, np.linspace(0.0, 1.0, bins + 1)))
-    if len(edges) < 2:
-        return [{"bin_low": float(risk.min()), "bin_high": float(risk.max()), "steps": len(risk),
-                 "positive_rate": float(labels.mean())}]  # fmt: skip
-    which = np.clip(np.searchsorted(edges, risk, side="right") - 1, 0, len(edges) - 2)
-    rows = []
-    for b in range(len(edges) - 1):
-        mask = which == b
-        if mask.any():
-            rows.append(
-                {
-                    "bin_low": float(edges[b]),
-                    "bin_high": float(edges[b + 1]),
-                    "steps": int(mask.sum()),
-                    "positive_rate": float(labels[mask].mean()),
-                }
-            )
-    return rows
-
-
 def plot_reliability(table: list[dict[str, float]], result: dict[str, Any], out: str | Path, title: str = "") -> Path:
     """Reliability diagram of a calibration (a small PNG, 450x330 px): the empirical P(violation within H) per
     quantile bin of the risk signal, at the bin's median rank, with the base rate; each bar is labelled with its
@@ -193,6 +167,13 @@ def pick_thresholds(lam: np.ndarray, labels: np.ndarray, recall: float) -> tuple
     return risk_high, risk_low, {"recall": achieved, "flag_rate": float(flagged.mean()), "precision": precision}
 
 
+def _cap_and_monotonicity(manifest: dict[str, Any], data: Rollouts) -> dict[str, float]:
+    """reliability_monotone and, for a lambda signal with a known cap, cap_share (states at >= 0.95 of it)."""
+    cap = manifest.get("lambda_max") if manifest.get("risk_signal", "lambda") == "lambda" else None
+    quality = metrics.risk_quality(data.risk, data.labels, cap=cap)
+    return {k: quality[k] for k in ("reliability_monotone", "cap_share") if k in quality}
+
+
 def calibrate(
     bundle_dir: str | Path,
     episodes: int = 20,
@@ -220,8 +201,9 @@ def calibrate(
         "risk_auroc": metrics.auroc(data.risk, data.labels),
         "violation_rate": float((data.cost > 0).mean()),
         "positive_rate": float(data.labels.mean()),
+        **_cap_and_monotonicity(bundle.manifest, data),
         **quality,
-        "reliability": reliability_table(data.risk, data.labels),
+        "reliability": metrics.reliability_table(data.risk, data.labels),
     }
     manifest = dict(bundle.manifest, risk_high=risk_high, risk_low=risk_low, calibration=result)
     write_manifest(Path(bundle_dir), manifest)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -84,37 +85,54 @@ class SACConfig:
 class CostConfig:
     """The cost critic Q_c and the state-wise constraint g(s, a) = Q_c(s, a) - d <= 0."""
 
+    critic: Literal["first_violation", "sum"] = "first_violation"
+    """What Q_c estimates. 'first_violation': E[gamma_c^T], T the steps to the next violation, in [0, 1] (target
+    c + (1 - c) gamma_c Q_c'); 'sum': the discounted cost sum E[sum_k gamma_c^k c_k] of DESIGN.md's first draft
+    (target c + gamma_c Q_c'). Measured with 'sum': Q_c exceeded d on 98 % of the diff-drive robot's visited states
+    while the policy's true cost-to-go did on 22 %, and its scale (up to 1 / (1 - gamma_c) = 33) made the dual rise
+    ~666x faster than it could fall, so lambda sat at its cap. The bounded 'first_violation' value has the same
+    scale on every task and a threshold with a meaning: d = gamma_c^H is "the next violation is H steps away"."""
     gamma: float = 0.97
     """Cost discount gamma_c (short horizon: the constraint is about upcoming violations)."""
     threshold: float | None = None
-    """d, the bound on Q_c; None = the task's declared cost_threshold."""
+    """d, the bound on Q_c; None = gamma_c ** train.risk_horizon for the 'first_violation' critic (a margin of H
+    steps to the next violation, the same H that labels risk), the task's declared cost_threshold for 'sum'."""
     clip_target: bool = True
-    """Clip the TD target at 0: a non-negative cost cannot have a negative value (DESIGN.md section 3)."""
+    """Clip the TD target to the critic's range ([0, 1], or >= 0 for 'sum'): a non-negative cost cannot have a
+    negative value, and bootstrapped values outside the range must not feed back (DESIGN.md section 3)."""
 
 
 @dataclass(frozen=True)
 class MultiplierConfig:
-    """Lagrange multipliers: scalar (sac_lag, sac_pid_lag) or a network lambda_phi(s) (fac, sac_alam)."""
+    """Lagrange multipliers: scalar (sac_lag, sac_pid_lag) or a network lambda_phi(s) (fac, sac_alam).
+
+    Every constraint term in the actor is multiplied by the batch's mean |Q| (detached), so lambda is a price in
+    units of the task's own value scale: the same rho and lambda_max work on a cart-pole (|Q| ~ 50) and on the
+    diff-drive robot (|Q| ~ 1), and sac.reward_scale changes the critic's numbers but not the trade-off."""
 
     hidden: tuple[int, ...] = (256, 256)
     """Hidden widths of the multiplier network."""
     lr: float = 3e-4
     """Adam learning rate of the multiplier network."""
-    penalty_coef: float = 0.1
-    """rho of the PHR penalty and of the dual target. g = Q_c - d is a discounted count of violations (up to
-    1 / (1 - gamma_c) = 33 at gamma_c 0.97), so rho * g^2 / 2 outweighs a reward Q of at most 100 once rho nears 1:
-    on the cart-pole rho = 1 stalled at return 27 after 20k steps, rho = 0.1 reached 156, both at cost 0."""
+    penalty_coef: float = 1.0
+    """rho of the PHR penalty and of the dual target. With the 'first_violation' critic g lies in [-d, 1 - d], so
+    one method-of-multipliers step moves lambda by at most rho in either direction."""
+    dual_decay: float | None = None
+    """eta, the leak of the dual step lam_hat = max(0, (1 - eta) lambda_phibar + rho g): a Tikhonov
+    regularisation -(eta / 2 rho) lambda^2 of the dual. Its fixed point lambda = rho max(0, g) / eta is graded in
+    g instead of jumping between 0 and the cap, and the dual converges without oscillating, at the price of a
+    constraint slack of eta lambda / rho. None = rho g_max / lambda_max, g_max = the largest g the critic can
+    produce (1 - d for 'first_violation'): lambda then maps Q_c in [d, g_max + d] linearly onto [0, lambda_max].
+    0 = the classical method of multipliers."""
     dual_interval: int = 1
     """Update the multiplier every this many agent updates."""
     target_tau: float = 0.005
     """Polyak rate of lambda_phibar, the copy the dual target is built from (1.0 = no copy)."""
     lambda_max: float = 10.0
-    """Upper clip of the dual target, so a long violation cannot drive lambda without bound. With rewards <= 1
-    per step, lambda = 10 already prices one violation step at ten steps of full reward; the clip matters because
-    lambda falls by at most rho * d per PHR step where a constraint holds (g >= -d), so a lambda pushed high by the
-    violations of warm-up takes (lambda / (rho d)) / tau updates to come back down."""
+    """Cap of every multiplier, by construction: the network outputs lambda_max * sigmoid(.), the scalar
+    multipliers are clamped. Only states the policy cannot make safe should reach it."""
     init_bias: float = -5.0
-    """Output bias before softplus: lambda starts at softplus(-5) ~ 0.007."""
+    """Output bias of the multiplier network before its sigmoid: lambda starts at lambda_max * 0.0067."""
     scalar_init: float = 0.0
     """Initial value of a scalar multiplier."""
     scalar_lr: float = 0.01
@@ -150,7 +168,9 @@ class TrainConfig:
     probe_size: int = 256
     """States drawn once from the buffer to track lambda across training (lambda_osc)."""
     risk_horizon: int = 20
-    """H of risk_auroc: a violation within the next H steps."""
+    """H of risk_auroc: a violation within the next H steps (also the margin of the default threshold d)."""
+    risk_window: int = 10_000
+    """Most recent replay transitions on which each evaluation scores lambda as a risk signal (replay_* metrics)."""
     threads: int = 2
     """torch intra-op threads."""
     device: str = "cpu"
@@ -328,12 +348,29 @@ def validate(cfg: Config) -> None:
         "train.checkpoint_every": cfg.train.checkpoint_every,
         "train.log_every": cfg.train.log_every,
         "train.probe_size": cfg.train.probe_size,
+        "train.risk_window": cfg.train.risk_window,
         "train.threads": cfg.train.threads,
         "train.updates_per_step": cfg.train.updates_per_step,
     }
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{key} must be > 0, got {value}")
+    finite_positive = {"multiplier.lambda_max": cfg.multiplier.lambda_max, "multiplier.lr": cfg.multiplier.lr}
+    for key, value in finite_positive.items():
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{key} must be a finite number > 0, got {value}")
+    for key, value in {"sac.gamma": cfg.sac.gamma, "cost.gamma": cfg.cost.gamma}.items():
+        if not 0.0 < value < 1.0:
+            raise ConfigError(f"{key} must be in (0, 1), got {value}")
+    d = cfg.cost.threshold
+    if d is not None and not (math.isfinite(d) and d >= 0 and (cfg.cost.critic == "sum" or d < 1)):
+        bound = ">= 0" if cfg.cost.critic == "sum" else "in [0, 1) for the first_violation critic (its range)"
+        raise ConfigError(f"cost.threshold must be {bound}, got {d}")
+    eta = cfg.multiplier.dual_decay
+    if eta is not None and not 0.0 <= eta < 1.0:
+        raise ConfigError(f"multiplier.dual_decay must be in [0, 1), got {eta}")
+    if cfg.train.risk_horizon < 1:
+        raise ConfigError(f"train.risk_horizon must be >= 1, got {cfg.train.risk_horizon}")
     for key, value in {"sac.tau": cfg.sac.tau, "multiplier.target_tau": cfg.multiplier.target_tau}.items():
         if not 0.0 < value <= 1.0:
             raise ConfigError(f"{key} must be in (0, 1], got {value}")

@@ -116,6 +116,8 @@ def export(run_dir: str | Path, out: str | Path, opset: int = 18, risk_signal: s
         "cost_threshold": trainer.cost_threshold_for(cfg, env),
         "cost_gamma": cfg.cost.gamma,
         "risk_signal": risk_signal or ("lambda" if cfg.algo.name != "sac" else "cost_q"),
+        # The multiplier's cap (calibration reports the share of states at it); None for plain SAC.
+        "lambda_max": cfg.multiplier.lambda_max if cfg.algo.name != "sac" else None,
         "risk_high": None,
         "risk_low": None,
         "calibration": None,

@@ -7,6 +7,7 @@ checked against numbers worked out by hand. Shapes: ``B`` is the batch, ``H`` th
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -61,15 +62,31 @@ def soft_q_target(
     return (reward + gamma * (1.0 - terminated) * soft_v).detach()
 
 
-def cost_q_target(cost: Tensor, terminated: Tensor, next_qc: Tensor, gamma_c: float, clip: bool) -> Tensor:
-    """Cost TD target y_c = c + gamma_c (1 - terminated) Q_c'(s', a'), clipped at 0 when ``clip``.
+def cost_q_target(
+    cost: Tensor, terminated: Tensor, next_qc: Tensor, gamma_c: float, kind: str = "first_violation", clip: bool = True
+) -> Tensor:
+    """TD target of the cost critic. There is no entropy bonus in a cost value. Shapes: all ``[B]``.
 
-    There is no entropy bonus in the cost value. Shapes: all ``[B]``.
+    ``kind``:
+
+    - ``"first_violation"``: y_c = c + (1 - c) gamma_c (1 - terminated) Q_c'(s', a'), with c clipped to [0, 1].
+      For an indicator cost its fixed point is E[gamma_c^T], T the number of steps to the next violation (0 when
+      violating now): a discounted probability of violation in [0, 1], whatever the task's episode length or how
+      long a violation lasts. ``clip`` keeps the target in [0, 1].
+    - ``"sum"``: y_c = c + gamma_c (1 - terminated) Q_c'(s', a'), the discounted cost sum (up to
+      1 / (1 - gamma_c)); ``clip`` clips it at 0, as a non-negative cost cannot have a negative value.
     """
-    target = cost + gamma_c * (1.0 - terminated) * next_qc
-    if clip:
-        # A non-negative cost has a non-negative value; the clip stops bootstrapped negatives feeding back.
-        target = target.clamp(min=0.0)
+    if kind == "first_violation":
+        c = cost.clamp(0.0, 1.0)
+        target = c + (1.0 - c) * gamma_c * (1.0 - terminated) * next_qc
+        if clip:  # bootstrapped values outside [0, 1] must not feed back
+            target = target.clamp(0.0, 1.0)
+    elif kind == "sum":
+        target = cost + gamma_c * (1.0 - terminated) * next_qc
+        if clip:
+            target = target.clamp(min=0.0)
+    else:
+        raise ValueError(f"unknown cost critic kind {kind!r}; expected 'first_violation' or 'sum'")
     return target.detach()
 
 
@@ -93,9 +110,23 @@ def alpha_loss(log_alpha: Tensor, logp: Tensor, target_entropy: float) -> Tensor
     return -(log_alpha * (logp.detach() + target_entropy)).mean()
 
 
-def multiplier_regression_loss(lam: Tensor, target: Tensor) -> Tensor:
-    """ALaM multiplier loss E[(lambda_phi(s) - lam_hat(s))^2]; ``lam`` ``[B]`` with grad, ``target`` detached."""
-    return (lam - target.detach()).square().mean()
+def multiplier_regression_loss(logit: Tensor, target: Tensor, lambda_max: float) -> Tensor:
+    """ALaM multiplier loss for lambda_phi(s) = lambda_max sigmoid(z(s)): the cross-entropy between
+    lambda_phi / lambda_max and lam_hat / lambda_max, both in [0, 1].
+
+    It has the same minimiser as E[(lambda_phi(s) - lam_hat(s))^2] (lambda_phi = lam_hat), but its gradient in the
+    logit, (lambda_phi - lam_hat) / lambda_max, does not vanish where the sigmoid saturates: with the squared
+    error, a multiplier pushed to ~0 on safe states (z ~ -50, measured on the diff-drive robot) never rose again.
+
+    Args:
+        logit: ``[B]`` z(s), with grad. target: ``[B]`` lam_hat(s) in [0, lambda_max] (detached here).
+        lambda_max: the multiplier's cap.
+
+    Returns:
+        Scalar loss (the cross-entropy's constant entropy term of the target is not subtracted).
+    """
+    frac = (target.detach() / lambda_max).clamp(0.0, 1.0)
+    return F.binary_cross_entropy_with_logits(logit, frac)
 
 
 def multiplier_ascent_loss(lam: Tensor, g: Tensor) -> Tensor:

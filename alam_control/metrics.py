@@ -8,22 +8,83 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def upcoming_violation_labels(costs: np.ndarray, horizon: int) -> np.ndarray:
-    """Label step t positive when a violation (c > 0) occurs at one of steps t .. t+horizon-1.
+def upcoming_violation_labels(costs: np.ndarray, horizon: int, episode_ends: np.ndarray | None = None) -> np.ndarray:
+    """Label step t positive when a violation (c > 0) occurs at one of steps t .. t+horizon-1 of its episode.
 
     Args:
-        costs: ``[T]`` per-step costs of one episode.
+        costs: ``[T]`` per-step costs, one episode or several in a row.
         horizon: H, steps to look ahead (>= 1).
+        episode_ends: ``[T]`` bool, step t is the last of its episode (None = ``costs`` is one episode). A
+            violation never labels steps of an earlier episode.
 
     Returns:
         ``[T]`` bool.
     """
-    viol = (np.asarray(costs) > 0).astype(np.int64)
-    # Windowed count by cumulative sums: ahead[t] = sum(viol[t : t + H]).
-    csum = np.concatenate([[0], np.cumsum(viol)])
-    t = np.arange(len(viol))
-    ahead = csum[np.minimum(t + horizon, len(viol))] - csum[t]
-    return ahead > 0
+    costs = np.asarray(costs)
+    if episode_ends is None:
+        viol = (costs > 0).astype(np.int64)
+        # Windowed count by cumulative sums: ahead[t] = sum(viol[t : t + H]).
+        csum = np.concatenate([[0], np.cumsum(viol)])
+        t = np.arange(len(viol))
+        ahead = csum[np.minimum(t + horizon, len(viol))] - csum[t]
+        return ahead > 0
+    cuts = np.flatnonzero(np.asarray(episode_ends, dtype=bool)[:-1]) + 1
+    parts = [upcoming_violation_labels(part, horizon) for part in np.split(costs, cuts)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+
+
+def reliability_table(risk: np.ndarray, labels: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """Empirical P(violation within H | risk in bin) over quantile bins of the risk signal.
+
+    Ties make bins merge (a signal at 0 on most states has one bin for them all).
+
+    Returns:
+        One row per non-empty bin: bin_low, bin_high, steps, positive_rate.
+    """
+    risk, labels = np.asarray(risk, dtype=np.float64), np.asarray(labels, dtype=bool)
+    edges = np.unique(np.quantile(risk, np.linspace(0.0, 1.0, bins + 1)))
+    if len(edges) < 2:
+        return [{"bin_low": float(risk.min()), "bin_high": float(risk.max()), "steps": len(risk),
+                 "positive_rate": float(labels.mean())}]  # fmt: skip
+    which = np.clip(np.searchsorted(edges, risk, side="right") - 1, 0, len(edges) - 2)
+    rows = []
+    for b in range(len(edges) - 1):
+        mask = which == b
+        if mask.any():
+            rows.append(
+                {
+                    "bin_low": float(edges[b]),
+                    "bin_high": float(edges[b + 1]),
+                    "steps": int(mask.sum()),
+                    "positive_rate": float(labels[mask].mean()),
+                }
+            )
+    return rows
+
+
+def is_monotone(table: list[dict[str, float]]) -> bool:
+    """Whether P(violation within H) never falls from one reliability bin to the next (higher risk)."""
+    rates = [row["positive_rate"] for row in table]
+    return all(b >= a for a, b in zip(rates[:-1], rates[1:], strict=True))
+
+
+def risk_quality(risk: np.ndarray, labels: np.ndarray, cap: float | None = None) -> dict[str, float]:
+    """How well a risk signal ranks "a violation within H steps", on any labelled states.
+
+    Returns:
+        ``risk_auroc``, ``positive_share`` (share of states that precede a violation within H),
+        ``reliability_monotone`` (1.0 / 0.0, over decile bins) and, with ``cap``, ``cap_share`` (share of states
+        with risk >= 0.95 cap: a multiplier stuck at its cap shows here even when it still ranks).
+    """
+    risk, labels = np.asarray(risk, dtype=np.float64), np.asarray(labels, dtype=bool)
+    out = {
+        "risk_auroc": auroc(risk, labels),
+        "positive_share": float(labels.mean()) if len(labels) else math.nan,
+        "reliability_monotone": float(is_monotone(reliability_table(risk, labels))) if len(risk) else math.nan,
+    }
+    if cap is not None:
+        out["cap_share"] = float((risk >= 0.95 * cap).mean()) if len(risk) else math.nan
+    return out
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:

@@ -118,15 +118,25 @@ class CriticEnsemble(nn.Module):
 
 
 class MultiplierNet(nn.Module):
-    """lambda_phi(s) = softplus(MLP(s)) >= 0; a negative output bias makes lambda start near 0."""
+    """lambda_phi(s) = lambda_max * sigmoid(MLP(s)), in [0, lambda_max] by construction.
 
-    def __init__(self, obs_dim: int, hidden: tuple[int, ...], init_bias: float):
+    A clip of the regression target alone does not bound the network (a softplus head measured 10.1-10.7 at a
+    cap of 10); the sigmoid does, for every update rule (regression or dual ascent). A negative output bias makes
+    lambda start near 0.
+    """
+
+    def __init__(self, obs_dim: int, hidden: tuple[int, ...], init_bias: float, lambda_max: float):
         super().__init__()
+        self.lambda_max = float(lambda_max)
         self.net = mlp(obs_dim, hidden, 1)
         last = self.net[-1]
         assert isinstance(last, nn.Linear)
         nn.init.constant_(last.bias, init_bias)
 
+    def logits(self, obs: Tensor) -> Tensor:
+        """The pre-sigmoid output z, lambda = lambda_max * sigmoid(z): ``[B, O] -> [B]``."""
+        return self.net(obs).squeeze(-1)
+
     def forward(self, obs: Tensor) -> Tensor:
         """``[B, O] -> [B]``."""
-        return F.softplus(self.net(obs)).squeeze(-1)
+        return self.lambda_max * torch.sigmoid(self.logits(obs))

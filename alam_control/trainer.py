@@ -34,8 +34,13 @@ EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with train
 
 
 def cost_threshold_for(cfg: Config, env: sim.SafeEnv) -> float:
-    """d: the config's override or the task's declared default."""
-    return env.spec.cost_threshold if cfg.cost.threshold is None else cfg.cost.threshold
+    """d: the config's override; else gamma_c^H for the 'first_violation' critic (the next violation at least
+    H = train.risk_horizon steps away), the task's declared cost_threshold for the 'sum' critic."""
+    if cfg.cost.threshold is not None:
+        return cfg.cost.threshold
+    if cfg.cost.critic == "first_violation":
+        return cfg.cost.gamma**cfg.train.risk_horizon
+    return env.spec.cost_threshold
 
 
 def build_agent(cfg: Config, env: sim.SafeEnv, generator: torch.Generator) -> Agent:
@@ -90,6 +95,27 @@ def evaluate(
         "lambda_mean": float(np.concatenate(lams).mean()),
         "risk_auroc": metrics.auroc(np.concatenate(lams), np.concatenate(labels)),
     }
+
+
+def replay_risk(agent: Agent, buffer: ReplayBuffer, horizon: int, window: int) -> dict[str, float]:
+    """lambda(s) as a risk score on the last ``window`` replay states, labelled "a violation within ``horizon``
+    steps" from what the (recent, exploring) policy then did.
+
+    Unlike the deterministic evaluation, whose risk_auroc is NaN once a policy stops violating, these states keep
+    both classes while exploration still finds the constraint, so calibration stays measurable when the policy
+    is safe.
+
+    Returns:
+        ``replay_risk_auroc``, ``replay_positive_share``, ``replay_reliability_monotone`` and
+        ``replay_cap_share`` (share with lambda >= 0.95 lambda_max), see :func:`metrics.risk_quality`.
+    """
+    if not agent.constrained or len(buffer) == 0:
+        return {}
+    obs, cost, ends = buffer.recent(window)
+    labels = metrics.upcoming_violation_labels(cost, horizon, ends)
+    lam = agent.lambdas(obs).cpu().numpy()
+    quality = metrics.risk_quality(lam, labels, cap=agent.cfg.multiplier.lambda_max)
+    return {f"replay_{k}": v for k, v in quality.items()}
 
 
 class RunLogger:
@@ -270,6 +296,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         if step % tc.eval_every == 0 or step == tc.total_steps:
             result = evaluate(agent, eval_env, tc.eval_episodes, cfg.seed + EVAL_SEED_OFFSET, tc.risk_horizon)
             result["lambda_probe"] = float(agent.lambdas(probe).mean()) if probe is not None else 0.0
+            result.update(replay_risk(agent, buffer, tc.risk_horizon, tc.risk_window))
             evals.append({"step": step, **result})
             logger.write("eval", step, result)
             bar.write(

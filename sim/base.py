@@ -20,7 +20,8 @@ class SafeTask(base.Task, abc.ABC):
     Attributes:
         control_timestep: Seconds per agent step; a whole multiple of the model's physics timestep.
         time_limit: Episode length in seconds; the env truncates after `time_limit / control_timestep` steps.
-        cost_threshold: Default bound d on the discounted cost-to-go Q_c (DESIGN.md section 3).
+        cost_threshold: Default bound d for a discounted cost-sum critic (`cost.critic: sum`); the
+            default first_violation critic uses d = gamma_c^H instead (README, "The algorithm") (DESIGN.md section 3).
         ros_interface: How the ROS node talks to the robot: "joint" or "diff_drive" (DESIGN.md section 6).
     """
 

@@ -26,7 +26,8 @@ class TaskSpec:
     Attributes:
         name: Registered task name, e.g. "cartpole-safe_swingup".
         constraints: Names of the constraints reported in `info["constraints"]`.
-        cost_threshold: Default bound d on the discounted cost-to-go Q_c.
+        cost_threshold: Default bound d for a discounted cost-sum critic (`cost.critic: sum`); the
+            default first_violation critic uses d = gamma_c^H instead (README, "The algorithm").
         control_timestep: Seconds per `step`.
         max_episode_steps: Steps until `truncated` is set.
         obs_layout: Observation part name -> (start, stop) into the flat observation.

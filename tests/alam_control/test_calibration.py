@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alam_control import calibration, cli
+from alam_control import calibration, cli, metrics
 from alam_control.runtime import MonitorConfig, load_bundle
 
 
@@ -29,7 +29,7 @@ def test_reliability_table_is_monotone_for_a_calibrated_score() -> None:
     rng = np.random.default_rng(1)
     lam = rng.random(20000)
     labels = rng.random(20000) < lam  # P(positive | lam) = lam
-    rows = calibration.reliability_table(lam, labels, bins=5)
+    rows = metrics.reliability_table(lam, labels, bins=5)
     assert len(rows) == 5 and sum(r["steps"] for r in rows) == 20000
     rates = [r["positive_rate"] for r in rows]
     assert rates == sorted(rates)

@@ -56,8 +56,8 @@ def test_wrong_types_are_rejected_by_name(tmp_path: Path, text: str, key: str) -
 
 
 def test_int_is_accepted_for_float_and_null_for_optional(tmp_path: Path) -> None:
-    cfg = config_lib.load(write(tmp_path, "sac:\n  gamma: 1\n  target_entropy: null\ncost:\n  threshold: 0\n"))
-    assert isinstance(cfg.sac.gamma, float) and cfg.sac.target_entropy is None and cfg.cost.threshold == 0.0
+    cfg = config_lib.load(write(tmp_path, "sac:\n  reward_scale: 1\n  target_entropy: null\ncost:\n  threshold: 0\n"))
+    assert isinstance(cfg.sac.reward_scale, float) and cfg.sac.target_entropy is None and cfg.cost.threshold == 0.0
 
 
 def test_overrides(tmp_path: Path) -> None:
@@ -81,6 +81,31 @@ def test_cross_field_validation(tmp_path: Path) -> None:
         config_lib.from_dict({"sac": {"reward_scale": -1.0}})
     with pytest.raises(ConfigError, match="learning_starts"):
         config_lib.from_dict({"train": {"learning_starts": 10}})
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"multiplier": {"lambda_max": 0.0}}, "multiplier.lambda_max must be a finite number > 0"),
+        ({"multiplier": {"lambda_max": float("inf")}}, "multiplier.lambda_max must be a finite number > 0"),
+        ({"multiplier": {"lr": -1e-3}}, "multiplier.lr must be a finite number > 0"),
+        ({"multiplier": {"dual_decay": 1.0}}, r"multiplier.dual_decay must be in \[0, 1\)"),
+        ({"sac": {"gamma": 1.5}}, r"sac.gamma must be in \(0, 1\)"),
+        ({"cost": {"gamma": 1.0}}, r"cost.gamma must be in \(0, 1\)"),
+        ({"cost": {"threshold": -0.1}}, "cost.threshold must be"),
+        ({"cost": {"threshold": 1.0}}, "cost.threshold must be in \\[0, 1\\) for the first_violation critic"),
+        ({"train": {"risk_horizon": 0}}, "train.risk_horizon must be >= 1"),
+        ({"train": {"risk_window": 0}}, "train.risk_window must be > 0"),
+    ],
+)
+def test_out_of_range_values_are_rejected_by_name(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config_lib.from_dict(data)
+
+
+def test_a_sum_critic_accepts_a_threshold_above_one() -> None:
+    cfg = config_lib.from_dict({"cost": {"critic": "sum", "threshold": 2.0}})
+    assert cfg.cost.threshold == 2.0
 
 
 def test_save_load_round_trip_and_hash(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime
+import pytest
 
 import sim
 from alam_control import cli, export
@@ -37,7 +38,9 @@ def test_manifest(smoke_bundle: Path) -> None:
     assert manifest["obs_dim"] == 5 and manifest["act_dim"] == 1
     assert manifest["obs_layout"] == {k: list(v) for k, v in env.spec.obs_layout.items()}
     assert manifest["control_period_s"] == env.spec.control_timestep and manifest["ros_interface"] == "joint"
-    assert manifest["deploy"] == env.spec.deploy and manifest["cost_threshold"] == env.spec.cost_threshold
+    assert manifest["deploy"] == env.spec.deploy
+    assert manifest["cost_threshold"] == pytest.approx(0.97**20)  # d = gamma_c^H of the first_violation critic
+    assert manifest["lambda_max"] == 10.0
     assert manifest["risk_high"] is None and manifest["risk_low"] is None  # until `alam calibrate`
     assert len(manifest["config_hash"]) == 64 and manifest["train_step"] == 600
     assert manifest["files"] == {"policy.onnx": file_sha256(smoke_bundle / "policy.onnx")}

@@ -53,6 +53,24 @@ def test_tiny_training_run(variant: str, tmp_path: Path) -> None:
     assert any((run / "tb").iterdir())
     state, _ = checkpoint.load_latest(run)  # weights_only load
     assert state["loop"]["step"] == cfg.train.total_steps
+    with open(run / "eval.csv") as f:
+        evals = list(csv.DictReader(f))
+    if cfg.algo.name != "sac":  # lambda scored on labelled replay states, defined while the buffer has both classes
+        assert 0.0 <= float(evals[-1]["replay_positive_share"]) <= 1.0
+        assert 0.0 <= float(evals[-1]["replay_cap_share"]) <= 1.0
+        assert math.isfinite(float(evals[-1]["replay_risk_auroc"]))
+
+
+def test_default_threshold_is_the_h_step_margin_of_the_first_violation_critic() -> None:
+    import sim
+
+    env = sim.load("cartpole-safe_swingup", seed=0)
+    cfg = config_lib.from_dict({"train": {"risk_horizon": 10}})
+    assert trainer.cost_threshold_for(cfg, env) == pytest.approx(0.97**10)
+    summed = config_lib.from_dict({"cost": {"critic": "sum"}})
+    assert trainer.cost_threshold_for(summed, env) == env.spec.cost_threshold
+    fixed = config_lib.from_dict({"cost": {"threshold": 0.3}})
+    assert trainer.cost_threshold_for(fixed, env) == 0.3
 
 
 def test_randomized_training_logs_its_draws(tmp_path: Path) -> None:

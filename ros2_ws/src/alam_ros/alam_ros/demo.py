@@ -134,6 +134,15 @@ def main(argv: list[str] | None = None) -> int:
                 p.wait()
         if status is not None:
             status.close()
+            s = summarize_trace(status.trace, status.goals)
+            if status.trace:
+                print(
+                    f"alam-ros-demo: {s['duration_s']:.0f} s, {s['goals']} goals reached, FALLBACK "
+                    f"{100 * s['fallback_share']:.0f} % of the time in {s['fallback_episodes']} episode(s), "
+                    f"{s['explained_episodes']} of them within 1 s of a push or a fault; "
+                    f"{s['violation_steps']} risk messages during a violation",
+                    flush=True,
+                )
             if args.record is not None:
                 write_trace(status.trace, args.record, _thresholds(args.bundle, params, args.policy_param))
         shutil.rmtree(tmp, ignore_errors=True)
@@ -157,6 +166,45 @@ def _thresholds(bundle: str | None, params: Path, overrides: list[str]) -> tuple
         if data.get("risk_high") is not None and data.get("risk_low") is not None:
             return float(data["risk_high"]), float(data["risk_low"])
     return None
+
+
+def summarize_trace(trace: list[tuple], goals: int, cause_window_s: float = 1.0) -> dict[str, float]:
+    """The demo's figures from its trace: what a user checks after `make demo`.
+
+    Args:
+        trace: Rows (t in s, risk, mode, cost, push) as recorded by the status subscriber.
+        goals: goals reached (the bridge's count).
+        cause_window_s: a FALLBACK episode is "explained" when it begins within this long after a push started
+            (or during one) or with a fault reason (anything but ``FALLBACK:risk``).
+
+    Returns:
+        duration_s, goals, fallback_share (of risk messages), fallback_episodes, explained_episodes,
+        first_mode_fallback (1.0 when the first message was already FALLBACK), violation_steps (messages with
+        cost > 0).
+    """
+    if not trace:
+        return {"duration_s": 0.0, "goals": goals, "fallback_share": math.nan, "fallback_episodes": 0,
+                "explained_episodes": 0, "first_mode_fallback": math.nan, "violation_steps": 0}  # fmt: skip
+    t = [row[0] for row in trace]
+    modes = [row[2] for row in trace]
+    in_fb = [m.startswith("FALLBACK") for m in modes]
+    push_starts = [t[i] for i, row in enumerate(trace) if row[4] and (i == 0 or not trace[i - 1][4])]
+    episodes = explained = 0
+    for i, fb in enumerate(in_fb):
+        if fb and (i == 0 or not in_fb[i - 1]):
+            episodes += 1
+            fault = modes[i] != "FALLBACK:risk"
+            pushed = trace[i][4] or any(0.0 <= t[i] - p <= cause_window_s for p in push_starts)
+            explained += int(fault or pushed)
+    return {
+        "duration_s": t[-1] - t[0],
+        "goals": goals,
+        "fallback_share": sum(in_fb) / len(in_fb),
+        "fallback_episodes": episodes,
+        "explained_episodes": explained,
+        "first_mode_fallback": float(in_fb[0]),
+        "violation_steps": sum(1 for row in trace if row[3] > 0),
+    }
 
 
 def write_trace(trace: list[tuple], prefix: Path, thresholds: tuple[float, float] | None) -> None:

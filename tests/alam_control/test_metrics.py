@@ -1,0 +1,46 @@
+"""Hand-computed checks of the metric definitions (DESIGN.md section 7, README "lambda(s) as the risk signal")."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from alam_control import metrics
+
+
+def test_upcoming_violation_labels_one_episode() -> None:
+    costs = np.array([0, 0, 0, 1, 0, 0, 0, 0], dtype=float)
+    # H = 2: steps 2 and 3 see the violation at step 3 within [t, t + 2).
+    assert metrics.upcoming_violation_labels(costs, 2).tolist() == [0, 0, 1, 1, 0, 0, 0, 0]
+
+
+def test_upcoming_violation_labels_never_cross_an_episode_end() -> None:
+    costs = np.array([0, 0, 0, 1, 0, 0], dtype=float)
+    ends = np.array([0, 1, 0, 0, 0, 1], dtype=bool)  # episodes [0, 1] and [2, 5]
+    # H = 3 without ends would label steps 1..3; step 1 belongs to the earlier episode.
+    assert metrics.upcoming_violation_labels(costs, 3).tolist() == [0, 1, 1, 1, 0, 0]
+    assert metrics.upcoming_violation_labels(costs, 3, ends).tolist() == [0, 0, 1, 1, 0, 0]
+
+
+def test_reliability_table_merges_tied_bins_and_reports_rates() -> None:
+    risk = np.array([0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 4.0])
+    labels = np.array([0, 0, 0, 1, 0, 1, 1, 1], dtype=bool)
+    rows = metrics.reliability_table(risk, labels, bins=4)
+    assert sum(r["steps"] for r in rows) == len(risk)
+    assert rows[0]["bin_low"] == 0.0 and rows[0]["positive_rate"] == pytest.approx(1 / 4)
+    assert metrics.is_monotone(rows)
+    assert not metrics.is_monotone([{"positive_rate": 0.5}, {"positive_rate": 0.2}])
+
+
+def test_risk_quality_reports_auroc_cap_share_and_base_rate() -> None:
+    risk = np.array([0.0, 1.0, 99.0, 100.0])
+    labels = np.array([False, False, True, True])
+    q = metrics.risk_quality(risk, labels, cap=100.0)
+    assert q["risk_auroc"] == 1.0
+    assert q["positive_share"] == 0.5
+    assert q["cap_share"] == 0.5  # 99 and 100 are >= 95
+    assert q["reliability_monotone"] == 1.0
+    assert "cap_share" not in metrics.risk_quality(risk, labels)
+    assert math.isnan(metrics.risk_quality(risk, np.zeros(4, dtype=bool))["risk_auroc"])
