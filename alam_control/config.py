@@ -116,7 +116,9 @@ class MultiplierConfig:
     """Adam learning rate of the multiplier network."""
     penalty_coef: float = 1.0
     """rho of the PHR penalty and of the dual target. With the 'first_violation' critic g lies in [-d, 1 - d], so
-    one method-of-multipliers step moves lambda by at most rho in either direction."""
+    one method-of-multipliers step moves lambda by at most rho in either direction; rho is also the quadratic
+    price the actor sees before lambda has caught up. Measured on the cart-pole (64x64, seed 0, an earlier build
+    with a squared-error multiplier loss): rho 10 was over-cautious (return 168 at 25k steps vs 276 at 20k with 1)."""
     dual_decay: float | None = None
     """eta, the leak of the dual step lam_hat = max(0, (1 - eta) lambda_phibar + rho g): a Tikhonov
     regularisation -(eta / 2 rho) lambda^2 of the dual. Its fixed point lambda = rho max(0, g) / eta is graded in
@@ -130,7 +132,9 @@ class MultiplierConfig:
     """Polyak rate of lambda_phibar, the copy the dual target is built from (1.0 = no copy)."""
     lambda_max: float = 10.0
     """Cap of every multiplier, by construction: the network outputs lambda_max * sigmoid(.), the scalar
-    multipliers are clamped. Only states the policy cannot make safe should reach it."""
+    multipliers are clamped. With the default eta it also sets the actor's price of risk, (lambda_max / g_max + rho)
+    per unit of Q_c above d at the dual's fixed point. Measured (cart-pole, 64x64, 40k steps, seed 0): 10 reached
+    return 370 at cost 0 from 15k steps on; 100 was safe from 20k on but over-cautious (return 150 at 40k)."""
     init_bias: float = -5.0
     """Output bias of the multiplier network before its sigmoid: lambda starts at lambda_max * 0.0067."""
     scalar_init: float = 0.0
