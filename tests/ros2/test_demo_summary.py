@@ -1,0 +1,45 @@
+"""The figures `make demo` prints at the end, from its recorded trace (no ROS traffic needed)."""
+
+from __future__ import annotations
+
+import math
+
+from alam_ros.demo import summarize_trace
+
+
+def row(t: float, mode: str, push: int = 0, cost: float = 0.0) -> tuple:
+    return (t, 0.5, mode, cost, push)
+
+
+def test_fallback_share_episodes_and_their_causes() -> None:
+    trace = [
+        row(0.0, "FALLBACK:startup"),
+        row(0.5, "POLICY"),
+        row(1.0, "POLICY", push=1),
+        row(1.5, "FALLBACK:risk", push=1),  # during a push: explained
+        row(2.0, "FALLBACK:risk", cost=1.0),
+        row(2.5, "POLICY"),
+        row(3.0, "POLICY"),
+        row(4.2, "FALLBACK:risk"),  # 2.7 s after the push ended: not explained
+        row(4.5, "POLICY"),
+        row(5.0, "FALLBACK:stale"),  # a fault: explained
+    ]
+    s = summarize_trace(trace, goals=3)
+    assert s["goals"] == 3 and s["duration_s"] == 5.0
+    assert s["fallback_share"] == 5 / 10
+    assert s["fallback_episodes"] == 4
+    assert s["explained_episodes"] == 3  # startup, the push, the stale input; not the one at 4.2 s
+    assert s["first_mode_fallback"] == 1.0 and s["violation_steps"] == 1
+
+
+def test_a_push_that_ended_still_explains_a_fallback_within_the_window() -> None:
+    # The push ends at 0.5 s (first message without it).
+    trace = [row(0.0, "POLICY", push=1), row(0.5, "POLICY"), row(1.4, "FALLBACK:risk"), row(1.6, "FALLBACK:risk")]
+    assert summarize_trace(trace, goals=0)["explained_episodes"] == 1
+    late = [row(0.0, "POLICY", push=1), row(0.5, "POLICY"), row(1.6, "FALLBACK:risk")]
+    assert summarize_trace(late, goals=0, cause_window_s=1.0)["explained_episodes"] == 0
+
+
+def test_empty_trace() -> None:
+    s = summarize_trace([], goals=0)
+    assert s["fallback_episodes"] == 0 and math.isnan(s["fallback_share"])
