@@ -40,6 +40,13 @@ def test_a_push_that_ended_still_explains_a_fallback_within_the_window() -> None
     assert summarize_trace(late, goals=0, cause_window_s=1.0)["explained_episodes"] == 0
 
 
+def test_a_fallback_just_before_a_push_counts_as_the_push() -> None:
+    trace = [row(0.0, "POLICY"), row(1.5, "FALLBACK:risk"), row(2.0, "FALLBACK:risk", push=1), row(3.5, "POLICY")]
+    assert summarize_trace(trace, goals=0)["explained_episodes"] == 1
+    early = [row(0.0, "POLICY"), row(0.5, "FALLBACK:risk"), row(2.0, "FALLBACK:risk", push=1), row(3.5, "POLICY")]
+    assert summarize_trace(early, goals=0)["explained_episodes"] == 0
+
+
 def test_empty_trace() -> None:
     s = summarize_trace([], goals=0)
     assert s["fallback_episodes"] == 0 and math.isnan(s["fallback_share"])

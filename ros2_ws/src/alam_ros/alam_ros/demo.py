@@ -174,8 +174,8 @@ def summarize_trace(trace: list[tuple], goals: int, cause_window_s: float = 1.0)
     Args:
         trace: Rows (t in s, risk, mode, cost, push) as recorded by the status subscriber.
         goals: goals reached (the bridge's count).
-        cause_window_s: a FALLBACK episode is "explained" when it begins during a push or within this long after
-            one ended, or with a fault reason (anything but ``FALLBACK:risk``).
+        cause_window_s: a FALLBACK episode is "explained" when it begins within this long of a push (before it
+            starts, during it or after it ends), or with a fault reason (anything but ``FALLBACK:risk``).
 
     Returns:
         duration_s, goals, fallback_share (of risk messages), fallback_episodes, explained_episodes,
@@ -188,13 +188,18 @@ def summarize_trace(trace: list[tuple], goals: int, cause_window_s: float = 1.0)
     t = [row[0] for row in trace]
     modes = [row[2] for row in trace]
     in_fb = [m.startswith("FALLBACK") for m in modes]
-    push_ends = [t[i] for i in range(1, len(trace)) if trace[i - 1][4] and not trace[i][4]]
+    pushes = []  # (start, end) of each push; an unfinished one ends with the trace
+    for i, row in enumerate(trace):
+        if row[4] and (i == 0 or not trace[i - 1][4]):
+            pushes.append([t[i], t[-1]])
+        elif not row[4] and i > 0 and trace[i - 1][4]:
+            pushes[-1][1] = t[i]
     episodes = explained = 0
     for i, fb in enumerate(in_fb):
         if fb and (i == 0 or not in_fb[i - 1]):
             episodes += 1
             fault = modes[i] != "FALLBACK:risk"
-            pushed = trace[i][4] or any(0.0 <= t[i] - end <= cause_window_s for end in push_ends)
+            pushed = any(start - cause_window_s <= t[i] <= end + cause_window_s for start, end in pushes)
             explained += int(fault or pushed)
     return {
         "duration_s": t[-1] - t[0],
