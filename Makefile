@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.alam-installed
 TORCH_PIN := torch==2.13.0
 
-.PHONY: test demo bench sysdeps lint clean
+.PHONY: test demo bench sysdeps lint mutate clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,5 +50,15 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check alam_control sim tests benchmarks
 
+# Mutation testing of losses.py, multipliers.py and agent.py against the fast algorithm tests (settings in
+# pyproject.toml [tool.mutmut]); one child process, as other jobs may share the CPU. Results stay in mutants/
+# (reruns test only changed code); `$(BIN)/mutmut show <mutant>` prints one mutant's diff.
+mutate: $(STAMP)
+	$(BIN)/mutmut run --max-children 1
+	@$(BIN)/mutmut export-cicd-stats >/dev/null
+	@$(BIN)/python -c 'import json; s = json.load(open("mutants/mutmut-cicd-stats.json")); \
+	  print("mutation score: %(killed)d killed / %(total)d total" % s, {k: v for k, v in s.items() if v and k not in ("killed", "total")})'
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache mutants

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 import sim  # noqa: F401  (imported before dm_control elsewhere, so sim picks the headless OpenGL backend)
 from alam_control import config as config_lib
@@ -28,3 +29,12 @@ def smoke_bundle(smoke_run: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     out = tmp_path_factory.mktemp("bundle") / "cartpole"
     export.export(smoke_run, out)
     return out
+
+
+@pytest.fixture
+def one_torch_thread():
+    """For tests of tiny tensors: a second intra-op thread only adds spin-waits when other jobs share the CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
+import pytest
 import torch
 
 from alam_control import config as config_lib
@@ -11,6 +14,9 @@ from alam_control.buffer import Batch, ReplayBuffer
 from alam_control.networks import CriticEnsemble
 
 OBS, ACT = 4, 2
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_agent(**sections) -> Agent:
@@ -94,12 +100,64 @@ def test_act_shapes_bounds_and_determinism() -> None:
 
 
 def test_state_dict_round_trip() -> None:
-    a, b = make_agent(), make_agent(seed=1)
+    a = make_agent()
+    b = make_agent(seed=1, sac={"hidden": [16, 16], "batch_size": 8, "init_alpha": 0.3})
+    a.obs_norm.fit(torch.randn(32, OBS) * 3 + 1)
     a.update(batch())
-    b.load_state_dict(a.state_dict())
+    a.update(batch())
+    buffer = io.BytesIO()  # through bytes, as a checkpoint goes (an in-memory state shares the optimizer's tensors)
+    torch.save(a.state_dict(), buffer)
+    buffer.seek(0)
+    b.load_state_dict(torch.load(buffer, weights_only=True))
+    for name in ("obs_norm", "actor", "critic", "critic_target", "multiplier"):
+        sa, sb = getattr(a, name).state_dict(), getattr(b, name).state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa), name
+    assert torch.equal(a.log_alpha, b.log_alpha) and b.log_alpha.requires_grad
+    assert b.updates == a.updates == 2
+    # the optimizer state came along: the next update is identical on both
+    a.generator.manual_seed(3), b.generator.manual_seed(3)
+    a.update(batch()), b.update(batch())
     for pa, pb in zip(a.actor.parameters(), b.actor.parameters(), strict=True):
-        assert torch.equal(pa, pb)
-    assert b.updates == a.updates == 1
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+
+
+def test_init_heads_temperature_target_entropy_and_learning_rates() -> None:
+    agent = make_agent(
+        algo={"name": "fac"},
+        sac={"hidden": [16], "batch_size": 8, "actor_lr": 1.5e-3, "critic_lr": 2e-3, "alpha_lr": 3e-3, "init_alpha": 0.2},
+        multiplier={"hidden": [16], "lr": 4e-3},
+    )
+    assert agent.critic.heads == 3 and agent.constrained
+    assert agent.log_alpha.exp().item() == pytest.approx(0.2) and agent.log_alpha.requires_grad
+    assert agent.target_entropy == -ACT and agent.cost_threshold == 0.05 and agent.updates == 0
+    assert [g["lr"] for g in agent.optimizer.param_groups] == [1.5e-3, 2e-3, 3e-3, 4e-3]
+    groups = [g["params"] for g in agent.optimizer.param_groups]
+    assert groups[0] == list(agent.actor.parameters()) and groups[1] == list(agent.critic.parameters())
+    assert groups[2] == [agent.log_alpha] and groups[3] == list(agent.multiplier.net.parameters())
+    # the target critic starts as an exact, gradient-free copy
+    for p, q in zip(agent.critic.parameters(), agent.critic_target.parameters(), strict=True):
+        assert torch.equal(p, q) and p is not q and not q.requires_grad
+    explicit = make_agent(sac={"hidden": [16], "batch_size": 8, "target_entropy": -0.5})
+    assert explicit.target_entropy == -0.5
+
+
+def test_lambdas_cost_values_and_act_use_the_normalized_observation() -> None:
+    agent = make_agent(algo={"name": "sac_alam"}, multiplier={"hidden": [16], "init_bias": 0.0})
+    agent.obs_norm.fit(torch.randn(64, OBS) * 4 + 2)
+    obs = np.random.default_rng(1).normal(size=(5, OBS)).astype(np.float32) * 4 + 2
+    x = agent.obs_norm(torch.as_tensor(obs))
+    with torch.no_grad():
+        torch.testing.assert_close(agent.lambdas(obs), agent.multiplier.net(x))
+        torch.testing.assert_close(agent.cost_values(obs), agent.critic(x, agent.actor(x))[2])
+        np.testing.assert_allclose(agent.act(obs, deterministic=True), agent.actor(x).numpy(), rtol=1e-6)
+        gen = torch.Generator()
+        gen.set_state(agent.generator.get_state())
+        expected = agent.actor.sample(x, gen)[0].numpy()
+    np.testing.assert_allclose(agent.act(obs), expected, rtol=1e-6)  # stochastic: the agent's own generator
+    assert not np.allclose(agent.act(obs), agent.act(obs, deterministic=True))
+    np.testing.assert_allclose(agent.act(obs[0], deterministic=True), agent.act(obs[:1], deterministic=True)[0])
+    plain = make_agent(algo={"name": "sac"})
+    assert torch.equal(plain.cost_values(obs), torch.zeros(5))
 
 
 def test_replay_buffer_wraps_and_round_trips() -> None:

@@ -7,6 +7,8 @@ import torch
 
 from alam_control import losses
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def t(*values: float) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float64)
@@ -80,11 +82,38 @@ def test_soft_q_target_bootstraps_on_truncation_not_termination() -> None:
     torch.testing.assert_close(y, t(1.0 + 0.9 * 8.5, 1.0))
 
 
-def test_cost_q_target_is_clipped_at_zero() -> None:
-    y = losses.cost_q_target(t(0.0, 1.0), t(0.0, 0.0), t(-0.5, 2.0), 0.5, clip=True)
-    torch.testing.assert_close(y, t(0.0, 2.0))
-    y = losses.cost_q_target(t(0.0, 1.0), t(0.0, 0.0), t(-0.5, 2.0), 0.5, clip=False)
-    torch.testing.assert_close(y, t(-0.25, 2.0))
+def test_soft_q_target_takes_the_min_twin_and_is_detached() -> None:
+    next_q = torch.stack([t(1.0, 5.0, 2.0), t(3.0, 4.0, -1.0)]).requires_grad_(True)  # min = (1, 4, -1)
+    y = losses.soft_q_target(t(0.5, 0.0, -1.0), t(0.0, 0.0, 0.0), next_q, t(2.0, -2.0, 0.0), t(0.25), 0.5)
+    # r + 0.5 * (min - 0.25 * logp)
+    torch.testing.assert_close(y, t(0.5 + 0.5 * 0.5, 0.5 * 4.5, -1.0 - 0.5))
+    assert not y.requires_grad
+
+
+def test_cost_q_target_first_violation_by_hand() -> None:
+    """Default kind: y_c = c + (1 - c) gamma_c (1 - t) Q_c', c clamped to [0, 1], target clipped to [0, 1]."""
+    cost = t(0.0, 1.0, 0.5, 0.5, 1.5, -0.5, 0.0, 0.0, 0.25)
+    terminated = t(0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    next_qc = t(0.4, 0.9, 0.6, 0.6, 0.2, 0.4, 2.5, -1.0, 0.8).requires_grad_(True)
+    expected = t(0.2, 1.0, 0.65, 0.5, 1.0, 0.2, 1.0, 0.0, 0.25 + 0.75 * 0.5 * 0.8)
+    y = losses.cost_q_target(cost, terminated, next_qc, 0.5)
+    torch.testing.assert_close(y, expected)
+    assert not y.requires_grad
+    unclipped = losses.cost_q_target(cost, terminated, next_qc, 0.5, "first_violation", clip=False)
+    torch.testing.assert_close(unclipped[6:8], t(1.25, -0.5))
+    torch.testing.assert_close(unclipped[:6], expected[:6])
+
+
+def test_cost_q_target_sum_is_clipped_at_zero_only() -> None:
+    y = losses.cost_q_target(t(0.0, 1.0, 0.5), t(0.0, 0.0, 1.0), t(-0.5, 2.0, 3.0), 0.5, "sum", clip=True)
+    torch.testing.assert_close(y, t(0.0, 2.0, 0.5))
+    y = losses.cost_q_target(t(0.0, 1.0, 0.5), t(0.0, 0.0, 1.0), t(-0.5, 2.0, 3.0), 0.5, "sum", clip=False)
+    torch.testing.assert_close(y, t(-0.25, 2.0, 0.5))
+
+
+def test_cost_q_target_rejects_an_unknown_kind() -> None:
+    with pytest.raises(ValueError, match="unknown cost critic kind 'max'"):
+        losses.cost_q_target(t(0.0), t(0.0), t(0.0), 0.5, "max")
 
 
 def test_critic_actor_alpha_losses() -> None:
@@ -99,10 +128,35 @@ def test_critic_actor_alpha_losses() -> None:
     assert log_alpha.grad.item() == pytest.approx(2.0)
 
 
-def test_multiplier_losses() -> None:
+def test_critic_loss_sums_heads_of_per_head_mean_squared_error() -> None:
+    q = torch.stack([t(1.0, 2.0), t(3.0, 4.0), t(0.0, 0.5)])
+    target = torch.stack([t(1.0, 1.0), t(1.0, 1.0), t(1.0, 0.0)])
+    assert losses.critic_loss(q, target).item() == pytest.approx(0.5 + 6.5 + (1.0 + 0.25) / 2)
+
+
+def test_linear_penalty() -> None:
+    torch.testing.assert_close(losses.linear_penalty(t(2.0, 0.5), t(-1.0, 3.0)), t(-2.0, 1.5))
+
+
+def test_multiplier_regression_loss_is_the_cross_entropy_of_lambda_over_its_cap() -> None:
+    """BCE(sigmoid(z), clamp(target / lambda_max, 0, 1)): value, logit grad (sigma(z) - frac) / B, no target grad."""
+    z = t(0.0, 2.0, -1.0, 0.0).requires_grad_(True)
+    target = t(1.5, 1.0, 5.0, -1.0).requires_grad_(True)
+    frac = t(0.5, 1.0 / 3.0, 1.0, 0.0)  # lambda_max = 3; targets outside [0, 3] clamp
+    loss = losses.multiplier_regression_loss(z, target, 3.0)
+    p = torch.sigmoid(z.detach())
+    expected = -(frac * p.log() + (1 - frac) * (1 - p).log()).mean()
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-12)
+    loss.backward()
+    torch.testing.assert_close(z.grad, (p - frac) / 4)
+    assert target.grad is None
+
+
+def test_multiplier_ascent_loss() -> None:
     lam = t(1.0, 2.0).requires_grad_(True)
-    losses.multiplier_regression_loss(lam, t(1.5, 1.0)).backward()
-    torch.testing.assert_close(lam.grad, t(-0.5, 1.0))  # 2 (lam - target) / B
-    lam = t(1.0, 2.0).requires_grad_(True)
-    losses.multiplier_ascent_loss(lam, t(0.4, -0.2)).backward()
+    g = t(0.4, -0.2).requires_grad_(True)
+    loss = losses.multiplier_ascent_loss(lam, g)
+    assert loss.item() == pytest.approx(-(0.4 - 0.4) / 2)
+    loss.backward()
     torch.testing.assert_close(lam.grad, t(-0.2, 0.1))  # descent raises lam where g > 0
+    assert g.grad is None
