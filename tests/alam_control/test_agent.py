@@ -121,10 +121,18 @@ def test_state_dict_round_trip() -> None:
         torch.testing.assert_close(pa, pb, rtol=0, atol=0)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.compile imports torch.jit
 def test_init_heads_temperature_target_entropy_and_learning_rates() -> None:
     agent = make_agent(
         algo={"name": "fac"},
-        sac={"hidden": [16], "batch_size": 8, "actor_lr": 1.5e-3, "critic_lr": 2e-3, "alpha_lr": 3e-3, "init_alpha": 0.2},
+        sac={
+            "hidden": [16],
+            "batch_size": 8,
+            "actor_lr": 1.5e-3,
+            "critic_lr": 2e-3,
+            "alpha_lr": 3e-3,
+            "init_alpha": 0.2,
+        },
         multiplier={"hidden": [16], "lr": 4e-3},
     )
     assert agent.critic.heads == 3 and agent.constrained
@@ -134,6 +142,10 @@ def test_init_heads_temperature_target_entropy_and_learning_rates() -> None:
     groups = [g["params"] for g in agent.optimizer.param_groups]
     assert groups[0] == list(agent.actor.parameters()) and groups[1] == list(agent.critic.parameters())
     assert groups[2] == [agent.log_alpha] and groups[3] == list(agent.multiplier.net.parameters())
+    assert agent.optimizer.defaults["fused"] is True  # one fused kernel per step (the documented design)
+    assert agent._update_fn == agent._update  # train.compile off: the plain method
+    compiled = make_agent(train={"compile": True})  # torch.compile is lazy: wrapping costs nothing until a call
+    assert compiled._update_fn != compiled._update and compiled._update_fn.__wrapped__ == compiled._update
     # the target critic starts as an exact, gradient-free copy
     for p, q in zip(agent.critic.parameters(), agent.critic_target.parameters(), strict=True):
         assert torch.equal(p, q) and p is not q and not q.requires_grad

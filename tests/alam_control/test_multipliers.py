@@ -191,6 +191,7 @@ def test_network_multiplier_output_range_grad_routing_and_param_group() -> None:
     assert fac.multipliers(obs, for_update=True).requires_grad and not fac.multipliers(obs).requires_grad
     (group,) = strategy.param_groups()
     assert group["lr"] == 0.123 and group["params"] == list(strategy.net.parameters())
+    assert not any(p.requires_grad for p in strategy.target.parameters())  # lambda_phibar: no gradient, no graph
 
 
 def test_regression_dual_loss_by_hand() -> None:
