@@ -167,13 +167,6 @@ def pick_thresholds(lam: np.ndarray, labels: np.ndarray, recall: float) -> tuple
     return risk_high, risk_low, {"recall": achieved, "flag_rate": float(flagged.mean()), "precision": precision}
 
 
-def _cap_and_monotonicity(manifest: dict[str, Any], data: Rollouts) -> dict[str, float]:
-    """reliability_monotone and, for a lambda signal with a known cap, cap_share (states at >= 0.95 of it)."""
-    cap = manifest.get("lambda_max") if manifest.get("risk_signal", "lambda") == "lambda" else None
-    quality = metrics.risk_quality(data.risk, data.labels, cap=cap)
-    return {k: quality[k] for k in ("reliability_monotone", "cap_share") if k in quality}
-
-
 def calibrate(
     bundle_dir: str | Path,
     episodes: int = 20,
@@ -192,18 +185,22 @@ def calibrate(
     bundle = load_bundle(bundle_dir)
     data = rollout(bundle, episodes, seed=seed, randomize=randomize, horizon=horizon)
     risk_high, risk_low, quality = pick_thresholds(data.risk, data.labels, recall)
+    signal = bundle.manifest.get("risk_signal", "lambda")
+    cap = bundle.manifest.get("lambda_max") if signal == "lambda" else None
+    table = metrics.reliability_table(data.risk, data.labels)
     result = {
         "episodes": episodes,
         "randomize": bool(randomize),
         "horizon": horizon,
         "target_recall": recall,
-        "risk_signal": bundle.manifest.get("risk_signal", "lambda"),
+        "risk_signal": signal,
         "risk_auroc": metrics.auroc(data.risk, data.labels),
         "violation_rate": float((data.cost > 0).mean()),
         "positive_rate": float(data.labels.mean()),
-        **_cap_and_monotonicity(bundle.manifest, data),
+        "reliability_monotone": float(metrics.is_monotone(table)),
+        **({"cap_share": metrics.cap_share(data.risk, cap)} if cap is not None else {}),
         **quality,
-        "reliability": metrics.reliability_table(data.risk, data.labels),
+        "reliability": table,
     }
     manifest = dict(bundle.manifest, risk_high=risk_high, risk_low=risk_low, calibration=result)
     write_manifest(Path(bundle_dir), manifest)

@@ -123,8 +123,9 @@ class MultiplierConfig:
     """eta, the leak of the dual step lam_hat = max(0, (1 - eta) lambda_phibar + rho g): a Tikhonov
     regularisation -(eta / 2 rho) lambda^2 of the dual. Its fixed point lambda = rho max(0, g) / eta is graded in
     g instead of jumping between 0 and the cap, and the dual converges without oscillating, at the price of a
-    constraint slack of eta lambda / rho. None = rho g_max / lambda_max, g_max = the largest g the critic can
-    produce (1 - d for 'first_violation'): lambda then maps Q_c in [d, g_max + d] linearly onto [0, lambda_max].
+    constraint slack of eta lambda / rho. None = rho g_max / lambda_max (at most 0.5), g_max = the largest g the
+    critic can produce (1 - d for 'first_violation'): lambda then maps Q_c in [d, g_max + d] linearly onto
+    [0, lambda_max].
     0 = the classical method of multipliers."""
     dual_interval: int = 1
     """Update the multiplier every this many agent updates."""

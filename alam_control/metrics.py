@@ -83,8 +83,14 @@ def risk_quality(risk: np.ndarray, labels: np.ndarray, cap: float | None = None)
         "reliability_monotone": float(is_monotone(reliability_table(risk, labels))) if len(risk) else math.nan,
     }
     if cap is not None:
-        out["cap_share"] = float((risk >= 0.95 * cap).mean()) if len(risk) else math.nan
+        out["cap_share"] = cap_share(risk, cap)
     return out
+
+
+def cap_share(risk: np.ndarray, cap: float) -> float:
+    """Share of states with risk >= 0.95 cap (NaN when empty)."""
+    risk = np.asarray(risk, dtype=np.float64)
+    return float((risk >= 0.95 * cap).mean()) if len(risk) else math.nan
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:

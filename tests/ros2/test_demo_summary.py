@@ -29,7 +29,7 @@ def test_fallback_share_episodes_and_their_causes() -> None:
     assert s["fallback_share"] == 5 / 10
     assert s["fallback_episodes"] == 4
     assert s["explained_episodes"] == 3  # startup, the push, the stale input; not the one at 4.2 s
-    assert s["first_mode_fallback"] == 1.0 and s["violation_steps"] == 1
+    assert s["violation_steps"] == 1
 
 
 def test_a_push_that_ended_still_explains_a_fallback_within_the_window() -> None:

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, handle)
     signal.signal(signal.SIGTERM, handle)
-    status = None if args.quiet else _Status(record=args.record is not None)
+    status = None if args.quiet else _Status()
     start = time.monotonic()
     code = 0
     try:
@@ -179,12 +179,11 @@ def summarize_trace(trace: list[tuple], goals: int, cause_window_s: float = 1.0)
 
     Returns:
         duration_s, goals, fallback_share (of risk messages), fallback_episodes, explained_episodes,
-        first_mode_fallback (1.0 when the first message was already FALLBACK), violation_steps (messages with
-        cost > 0).
+        violation_steps (messages with cost > 0).
     """
     if not trace:
         return {"duration_s": 0.0, "goals": goals, "fallback_share": math.nan, "fallback_episodes": 0,
-                "explained_episodes": 0, "first_mode_fallback": math.nan, "violation_steps": 0}  # fmt: skip
+                "explained_episodes": 0, "violation_steps": 0}  # fmt: skip
     t = [row[0] for row in trace]
     modes = [row[2] for row in trace]
     in_fb = [m.startswith("FALLBACK") for m in modes]
@@ -207,7 +206,6 @@ def summarize_trace(trace: list[tuple], goals: int, cause_window_s: float = 1.0)
         "fallback_share": sum(in_fb) / len(in_fb),
         "fallback_episodes": episodes,
         "explained_episodes": explained,
-        "first_mode_fallback": float(in_fb[0]),
         "violation_steps": sum(1 for row in trace if row[3] > 0),
     }
 
@@ -258,9 +256,10 @@ def write_trace(trace: list[tuple], prefix: Path, thresholds: tuple[float, float
 
 
 class _Status:
-    """Prints mode changes at once and a status line every 2 s, from the nodes' topics; optionally records them."""
+    """Prints mode changes at once and a status line every 2 s, from the nodes' topics, and records them (a few
+    small tuples per second: the end-of-run summary and `--record` use the trace)."""
 
-    def __init__(self, record: bool = False) -> None:
+    def __init__(self) -> None:
         import rclpy
         from rclpy.signals import SignalHandlerOptions
         from std_msgs.msg import Bool, Float32, Int32, String
@@ -273,7 +272,6 @@ class _Status:
         self.last_print = self.start = time.monotonic()
         self.last_cost = 0.0
         self.trace: list[tuple] = []
-        self.record = record
         sub = self.node.create_subscription
         sub(String, "/alam_policy_node/mode", self._on_mode, 10)
         sub(Float32, "/alam_policy_node/risk", self._on_risk, 10)
@@ -287,9 +285,8 @@ class _Status:
 
     def _on_risk(self, msg) -> None:
         self.risk = msg.data
-        if self.record:
-            t = round(time.monotonic() - self.start, 3)
-            self.trace.append((t, msg.data, self.mode, self.last_cost, int(self.push)))
+        t = round(time.monotonic() - self.start, 3)
+        self.trace.append((t, msg.data, self.mode, self.last_cost, int(self.push)))
 
     def _on_cost(self, msg) -> None:
         self.cost += msg.data
