@@ -9,6 +9,7 @@ the robot, so the measured effect of monitor + fallback is the deployed one.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import numpy as np
 
 import sim
 from alam_control import metrics
-from alam_control.runtime import Bundle, MonitorConfig, RiskMonitor, load_bundle, make_fallback
+from alam_control.runtime import POLICY, Bundle, Controller, MonitorConfig, load_bundle
 from alam_control.runtime.bundle import write_manifest
 
 EVAL_SEED = 20_000  # episode seeds of bundle evaluation: apart from training (seed) and run evaluation seeds
@@ -34,6 +35,8 @@ class Rollouts:
         labels: bool [T] a violation within the next `horizon` steps (per episode, DESIGN.md section 7).
         fallback: bool [T] the fallback drove step t.
         returns, costs: per-episode sums.
+        modes: [T] the controller's ~/mode label at each step ("POLICY", "FALLBACK:risk", ...).
+        commands: float64 [T, A] the physical command sent at each step.
     """
 
     risk: np.ndarray
@@ -42,6 +45,8 @@ class Rollouts:
     fallback: np.ndarray
     returns: list[float]
     costs: list[float]
+    modes: list[str] = dataclasses.field(default_factory=list)
+    commands: np.ndarray | None = None
 
     def summary(self) -> dict[str, float]:
         """return, cost, violation_rate, risk_auroc, fallback_fraction (means over episodes / steps)."""
@@ -62,45 +67,54 @@ def rollout(
     monitor: MonitorConfig | None = None,
     fallback: str = "stop",
     horizon: int = 20,
+    start_in_fallback: bool = False,
 ) -> Rollouts:
-    """Runs the bundle's policy in its task; with `monitor`, the runtime monitor hands control to `fallback`.
+    """Runs the bundle in its task through the deployed `Controller`: the policy alone (`monitor` None: only an
+    input fault hands over) or behind the risk monitor, which hands control to `fallback`.
 
-    The monitor clock is sim time (step * control period); it starts in POLICY (the sim's inputs are sane from
-    the first step, unlike a robot's at start-up).
+    The controller's clock is sim time (step * control period). It starts in POLICY by default: the sim's inputs
+    are sane from the first step, unlike a robot's at start-up (`start_in_fallback` for the robot's behaviour).
+
+    Raises:
+        ValueError: episodes < 1, or a fallback that does not fit the robot.
     """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
     manifest = bundle.manifest
     env = sim.load(manifest["task"], seed=seed, randomize=randomize)
-    backup = make_fallback(fallback, manifest) if monitor is not None else None
-    use_lambda = manifest.get("risk_signal", "lambda") == "lambda"  # as alam_policy_node reads it
-    risks, costs, labels, used, returns, ep_costs = [], [], [], [], [], []
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=seed + ep)
-        guard = RiskMonitor(monitor, start_in_fallback=False) if monitor is not None else None
-        ep_risk, ep_cost, ep_fb, ret, t, done = [], [], [], 0.0, 0, False
-        while not done:
-            command, lam, cost_q = bundle.policy(obs)
-            risk = lam if use_lambda else cost_q
-            on_fallback = guard is not None and guard.update(t * manifest["control_period_s"], risk) != "POLICY"
-            if on_fallback:
-                command = backup(obs)
-            obs, reward, cost, terminated, truncated, _ = env.step(env.action_for(command))
-            ep_risk.append(risk)
-            ep_cost.append(cost)
-            ep_fb.append(on_fallback)
-            ret += reward
-            t += 1
-            done = terminated or truncated
-        ep_cost_arr = np.asarray(ep_cost)
-        risks.append(np.asarray(ep_risk))
-        costs.append(ep_cost_arr)
-        labels.append(metrics.upcoming_violation_labels(ep_cost_arr, horizon))
-        used.append(np.asarray(ep_fb))
-        returns.append(ret)
-        ep_costs.append(float(ep_cost_arr.sum()))
-    env.close()
+    controller = Controller(bundle, monitor, fallback, start_in_fallback=start_in_fallback)
+    period = float(manifest["control_period_s"])
+    risks, costs, labels, used, returns, ep_costs, modes, commands = [], [], [], [], [], [], [], []
+    try:
+        for ep in range(episodes):
+            controller.reset(start_in_fallback)
+            episode = sim.run_episode(env, _driver(controller, env, period, modes, commands), seed=seed + ep)
+            risks.append(episode.risk)
+            costs.append(episode.costs)
+            labels.append(metrics.upcoming_violation_labels(episode.costs, horizon))
+            used.append(episode.fallback)
+            returns.append(episode.ret)
+            ep_costs.append(episode.cost)
+    finally:
+        env.close()
     return Rollouts(
-        np.concatenate(risks), np.concatenate(costs), np.concatenate(labels), np.concatenate(used), returns, ep_costs
-    )
+        np.concatenate(risks), np.concatenate(costs), np.concatenate(labels), np.concatenate(used), returns, ep_costs,
+        modes, np.asarray(commands),
+    )  # fmt: skip
+
+
+def _driver(controller: Controller, env: sim.SafeEnv, period: float, modes: list[str], commands: list[np.ndarray]):
+    """obs -> sim.Step through the controller, its clock at sim time (tick k at k * period); records each tick's
+    ~/mode label and physical command."""
+    clock = itertools.count()
+
+    def drive(obs: np.ndarray) -> sim.Step:
+        tick = controller.step(next(clock) * period, obs)
+        modes.append(tick.label)
+        commands.append(tick.command)
+        return sim.Step(env.action_for(tick.command), tick.risk, tick.mode != POLICY)
+
+    return drive
 
 
 def plot_reliability(table: list[dict[str, float]], result: dict[str, Any], out: str | Path, title: str = "") -> Path:
@@ -185,7 +199,7 @@ def calibrate(
     bundle = load_bundle(bundle_dir)
     data = rollout(bundle, episodes, seed=seed, randomize=randomize, horizon=horizon)
     risk_high, risk_low, quality = pick_thresholds(data.risk, data.labels, recall)
-    signal = bundle.manifest.get("risk_signal", "lambda")
+    signal = bundle.risk_signal
     cap = bundle.manifest.get("lambda_max") if signal == "lambda" else None
     table = metrics.reliability_table(data.risk, data.labels)
     result = {

@@ -83,14 +83,12 @@ def _eval_bundle(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.bundle)
     monitor = None
     if args.monitor:
-        manifest = bundle.manifest
-        high = manifest["risk_high"] if args.risk_high is None else args.risk_high
-        low = manifest["risk_low"] if args.risk_low is None else args.risk_low
-        if high is None or low is None:
-            raise ValueError(
-                f"{args.bundle} has no risk thresholds: run `alam calibrate` or pass --risk-high/--risk-low"
-            )
-        monitor = MonitorConfig(high, low, args.engage_ticks, args.release_dwell_s)
+        overrides = {"risk_high": args.risk_high, "risk_low": args.risk_low, "engage_ticks": args.engage_ticks,
+                     "release_dwell_s": args.release_dwell_s}  # fmt: skip
+        try:
+            monitor = MonitorConfig.from_manifest(bundle.manifest, overrides)
+        except ValueError as err:
+            raise ValueError(f"{args.bundle}: {err} (--risk-high / --risk-low)") from None
     seed = calibration.EVAL_SEED if args.seed is None else args.seed
     import sim
 

@@ -21,7 +21,7 @@ import sim
 from alam_control import checkpoint, trainer
 from alam_control import config as config_lib
 from alam_control.agent import Agent
-from alam_control.runtime.bundle import FORMAT_VERSION, POLICY_FILE, file_sha256, write_manifest
+from alam_control.runtime.bundle import FORMAT_VERSION, POLICY_FILE, RISK_SIGNALS, file_sha256, write_manifest
 
 
 class ExportedPolicy(nn.Module):
@@ -29,12 +29,24 @@ class ExportedPolicy(nn.Module):
 
     The action is the deterministic policy action in the actuators' physical units; lambda is the multiplier
     (zeros for plain SAC); cost_q is Q_c(s, action) (zeros without a cost critic).
+
+    Built for a robot's control tick, where onnxruntime's cost is per graph node (~0.5 us each at these sizes),
+    not per FLOP: the actor head keeps only its mean rows (no log-std, no split), and the cost critic is the
+    ensemble's head 2 alone as plain Linear layers (not the three-head batched matmul). Same numbers as the agent's
+    forward pass (tests/alam_control/test_export.py compares them).
     """
 
     def __init__(self, agent: Agent, ctrl_low: tuple[float, ...], ctrl_high: tuple[float, ...]):
         super().__init__()
-        self.obs_norm, self.actor, self.multiplier = agent.obs_norm, agent.actor, agent.multiplier
-        self.critic = agent.critic if agent.constrained else None
+        self.obs_norm, self.multiplier = agent.obs_norm, agent.multiplier
+        act_dim = len(ctrl_low)
+        head = agent.actor.head
+        mean_head = nn.Linear(head.in_features, act_dim)
+        with torch.no_grad():
+            mean_head.weight.copy_(head.weight[:act_dim])
+            mean_head.bias.copy_(head.bias[:act_dim])
+        self.actor = nn.Sequential(*agent.actor.trunk, mean_head, nn.Tanh())
+        self.cost_critic = _ensemble_head(agent.critic, 2) if agent.constrained else None
         low, high = torch.tensor(ctrl_low), torch.tensor(ctrl_high)
         self.register_buffer("ctrl_mid", (high + low) / 2)
         self.register_buffer("ctrl_half", (high - low) / 2)
@@ -43,8 +55,23 @@ class ExportedPolicy(nn.Module):
         x = self.obs_norm(obs)
         a = self.actor(x)
         lam = self.multiplier.multipliers(x)
-        cost_q = self.critic(x, a)[2] if self.critic is not None else torch.zeros_like(lam)
+        if self.cost_critic is not None:
+            cost_q = self.cost_critic(torch.cat([x, a], dim=-1)).squeeze(-1)
+        else:
+            cost_q = torch.zeros_like(lam)
         return self.ctrl_mid + self.ctrl_half * a, lam, cost_q
+
+
+def _ensemble_head(critic: nn.Module, head: int) -> nn.Sequential:
+    """Head `head` of a CriticEnsemble as an MLP of nn.Linear + ReLU with the same weights: ``[B, O+A] -> [B, 1]``."""
+    layers: list[nn.Module] = []
+    for i, (w, b) in enumerate(zip(critic.weights, critic.biases, strict=True)):
+        linear = nn.Linear(w.shape[1], w.shape[2])
+        with torch.no_grad():
+            linear.weight.copy_(w[head].T)  # ensemble weights are [H, in, out]; Linear's are [out, in]
+            linear.bias.copy_(b[head, 0])
+        layers += [linear, nn.ReLU()] if i < len(critic.weights) - 1 else [linear]
+    return nn.Sequential(*layers)
 
 
 def load_run(run_dir: Path) -> tuple[config_lib.Config, Agent, sim.SafeEnv, dict[str, Any]]:
@@ -55,9 +82,6 @@ def load_run(run_dir: Path) -> tuple[config_lib.Config, Agent, sim.SafeEnv, dict
     agent = trainer.build_agent(cfg, env, torch.Generator().manual_seed(cfg.seed))
     agent.load_state_dict(state["agent"])
     return cfg, agent, env, state
-
-
-RISK_SIGNALS = ("lambda", "cost_q")
 
 
 def export(run_dir: str | Path, out: str | Path, opset: int = 18, risk_signal: str | None = None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ deterministic policy forward H steps from there. The "true violation region" of 
                      DESIGN.md section 7; computed per cell rather than along visited trajectories).
 
 so a good multiplier is high exactly where ``violated_within`` is true. ``RiskMap.auroc`` scores that over the
-grid. Everything runs on the torch-free runtime, i.e. what the robot runs.
+grid. Everything runs through the torch-free runtime's `Controller` (without its monitor), i.e. what the robot runs.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 
 import sim
 from alam_control import metrics
-from alam_control.runtime import Bundle, load_bundle
+from alam_control.runtime import Bundle, Controller, load_bundle
 
 DIFFDRIVE_HEADING = 0.0
 """Heading (rad, world frame) of the diff-drive slice: the robot faces +x."""
@@ -149,6 +149,7 @@ def compute(bundle: Bundle | str | Path, grid: int = 41, horizon: int = 20, seed
     start = env.get_state()
     goal = spec.landmark(env.physics) if spec.landmark else None
     shape = (grid, grid)
+    controller = Controller(bundle, None)  # the policy alone, through the deployed tick (no monitor)
     lam, cost_q = np.full(shape, np.nan), np.full(shape, np.nan)
     now, within, valid = np.zeros(shape, bool), np.zeros(shape, bool), np.ones(shape, bool)
     try:
@@ -161,8 +162,8 @@ def compute(bundle: Bundle | str | Path, grid: int = 41, horizon: int = 20, seed
                     valid[iy, ix] = False
                     continue
                 now[iy, ix] = env.task.get_cost(env.task.get_constraints(env.physics)) > 0
-                obs = env.observe()
-                command, lam[iy, ix], cost_q[iy, ix] = bundle.policy(obs)
+                command = controller.step(0.0, env.observe()).command
+                lam[iy, ix], cost_q[iy, ix] = controller.lam, controller.cost_q
                 for _ in range(horizon):
                     obs, _, cost, terminated, truncated, _ = env.step(env.action_for(command))
                     if cost > 0:
@@ -170,7 +171,7 @@ def compute(bundle: Bundle | str | Path, grid: int = 41, horizon: int = 20, seed
                         break
                     if terminated or truncated:
                         break
-                    command = bundle.policy(obs)[0]
+                    command = controller.step(0.0, obs).command
     finally:
         env.close()
     return RiskMap(task, str(bundle.path), horizon, xs, ys, lam, cost_q, now, within, valid, goal)

@@ -69,25 +69,14 @@ def evaluate(
     returns, costs, lams, labels = [], [], [], []
     steps = violations = 0
     for ep in range(episodes):
-        obs, _ = env.reset(seed=seed + ep)
-        ep_obs, ep_costs, ep_return = [obs], [], 0.0
-        done = False
-        while not done:
-            if on_frame is not None:
-                on_frame(env)
-            obs, reward, cost, terminated, truncated, _ = env.step(agent.act(obs, deterministic=True))
-            ep_return += reward
-            ep_costs.append(cost)
-            ep_obs.append(obs)
-            done = terminated or truncated
-        ep_costs = np.asarray(ep_costs)
+        episode = sim.run_episode(env, lambda obs: agent.act(obs, deterministic=True), seed + ep, on_frame)
         # One batched forward per episode for lambda(s_t) instead of one per step.
-        lams.append(agent.lambdas(np.stack(ep_obs[:-1])).cpu().numpy())
-        labels.append(metrics.upcoming_violation_labels(ep_costs, risk_horizon))
-        returns.append(ep_return)
-        costs.append(float(ep_costs.sum()))
-        steps += len(ep_costs)
-        violations += int((ep_costs > 0).sum())
+        lams.append(agent.lambdas(episode.obs).cpu().numpy())
+        labels.append(metrics.upcoming_violation_labels(episode.costs, risk_horizon))
+        returns.append(episode.ret)
+        costs.append(episode.cost)
+        steps += len(episode.costs)
+        violations += int((episode.costs > 0).sum())
     return {
         "return": float(np.mean(returns)),
         "cost": float(np.mean(costs)),

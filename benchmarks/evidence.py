@@ -68,7 +68,7 @@ def stress_rows(bundle_dir: Path, episodes: int) -> list[dict]:
     bundle = load_bundle(bundle_dir)
     m = bundle.manifest
     # Without thresholds (calibration saw no violation) only the policy alone is evaluated.
-    guards = [None] + ([MonitorConfig(m["risk_high"], m["risk_low"], 3, 1.0)] if m["risk_high"] is not None else [])
+    guards = [None] + ([MonitorConfig.from_manifest(m)] if m["risk_high"] is not None else [])
     rows = []
     for width in WIDTHS:
         ranges = sim.Randomization().widened(width) if width >= 1.0 else False

@@ -27,8 +27,21 @@ from sim.env import SafeEnv, TaskSpec  # noqa: E402
 from sim.gym_adapter import make_gymnasium  # noqa: E402
 from sim.randomization import Randomization  # noqa: E402
 from sim.registry import TASKS, load  # noqa: E402
+from sim.rollout import Episode, Step, run_episode  # noqa: E402
 from sim.vector import VectorEnv  # noqa: E402
 
 ALL_TASKS: tuple[str, ...] = tuple(TASKS)
 
-__all__ = ["ALL_TASKS", "TASKS", "Randomization", "SafeEnv", "TaskSpec", "VectorEnv", "load", "make_gymnasium"]
+__all__ = [
+    "ALL_TASKS",
+    "TASKS",
+    "Episode",
+    "Randomization",
+    "SafeEnv",
+    "Step",
+    "TaskSpec",
+    "VectorEnv",
+    "load",
+    "make_gymnasium",
+    "run_episode",
+]

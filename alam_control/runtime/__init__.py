@@ -3,20 +3,30 @@
 bundle = load_bundle("bundles/diffdrive")          # verifies manifest, hashes and dimensions
 action, lam, cost_q = bundle.policy(obs)            # obs [O] -> physical command [A], lambda(s), Q_c
 mode = monitor.update(now, lam, fault)              # POLICY or FALLBACK
+tick = Controller(bundle, MonitorConfig.from_manifest(bundle.manifest)).step(now, obs)   # the whole deployed tick
 """
 
-from alam_control.runtime.bundle import Bundle, BundleError, OnnxPolicy, load_bundle, read_manifest
+from alam_control.runtime.bundle import RISK_SIGNALS, Bundle, BundleError, OnnxPolicy, load_bundle, read_manifest
+from alam_control.runtime.controller import Controller, DiffDriveInputs, JointInputs, Tick, make_inputs
 from alam_control.runtime.fallback import FALLBACKS, make_fallback
 from alam_control.runtime.monitor import FALLBACK, POLICY, MonitorConfig, RiskMonitor
 from alam_control.runtime.observation import (
     DiffDriveObservation,
     InputFault,
     JointObservation,
+    ScanBinner,
     bin_scan,
     yaw_from_quaternion,
 )
 
 __all__ = [
+    "RISK_SIGNALS",
+    "Controller",
+    "DiffDriveInputs",
+    "JointInputs",
+    "ScanBinner",
+    "Tick",
+    "make_inputs",
     "FALLBACK",
     "FALLBACKS",
     "POLICY",

@@ -18,6 +18,8 @@ import numpy as np
 FORMAT_VERSION = 1
 POLICY_FILE = "policy.onnx"
 MANIFEST_FILE = "manifest.json"
+# The policy outputs a bundle may name as its risk signal (manifest "risk_signal"; absent means lambda).
+RISK_SIGNALS = ("lambda", "cost_q")
 REQUIRED_KEYS = (
     "format_version",
     "task",
@@ -111,6 +113,11 @@ class Bundle:
         return int(self.manifest["act_dim"])
 
     @property
+    def risk_signal(self) -> str:
+        """Which policy output is the risk the monitor watches: "lambda" or "cost_q" (the one place that reads it)."""
+        return self.manifest.get("risk_signal") or "lambda"
+
+    @property
     def action_low(self) -> np.ndarray:
         return np.asarray(self.manifest["action_low"], np.float64)
 
@@ -171,6 +178,8 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
             raise BundleError(f"{manifest_path}: {key} has {len(manifest[key])} entries, act_dim is {act_dim}")
     if manifest["ros_interface"] not in ("joint", "diff_drive"):
         raise BundleError(f"{manifest_path}: unknown ros_interface {manifest['ros_interface']!r}")
+    if manifest.get("risk_signal") not in (None, *RISK_SIGNALS):
+        raise BundleError(f"{manifest_path}: unknown risk_signal {manifest['risk_signal']!r}; one of {RISK_SIGNALS}")
     if POLICY_FILE not in manifest["files"]:
         raise BundleError(f"{manifest_path}: files does not list {POLICY_FILE}")
     for name, expected in manifest["files"].items():

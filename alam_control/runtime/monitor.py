@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 POLICY = "POLICY"
 FALLBACK = "FALLBACK"
@@ -38,6 +39,38 @@ class MonitorConfig:
             raise ValueError(f"engage_ticks must be >= 1, got {self.engage_ticks}")
         if not self.release_dwell_s >= 0.0:
             raise ValueError(f"release_dwell_s must be >= 0, got {self.release_dwell_s}")
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any], overrides: dict[str, Any] | None = None) -> MonitorConfig:
+        """The monitor a bundle runs behind: each field from `overrides` (a node parameter, a CLI flag) when given
+        (not None), else the bundle's calibrated `risk_high` / `risk_low`, else the class default.
+
+        This is the one place for that rule (node, `alam eval --monitor`, the demo and the benchmarks call it).
+
+        Raises:
+            ValueError: Naming the field: an unknown override, a threshold neither given nor calibrated, a value
+                that is not a finite number, risk_low > risk_high.
+        """
+        given = {k: v for k, v in (overrides or {}).items() if v is not None}
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(given) - fields)
+        if unknown:
+            raise ValueError(f"unknown monitor setting(s) {unknown}; known: {sorted(fields)}")
+        values: dict[str, Any] = {}
+        for name in ("risk_high", "risk_low"):
+            value = given.get(name, manifest.get(name))
+            if value is None:
+                raise ValueError(
+                    f"{name} is required: the bundle has no calibrated {name} (run `alam calibrate`, or set {name})"
+                )
+            values[name] = value
+        values.update({k: v for k, v in given.items() if k not in values})
+        for name, value in values.items():
+            kind = int if name == "engage_ticks" else float
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+            values[name] = kind(value)
+        return cls(**values)
 
 
 class RiskMonitor:

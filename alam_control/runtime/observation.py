@@ -7,6 +7,7 @@ directly. Bad input raises `InputFault` with a short machine-readable reason ("n
 
 from __future__ import annotations
 
+import array
 import functools
 import math
 from collections.abc import Sequence
@@ -79,6 +80,86 @@ class JointObservation:
         return self._obs.copy(), vel
 
 
+class ScanBinner:
+    """Bins LaserScans onto the trained beam directions: the minimum valid range per sector.
+
+    REP 117 readings are readings, not faults: +Inf (no return) reads `range_max`, -Inf (closer than the
+    sensor's minimum) reads `range_min`, NaN is an invalid beam and is ignored. Finite values are clamped to
+    [range_min, range_max] of the trained sensor.
+
+    What depends only on the scan's geometry (angle_min, angle_increment, beam count) is computed once per
+    geometry and kept: the beams of each sector as one gather index [K] (sectors concatenated, so an
+    overlapping beam appears in each of its sectors) with the sector starts [N] for `ufunc.reduceat`. A lidar's
+    geometry does not change per scan, so a scan costs a gather, two reductions and a clip (~10 us for 360 beams,
+    against ~40 us for the [N, M] masks this replaced).
+    """
+
+    def __init__(self, beam_angles: np.ndarray, beam_width: float, range_min: float, range_max: float):
+        """Args: beam_angles [N] sector centers in rad; beam_width sector width in rad; range_min/max in m."""
+        self.beam_angles = np.asarray(beam_angles, np.float64)
+        self.beam_width = float(beam_width)
+        self.range_min, self.range_max = float(range_min), float(range_max)
+        self._geometry: tuple[float, float, int] | None = None
+        self._index = self._starts = self._counts = np.zeros(0, np.intp)
+        self._coverage = ""  # fault detail when a sector has no beam of this geometry, else ""
+
+    def _build(self, angle_min: float, angle_increment: float, size: int) -> None:
+        angles = angle_min + angle_increment * np.arange(size)
+        # Offset of each scan beam from each sector center, wrapped to (-pi, pi].
+        offset = np.angle(np.exp(1j * (angles[None, :] - self.beam_angles[:, None])))
+        inside = np.abs(offset) <= self.beam_width / 2 + 1e-9  # bool [N, M]
+        counts = inside.sum(1)
+        self._coverage = ""
+        if (counts == 0).any():
+            missing = np.degrees(self.beam_angles[counts == 0]).round(1).tolist()
+            self._coverage = f"no scan beams near trained direction(s) {missing} deg"
+        rows, cols = np.nonzero(inside)  # row-major: the beams of sector 0, then sector 1, ...
+        self._index = cols.astype(np.intp)
+        self._counts = counts
+        self._starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp)
+        self._geometry = (angle_min, angle_increment, size)
+
+    def __call__(
+        self, ranges: Sequence[float], angle_min: float, angle_increment: float, max_invalid_fraction: float = 0.5
+    ) -> np.ndarray:
+        """Returns float32 [N] sector ranges in m.
+
+        Args:
+            ranges: The scan's ranges [M] (any resolution, any angular span; an `array.array('f')` as rclpy
+                delivers it is read without a copy).
+            angle_min, angle_increment: The scan's geometry in rad, in the sensor (= robot) frame, CCW from forward.
+            max_invalid_fraction: Largest fraction of NaN beams tolerated within one sector.
+
+        Raises:
+            InputFault: "coverage:scan" if a sector has no beam of this scan in it, "invalid:scan" if a sector has
+                more than `max_invalid_fraction` NaN beams or none valid, "size:scan" on a malformed scan.
+        """
+        r = np.frombuffer(ranges, np.float32) if isinstance(ranges, array.array) and ranges.typecode == "f" else (
+            np.asarray(ranges, np.float64))  # fmt: skip
+        if r.ndim != 1 or r.size == 0 or not math.isfinite(angle_increment) or angle_increment == 0.0:
+            raise InputFault("size:scan", f"{r.size} ranges, angle_increment {angle_increment}")
+        if self._geometry != (angle_min, angle_increment, r.size):
+            if not math.isfinite(angle_min):
+                raise InputFault("size:scan", f"angle_min {angle_min}")
+            self._build(float(angle_min), float(angle_increment), r.size)
+        if self._coverage:
+            raise InputFault("coverage:scan", self._coverage)
+        picked = r[self._index]  # [K]
+        nan = np.isnan(picked)
+        if nan.any():
+            invalid = np.add.reduceat(nan, self._starts) / self._counts
+            if (invalid > max_invalid_fraction).any() or (invalid >= 1.0).any():
+                worst = int(np.argmax(invalid))
+                raise InputFault(
+                    "invalid:scan",
+                    f"{invalid[worst]:.0%} NaN beams in the sector at {math.degrees(self.beam_angles[worst]):.1f} deg",
+                )
+        # fmin skips NaN; clamping commutes with the minimum (it is monotone), so -Inf reads range_min and +Inf
+        # range_max exactly as if each beam were clamped first.
+        sectors = np.fmin.reduceat(picked, self._starts)
+        return np.clip(sectors, self.range_min, self.range_max).astype(np.float32)
+
+
 def bin_scan(
     ranges: Sequence[float],
     angle_min: float,
@@ -89,60 +170,14 @@ def bin_scan(
     beam_width: float,
     max_invalid_fraction: float = 0.5,
 ) -> np.ndarray:
-    """Bins a LaserScan onto the trained beam directions: the minimum valid range per sector.
-
-    REP 117 readings are readings, not faults: +Inf (no return) reads `range_max`, -Inf (closer than the
-    sensor's minimum) reads `range_min`, NaN is an invalid beam and is ignored. Finite values are clamped to
-    [range_min, range_max] of the trained sensor.
-
-    Args:
-        ranges: The scan's ranges [M] (any resolution, any angular span).
-        angle_min, angle_increment: The scan's geometry in rad, in the sensor (= robot) frame, CCW from forward.
-        range_min, range_max: The trained sensor's limits in m.
-        beam_angles: Trained sector centers [N] in rad.
-        beam_width: Width of each sector in rad.
-        max_invalid_fraction: Largest fraction of NaN beams tolerated within one sector.
-
-    Returns:
-        float32 [N] ranges in m.
-
-    Raises:
-        InputFault: "coverage:scan" if a sector has no beam of this scan in it, "invalid:scan" if a sector has
-            more than `max_invalid_fraction` NaN beams or none valid, "size:scan" on a malformed scan.
-    """
-    r = np.asarray(ranges, np.float64)
-    if r.ndim != 1 or r.size == 0 or not math.isfinite(angle_increment) or angle_increment == 0.0:
-        raise InputFault("size:scan", f"{r.size} ranges, angle_increment {angle_increment}")
-    inside = _sector_masks(float(angle_min), float(angle_increment), r.size, tuple(beam_angles), float(beam_width))
-    counts = inside.sum(1)
-    if (counts == 0).any():
-        missing = np.degrees(np.asarray(beam_angles)[counts == 0]).round(1).tolist()
-        raise InputFault("coverage:scan", f"no scan beams near trained direction(s) {missing} deg")
-    nan = np.isnan(r)
-    readings = np.where(r == np.inf, range_max, np.where(r == -np.inf, range_min, r))
-    readings = np.clip(readings, range_min, range_max)
-    invalid = (inside & nan[None, :]).sum(1) / counts
-    if (invalid > max_invalid_fraction).any() or (invalid >= 1.0).any():
-        worst = int(np.argmax(invalid))
-        raise InputFault(
-            "invalid:scan",
-            f"{invalid[worst]:.0%} NaN beams in the sector at {math.degrees(beam_angles[worst]):.1f} deg",
-        )
-    masked = np.where(inside & ~nan[None, :], readings[None, :], np.inf)
-    return masked.min(1).astype(np.float32)
+    """One scan through a `ScanBinner` (cached per fan): float32 [N]; see `ScanBinner` for the rules and faults."""
+    binner = _binner(tuple(np.asarray(beam_angles, np.float64).tolist()), float(beam_width), range_min, range_max)
+    return binner(ranges, angle_min, angle_increment, max_invalid_fraction)
 
 
 @functools.lru_cache(maxsize=8)
-def _sector_masks(
-    angle_min: float, angle_increment: float, size: int, beam_angles: tuple[float, ...], beam_width: float
-) -> np.ndarray:
-    """bool [N, M]: scan beam m lies in trained sector n. Cached: a lidar's geometry does not change per scan."""
-    angles = angle_min + angle_increment * np.arange(size)
-    # Offset of each scan beam from each sector center, wrapped to (-pi, pi].
-    offset = np.angle(np.exp(1j * (angles[None, :] - np.asarray(beam_angles)[:, None])))
-    mask = np.abs(offset) <= beam_width / 2 + 1e-9
-    mask.flags.writeable = False
-    return mask
+def _binner(beam_angles: tuple[float, ...], beam_width: float, range_min: float, range_max: float) -> ScanBinner:
+    return ScanBinner(np.asarray(beam_angles), beam_width, float(range_min), float(range_max))
 
 
 class DiffDriveObservation:
@@ -164,19 +199,8 @@ class DiffDriveObservation:
                 f"diff-drive observation has {5 + len(self.beam_angles)} entries, the policy takes {obs_dim}"
             )
         self._obs = np.empty(obs_dim, np.float32)
-
-    def bin(self, ranges: Sequence[float], angle_min: float, angle_increment: float, max_invalid: float) -> np.ndarray:
-        """A LaserScan onto this robot's trained sectors (see `bin_scan`)."""
-        return bin_scan(
-            ranges,
-            angle_min,
-            angle_increment,
-            self.range_min,
-            self.range_max,
-            self.beam_angles,
-            self.beam_width,
-            max_invalid,
-        )
+        self.bin = ScanBinner(self.beam_angles, self.beam_width, self.range_min, self.range_max)
+        """A LaserScan onto this robot's trained sectors: ``bin(ranges, angle_min, angle_increment, max_invalid)``."""
 
     def __call__(
         self, pose: Sequence[float], twist: Sequence[float], goal: Sequence[float], binned_ranges: np.ndarray
@@ -193,16 +217,19 @@ class DiffDriveObservation:
             InputFault: "nonfinite:odom" / "nonfinite:goal_pose" on NaN or Inf.
         """
         x, y, yaw = pose
-        if not (np.isfinite(pose).all() and np.isfinite(twist).all()):
+        v, omega = twist
+        # math.isfinite on the scalars: ~10x cheaper than building arrays for np.isfinite at this size.
+        if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(yaw) and math.isfinite(v)
+                and math.isfinite(omega)):  # fmt: skip
             raise InputFault("nonfinite:odom", "NaN or Inf in pose or twist")
-        if not np.isfinite(goal).all():
+        if not (math.isfinite(goal[0]) and math.isfinite(goal[1])):
             raise InputFault("nonfinite:goal_pose", "NaN or Inf in the goal")
         dx, dy = goal[0] - x, goal[1] - y
         bearing = math.atan2(dy, dx) - yaw
         obs = self._obs
         obs[0] = math.hypot(dx, dy)
         obs[1], obs[2] = math.cos(bearing), math.sin(bearing)
-        obs[3], obs[4] = twist
+        obs[3], obs[4] = v, omega
         obs[5:] = binned_ranges
         return obs.copy()
 

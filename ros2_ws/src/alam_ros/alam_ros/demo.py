@@ -150,22 +150,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _thresholds(bundle: str | None, params: Path, overrides: list[str]) -> tuple[float, float] | None:
-    """(risk_high, risk_low) as the node resolves them: -p overrides, the params YAML, else the bundle's manifest;
-    None when none has them."""
+    """(risk_high, risk_low) as the node resolves them (`MonitorConfig.from_manifest`: -p overrides, then the
+    params YAML, over the bundle's manifest); None when neither has them."""
     import yaml
+
+    from alam_control.runtime import BundleError, MonitorConfig, read_manifest
 
     node = (yaml.safe_load(params.read_text()) or {}).get("alam_policy_node", {}).get("ros__parameters", {})
     node.update({name: yaml.safe_load(value) for name, _, value in (o.partition(":=") for o in overrides)})
-    if "risk_high" in node and "risk_low" in node:
-        return float(node["risk_high"]), float(node["risk_low"])
-    manifest = Path(bundle or node.get("bundle_dir", "")) / "manifest.json"
-    if manifest.is_file():
-        import json
-
-        data = json.loads(manifest.read_text())
-        if data.get("risk_high") is not None and data.get("risk_low") is not None:
-            return float(data["risk_high"]), float(data["risk_low"])
-    return None
+    try:
+        manifest = read_manifest(bundle or node.get("bundle_dir", ""))
+    except BundleError:
+        manifest = {}
+    try:
+        config = MonitorConfig.from_manifest(manifest, {k: node.get(k) for k in ("risk_high", "risk_low")})
+    except ValueError:
+        return None
+    return config.risk_high, config.risk_low
 
 
 def summarize_trace(trace: list[tuple], goals: int, cause_window_s: float = 1.0) -> dict[str, float]:

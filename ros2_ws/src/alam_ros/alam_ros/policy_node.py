@@ -4,13 +4,14 @@
     alam_policy_node --ros-args --params-file config/diffdrive.yaml
 
 Every control tick (a timer at `control_rate_hz`, or each new scan / joint_states with `tick_on`) the node
-rebuilds the trained observation from the latest inputs (alam_control.runtime: JointObservation or
-DiffDriveObservation with LaserScan binning), runs the ONNX policy, and feeds lambda(s), any input fault and the
-inputs' staleness to the RiskMonitor. In POLICY it publishes the policy's action, in FALLBACK the fallback's
-command; both are clipped to the actuator range and never non-finite. It publishes `~/risk` (Float32, never
-NaN: the last finite value while the policy cannot run), `~/mode` ("POLICY" or "FALLBACK:<reason>") and
-`/diagnostics` (OK in POLICY, WARN in FALLBACK without an input fault, ERROR for nonfinite/size/coverage/invalid/
-frame faults, STALE for inputs older than `obs_timeout_s` or never received).
+runs `alam_control.runtime.Controller`, the same class that `alam calibrate` and `alam eval --monitor` run: it
+rebuilds the trained observation from the latest inputs (JointObservation, or DiffDriveObservation with LaserScan
+binning), runs the ONNX policy, and feeds the risk, any input fault and the inputs' staleness to the RiskMonitor.
+This node only converts messages to plain arrays and back, and publishes. In POLICY it publishes the policy's
+action, in FALLBACK the fallback's command; both are clipped to the actuator range and never non-finite. It
+publishes `~/risk` (Float32, never NaN: the last finite value while the policy cannot run), `~/mode` ("POLICY"
+or "FALLBACK:<reason>") and `/diagnostics` (OK in POLICY, WARN in FALLBACK without an input fault, ERROR for
+nonfinite/size/coverage/invalid/frame faults, STALE for inputs older than `obs_timeout_s` or never received).
 
 Start/stop: a managed (lifecycle) node. With `autostart` (default true) it configures (loads and verifies the
 bundle, creates its topics) and activates (starts ticking) by itself, and exits with status 1 and the reason
@@ -47,11 +48,8 @@ from alam_control.runtime import (
     FALLBACKS,
     POLICY,
     BundleError,
-    DiffDriveObservation,
-    InputFault,
-    JointObservation,
+    Controller,
     MonitorConfig,
-    RiskMonitor,
     load_bundle,
     make_fallback,
     yaw_from_quaternion,
@@ -64,6 +62,8 @@ TICK_ON = ("timer", "scan", "joint_states")
 STAMP_SOURCES = ("now", "scan")
 # Parameters that may change while running (validated and applied at once); all others are read-only.
 LIVE = ("risk_high", "risk_low", "engage_ticks", "release_dwell_s", "obs_timeout_s", "max_invalid_beam_fraction")
+# The parameters that make up the MonitorConfig.
+MONITOR_PARAMETERS = ("risk_high", "risk_low", "engage_ticks", "release_dwell_s")
 # Diagnostic level per fault kind ("<kind>:<source>").
 _ERROR_KINDS = ("nonfinite", "size", "coverage", "invalid", "frame")
 
@@ -76,17 +76,6 @@ def fault_level(fault: str | None, mode: str) -> bytes:
             return DiagnosticStatus.STALE
         return DiagnosticStatus.ERROR if kind in _ERROR_KINDS else DiagnosticStatus.WARN
     return DiagnosticStatus.OK if mode == POLICY else DiagnosticStatus.WARN
-
-
-class _Input:
-    """The latest message of one input topic and when it arrived (node clock, s)."""
-
-    __slots__ = ("topic", "msg", "received")
-
-    def __init__(self, topic: str):
-        self.topic = topic
-        self.msg: Any = None
-        self.received: float | None = None
 
 
 class PolicyNode(LifecycleNode):
@@ -200,40 +189,18 @@ class PolicyNode(LifecycleNode):
         )
 
     def _monitor_config(self, overrides: dict[str, Any] | None = None) -> MonitorConfig:
-        """MonitorConfig from the parameters (plus pending `overrides`), defaults from the manifest.
+        """MonitorConfig from the parameters (plus pending `overrides`), defaults from the manifest
+        (`MonitorConfig.from_manifest`: the one place for that rule).
 
         Raises:
-            ConfigError: Missing or inconsistent thresholds.
+            ConfigError: Missing or inconsistent thresholds, naming the parameter.
         """
-        overrides = overrides or {}
-        manifest = self.bundle.manifest
-
-        def value(name: str) -> Any:
-            if name in overrides:
-                return overrides[name]
-            got = common.get(self, name)
-            if got is None and name in ("risk_high", "risk_low"):
-                got = manifest.get(name)
-                if got is None:
-                    raise ConfigError(
-                        f"parameter {name} is required: the bundle {self.bundle.path} has no calibrated {name} "
-                        "(run `alam calibrate`, or pass -p risk_high:=... -p risk_low:=...)"
-                    )
-            return got
-
-        high = common.finite("risk_high", value("risk_high"))
-        low = common.finite("risk_low", value("risk_low"))
-        if low > high:
-            raise ConfigError(f"parameter risk_low ({low}) must be <= risk_high ({high})")
+        values = {name: common.get(self, name) for name in MONITOR_PARAMETERS}
+        values.update({k: v for k, v in (overrides or {}).items() if k in MONITOR_PARAMETERS})
         try:
-            return MonitorConfig(
-                risk_high=high,
-                risk_low=low,
-                engage_ticks=int(value("engage_ticks")),
-                release_dwell_s=float(value("release_dwell_s")),
-            )
+            return MonitorConfig.from_manifest(self.bundle.manifest, values)
         except ValueError as err:
-            raise ConfigError(str(err)) from None
+            raise ConfigError(f"parameter {err} (bundle {self.bundle.path})") from None
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """Validates live changes (cross-parameter too) and applies them to a configured node."""
@@ -244,11 +211,12 @@ class PolicyNode(LifecycleNode):
             config = self._monitor_config(changes)
         except ConfigError as err:
             return SetParametersResult(successful=False, reason=str(err))
-        self.monitor.config = config
+        controller = self.controller
+        controller.monitor.config = config
         if "obs_timeout_s" in changes:
-            self._obs_timeout = float(changes["obs_timeout_s"])
+            self._obs_timeout = controller.inputs.obs_timeout_s = float(changes["obs_timeout_s"])
         if "max_invalid_beam_fraction" in changes:
-            self._max_invalid = float(changes["max_invalid_beam_fraction"])
+            controller.inputs.max_invalid_beam_fraction = float(changes["max_invalid_beam_fraction"])
         self.get_logger().info(f"parameters changed: {changes}")
         return SetParametersResult(successful=True)
 
@@ -268,14 +236,13 @@ class PolicyNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.monitor = RiskMonitor(self.monitor.config, start_in_fallback=True)
+        self.controller.reset(start_in_fallback=True)
         self._last_tick = None
         self._active = True
         self._timer = self.create_timer(self._period, self._on_timer)
         self.get_logger().info(
             f"active: {self.manifest['task']} at {1.0 / self._period:.1f} Hz (tick_on {self._tick_on}), "
-            f"risk_high {self.monitor.config.risk_high}, risk_low {self.monitor.config.risk_low}, "
-            f"fallback {self._fallback_name}"
+            f"{self.controller.monitor.config}, fallback {self._fallback_name}"
         )
         return TransitionCallbackReturn.SUCCESS
 
@@ -320,38 +287,39 @@ class PolicyNode(LifecycleNode):
             raise ConfigError("parameter bundle_dir is required (an `alam export` bundle directory)")
         self.bundle = load_bundle(Path(bundle_dir).expanduser())
         manifest = self.manifest = self.bundle.manifest
-        self.monitor = RiskMonitor(self._monitor_config(), start_in_fallback=True)
         self._interface = manifest["ros_interface"]
-        self._obs_dim, self._act_dim = self.bundle.obs_dim, self.bundle.act_dim
+        self._act_dim = self.bundle.act_dim
         self._low, self._high = self.bundle.action_low, self.bundle.action_high
-        self._risk_signal = manifest.get("risk_signal") or "lambda"
-        if self._risk_signal not in ("lambda", "cost_q"):
-            raise BundleError(f"{self.bundle.path}: unknown risk_signal {self._risk_signal!r}")
         rate = float(common.get(self, "control_rate_hz"))
         if rate <= 0.0:
             rate = 1.0 / float(manifest["control_period_s"])
         self._period = 1.0 / rate
         self._obs_timeout = float(common.get(self, "obs_timeout_s"))
-        self._max_invalid = float(common.get(self, "max_invalid_beam_fraction"))
         self._tick_on = common.get(self, "tick_on")
         wanted = {"diff_drive": "scan", "joint": "joint_states"}[self._interface]
         if self._tick_on not in ("timer", wanted):
             raise ConfigError(f"parameter tick_on: {self._tick_on!r} does not fit a {self._interface} robot")
         self._fallback_name = common.get(self, "fallback")
+        topics = {name: common.get(self, f"{name}_topic") for name in ("odom", "scan", "goal", "joint_states")}
+        topics["goal_pose"] = topics.pop("goal")
         try:
-            self.fallback = make_fallback(self._fallback_name, manifest)
+            make_fallback(self._fallback_name, manifest)
         except (ValueError, KeyError) as err:
             raise ConfigError(f"parameter fallback: {err}") from None
-        deploy = manifest.get("deploy") or {}
         try:
-            if self._interface == "joint":
-                self.observer = JointObservation(deploy, self._obs_dim)
-            else:
-                self.observer = DiffDriveObservation(deploy, self._obs_dim)
-                start, stop = manifest["obs_layout"]["ranges"]
-                self._ranges_slice = slice(start, stop)
+            self.controller = Controller(
+                self.bundle,
+                self._monitor_config(),
+                self._fallback_name,
+                start_in_fallback=True,
+                obs_timeout_s=self._obs_timeout,
+                max_invalid_beam_fraction=float(common.get(self, "max_invalid_beam_fraction")),
+                topics=topics,
+            )
         except (ValueError, KeyError) as err:
             raise BundleError(f"{self.bundle.path}: manifest deploy spec: {err}") from None
+        self._inputs = self.controller.inputs
+        self._risk_signal = self.controller.risk_signal
         self._stamped = bool(common.get(self, "cmd_vel_stamped"))
         self._stamp_from_scan = common.get(self, "cmd_vel_stamp_source") == "scan"
         self._base_frame = common.get(self, "base_frame")
@@ -360,22 +328,17 @@ class PolicyNode(LifecycleNode):
 
         # Topics.
         if self._interface == "joint":
-            self._inputs = [_Input(common.get(self, "joint_states_topic"))]
-            self._goal = None
             self._subs.append(
-                self.create_subscription(JointState, self._inputs[0].topic, self._on_joint_states, common.SENSOR_QOS)
+                self.create_subscription(JointState, topics["joint_states"], self._on_joint_states, common.SENSOR_QOS)
             )
             self._cmd_pub = self.create_publisher(
                 Float64MultiArray, common.get(self, "commands_topic"), common.COMMAND_QOS
             )
         else:
-            odom, scan = _Input(common.get(self, "odom_topic")), _Input(common.get(self, "scan_topic"))
-            self._goal = _Input(common.get(self, "goal_topic"))
-            self._inputs = [odom, scan]
             self._subs += [
-                self.create_subscription(Odometry, odom.topic, self._on_odom, common.SENSOR_QOS),
-                self.create_subscription(LaserScan, scan.topic, self._on_scan, common.SENSOR_QOS),
-                self.create_subscription(PoseStamped, self._goal.topic, self._on_goal, common.GOAL_QOS),
+                self.create_subscription(Odometry, topics["odom"], self._on_odom, common.SENSOR_QOS),
+                self.create_subscription(LaserScan, topics["scan"], self._on_scan, common.SENSOR_QOS),
+                self.create_subscription(PoseStamped, topics["goal_pose"], self._on_goal, common.GOAL_QOS),
             ]
             kind = TwistStamped if self._stamped else Twist
             self._cmd_pub = self.create_publisher(kind, common.get(self, "cmd_vel_topic"), common.COMMAND_QOS)
@@ -387,12 +350,8 @@ class PolicyNode(LifecycleNode):
             self._obs_pub = self.create_publisher(Float32MultiArray, "~/observation", common.STATUS_QOS)
             self._pubs.append(self._obs_pub)
 
-        # Tick state.
-        # The scan last binned: (message, ranges or None, fault or None, fault detail).
-        self._binned: tuple[Any, np.ndarray | None, str | None, str] = (None, None, None, "")
-        self._last_risk = 0.0
-        self._last_lambda = math.nan
-        self._last_cost_q = math.nan
+        # Tick state. Messages reused every tick (a publish copies them out).
+        self._risk_msg, self._mode_msg, self._twist = Float32(), String(), Twist()
         self._last_label = None
         self._last_level = None
         self._last_diag = -math.inf
@@ -402,10 +361,9 @@ class PolicyNode(LifecycleNode):
         self._overruns = 0
         self._compute: list[float] = []
         self._last_compute_ms = math.nan
-        self._detail = ""
         self._scan_stamp = None
         self.get_logger().info(
-            f"loaded bundle {self.bundle.path} ({manifest['task']}, {self._interface}, obs {self._obs_dim}, "
+            f"loaded bundle {self.bundle.path} ({manifest['task']}, {self._interface}, obs {self.bundle.obs_dim}, "
             f"act {self._act_dim}, risk signal {self._risk_signal}, config {manifest.get('config_hash', '?')})"
         )
 
@@ -427,23 +385,23 @@ class PolicyNode(LifecycleNode):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_joint_states(self, msg: JointState) -> None:
-        inp = self._inputs[0]
-        inp.msg, inp.received = msg, self._now()
+        self._inputs.joint_states(self._now(), msg.name, msg.position, msg.velocity)
         if self._active and self._tick_on == "joint_states":
             self._tick()
 
     def _on_odom(self, msg: Odometry) -> None:
-        inp = self._inputs[0]
-        inp.msg, inp.received = msg, self._now()
+        p, q, t = msg.pose.pose.position, msg.pose.pose.orientation, msg.twist.twist
+        pose = (p.x, p.y, yaw_from_quaternion(q.x, q.y, q.z, q.w))
+        self._inputs.odom(self._now(), pose, (t.linear.x, t.angular.z), msg.header.frame_id)
 
     def _on_scan(self, msg: LaserScan) -> None:
-        inp = self._inputs[1]
-        inp.msg, inp.received = msg, self._now()
+        self._inputs.scan(self._now(), msg.ranges, msg.angle_min, msg.angle_increment)
+        self._scan_stamp = msg.header.stamp
         if self._active and self._tick_on == "scan":
             self._tick()
 
     def _on_goal(self, msg: PoseStamped) -> None:
-        self._goal.msg, self._goal.received = msg, self._now()
+        self._inputs.goal(self._now(), (msg.pose.position.x, msg.pose.position.y), msg.header.frame_id)
 
     def _on_timer(self) -> None:
         if not self._active:
@@ -462,133 +420,50 @@ class PolicyNode(LifecycleNode):
 
     # ----------------------------------------------------------------------------------------------------- tick
 
-    def _stale(self, now: float) -> tuple[str | None, str]:
-        for inp in self._inputs:
-            if inp.received is None:
-                return f"stale:{inp.topic}", f"no {inp.topic} message received yet"
-            age = now - inp.received
-            if age > self._obs_timeout:
-                return (
-                    f"stale:{inp.topic}",
-                    f"last {inp.topic} message {age:.3f} s ago (obs_timeout_s {self._obs_timeout})",
-                )
-        if self._goal is not None and self._goal.received is None:
-            return f"stale:{self._goal.topic}", f"no goal received yet on {self._goal.topic}"
-        return None, ""
-
-    def _bin_scan(self, scan: LaserScan) -> tuple[np.ndarray | None, str | None, str]:
-        """Binned ranges of `scan` (cached per message), or the fault."""
-        if self._binned[0] is not scan:
-            try:
-                ranges = self.observer.bin(scan.ranges, scan.angle_min, scan.angle_increment, self._max_invalid)
-                self._binned = (scan, ranges, None, "")
-            except InputFault as fault:
-                self._binned = (scan, None, fault.reason, str(fault))
-        return self._binned[1], self._binned[2], self._binned[3]
-
-    def _observe(self, now: float) -> tuple[np.ndarray | None, np.ndarray | None, str | None, str]:
-        """(obs for the policy, obs for the fallback, fault, detail) from the latest inputs."""
-        fault, detail = self._stale(now)
-        if self._interface == "joint":
-            if fault is not None:
-                return None, None, fault, detail
-            msg = self._inputs[0].msg
-            try:
-                obs, _ = self.observer(msg.name, msg.position, msg.velocity)
-            except InputFault as err:
-                return None, None, err.reason, str(err)
-            return obs, obs, None, ""
-
-        odom_in, scan_in = self._inputs
-        scan_stale = scan_in.received is None or now - scan_in.received > self._obs_timeout
-        ranges = None
-        if not scan_stale:
-            ranges, scan_fault, scan_detail = self._bin_scan(scan_in.msg)
-            self._scan_stamp = scan_in.msg.header.stamp
-            if fault is None and scan_fault is not None:
-                fault, detail = scan_fault, scan_detail
-        fallback_obs = None
-        if ranges is not None:  # enough for the retreat fallback, whatever else is wrong
-            fallback_obs = np.zeros(self._obs_dim, np.float32)
-            fallback_obs[self._ranges_slice] = ranges
-        if fault is not None:
-            return None, fallback_obs, fault, detail
-        odom, goal = odom_in.msg, self._goal.msg
-        if odom.header.frame_id and goal.header.frame_id and odom.header.frame_id != goal.header.frame_id:
-            return (
-                None,
-                fallback_obs,
-                f"frame:{self._goal.topic}",
-                f"goal in frame {goal.header.frame_id!r}, odometry in {odom.header.frame_id!r} (no tf here)",
-            )
-        p, q, t = odom.pose.pose.position, odom.pose.pose.orientation, odom.twist.twist
-        pose = (p.x, p.y, yaw_from_quaternion(q.x, q.y, q.z, q.w))
-        try:
-            obs = self.observer(pose, (t.linear.x, t.angular.z), (goal.pose.position.x, goal.pose.position.y), ranges)
-        except InputFault as err:
-            return None, fallback_obs, err.reason, str(err)
-        return obs, obs, None, ""
-
     def _tick(self) -> None:
+        """One control tick: the Controller decides; this publishes command, ~/risk, ~/mode and diagnostics."""
         start = time.perf_counter()
         now = self._now()
         self._last_tick = now
         self._ticks += 1
-        obs, fallback_obs, fault, detail = self._observe(now)
-        risk = None
-        action = None
-        if fault is None:
-            action, lam, cost_q = self.bundle.policy(obs)
-            self._last_lambda, self._last_cost_q = lam, cost_q
-            risk = lam if self._risk_signal == "lambda" else cost_q
-            if not np.isfinite(action).all():
-                fault, detail = "nonfinite:action", f"the policy returned {action}"
-            elif not math.isfinite(risk):
-                fault, detail = f"nonfinite:{self._risk_signal}", f"the policy returned {self._risk_signal} {risk}"
-        mode = self.monitor.update(now, risk, fault)
-        if mode == POLICY:
-            command = action
-        else:
-            command = self.fallback(fallback_obs)
-        # Finite by construction: whatever the policy or fallback returned, the robot gets a bounded command.
-        command = np.clip(
-            np.nan_to_num(np.asarray(command, np.float64), nan=0.0, posinf=0.0, neginf=0.0), self._low, self._high
-        )
-        self._publish_command(command, self._scan_stamp if self._stamp_from_scan else None)
-        if fault is None and risk is not None:
-            self._last_risk = float(risk)
-        self._risk_pub.publish(Float32(data=self._last_risk))
-        label = self.monitor.label()
-        self._mode_pub.publish(String(data=label))
-        if self._publish_obs and obs is not None:
-            self._obs_pub.publish(Float32MultiArray(data=obs.tolist()))
+        tick = self.controller.tick(now)
+        self._publish_command(tick.command, self._scan_stamp if self._stamp_from_scan else None)
+        self._risk_msg.data = float(self.controller.risk)  # never NaN: the last finite risk while the policy cannot run
+        self._risk_pub.publish(self._risk_msg)
+        label = tick.label
+        self._mode_msg.data = label
+        self._mode_pub.publish(self._mode_msg)
+        if self._publish_obs and tick.obs is not None:
+            self._obs_pub.publish(Float32MultiArray(data=tick.obs.tolist()))
         elapsed = time.perf_counter() - start
         self._last_compute_ms = elapsed * 1e3
         self._compute.append(self._last_compute_ms)
         if elapsed > self._period:
             self._overruns += 1
+        fault, mode = tick.fault, tick.mode
         level = fault_level(fault, mode)
-        if fault is not None:
-            self._detail = detail if detail.startswith(fault) else f"{fault}: {detail}"
-        elif mode != POLICY:
-            self._detail = f"waiting for {self.monitor.config.release_dwell_s} s of risk < risk_low"
-        else:
-            self._detail = "policy in control"
         if label != self._last_label or level != self._last_level or now - self._last_diag >= self._diag_period:
+            # Formatted only when published: not every tick.
+            if fault is not None:
+                detail = tick.detail if tick.detail.startswith(fault) else f"{fault}: {tick.detail}"
+            elif mode != POLICY:
+                detail = f"waiting for {self.controller.monitor.config.release_dwell_s} s of risk < risk_low"
+            else:
+                detail = "policy in control"
             if label != self._last_label:
                 # rclpy's logger wants one severity per call site, hence two calls.
                 if mode == POLICY:
-                    self.get_logger().info(f"mode {label} ({self._detail})")
+                    self.get_logger().info(f"mode {label} ({detail})")
                 else:
-                    self.get_logger().warning(f"mode {label} ({self._detail})")
-            self._publish_diagnostics(level, label, self._detail)
+                    self.get_logger().warning(f"mode {label} ({detail})")
+            self._publish_diagnostics(level, label, detail)
             self._last_label, self._last_level, self._last_diag = label, level, now
 
     def _publish_command(self, command: np.ndarray, stamp: Any) -> None:
         if self._interface == "joint":
             self._cmd_pub.publish(Float64MultiArray(data=command.tolist()))
             return
-        twist = Twist()
+        twist = self._twist
         twist.linear.x, twist.angular.z = float(command[0]), float(command[1])
         if not self._stamped:
             self._cmd_pub.publish(twist)
@@ -605,12 +480,12 @@ class PolicyNode(LifecycleNode):
         self._compute = []
         values = {
             "mode": label,
-            "lambda": f"{self._last_lambda:.6g}",
-            "cost_q": f"{self._last_cost_q:.6g}",
+            "lambda": f"{self.controller.lam:.6g}",
+            "cost_q": f"{self.controller.cost_q:.6g}",
             "risk_signal": self._risk_signal,
-            "risk": f"{self._last_risk:.6g}",
-            "risk_high": f"{self.monitor.config.risk_high:.6g}",
-            "risk_low": f"{self.monitor.config.risk_low:.6g}",
+            "risk": f"{self.controller.risk:.6g}",
+            "risk_high": f"{self.controller.monitor.config.risk_high:.6g}",
+            "risk_low": f"{self.controller.monitor.config.risk_low:.6g}",
             "tick_compute_ms": f"{self._last_compute_ms:.4f}",
             "tick_compute_ms_mean": f"{np.mean(compute):.4f}",
             "tick_compute_ms_p99": f"{np.percentile(compute, 99):.4f}",
@@ -619,7 +494,7 @@ class PolicyNode(LifecycleNode):
             "ticks": str(self._ticks),
             "missed_ticks": str(self._missed),
             "overruns": str(self._overruns),
-            "switches": str(self.monitor.switches),
+            "switches": str(self.controller.monitor.switches),
             "control_rate_hz": f"{1.0 / self._period:.6g}",
             "tick_on": self._tick_on,
             "fallback": self._fallback_name,
