@@ -14,7 +14,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pytest
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
