@@ -30,25 +30,16 @@ Policy = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
 def rollout(env: sim.SafeEnv, policy: Policy, seed: int) -> dict[str, np.ndarray | float]:
-    """Runs one episode; returns its return, cost and per-step |x|, reward and pole cosine."""
-    obs, _ = env.reset(seed=seed)
+    """Runs one episode; returns its return, cost and per-step |x|, reward and pole cosine (after each step)."""
     rng = np.random.default_rng(seed)
-    ret = cost = 0.0
-    abs_x, rewards, cosines = [], [], []
-    truncated = terminated = False
-    while not (terminated or truncated):
-        obs, reward, c, terminated, truncated, _ = env.step(policy(obs, rng))
-        ret += reward
-        cost += c
-        abs_x.append(abs(obs[0]))
-        rewards.append(reward)
-        cosines.append(obs[1])
+    episode = sim.run_episode(env, lambda obs: policy(obs, rng), seed)
+    after = np.vstack([episode.obs[1:], episode.final_obs])  # the observations after each step
     return {
-        "return": ret,
-        "cost": cost,
-        "abs_x": np.array(abs_x),
-        "reward": np.array(rewards),
-        "cos": np.array(cosines),
+        "return": episode.ret,
+        "cost": episode.cost,
+        "abs_x": np.abs(after[:, 0]),
+        "reward": episode.rewards,
+        "cos": after[:, 1],
     }
 
 

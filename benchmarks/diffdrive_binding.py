@@ -27,20 +27,17 @@ Policy = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
 def rollout(env: sim.SafeEnv, policy: Policy, seed: int) -> dict[str, np.ndarray | float]:
-    """Runs one episode; returns its return, cost, goals reached and per-step hull-to-obstacle distance."""
-    obs, _ = env.reset(seed=seed)
+    """Runs one episode; returns its return, cost, goals reached and hull-to-obstacle distance after each step."""
     rng = np.random.default_rng(seed)
-    ret = cost = 0.0
-    goals = 0
-    distances = []
-    truncated = terminated = False
-    while not (terminated or truncated):
-        obs, reward, c, terminated, truncated, info = env.step(policy(obs, rng))
-        ret += reward
-        cost += c
-        goals += reward > 0.5  # progress is at most 0.05 m a step, so only a goal bonus exceeds 0.5
-        distances.append(CLEARANCE - info["constraints"]["clearance"])
-    return {"return": ret, "cost": cost, "goals": goals, "distance": np.array(distances)}
+    distances = []  # in the state before each step, then (below) in the final one
+
+    def record(env: sim.SafeEnv) -> None:
+        distances.append(CLEARANCE - env.task.get_constraints(env.physics)["clearance"])
+
+    episode = sim.run_episode(env, lambda obs: policy(obs, rng), seed, on_step=record)
+    record(env)
+    goals = int(np.count_nonzero(episode.rewards > 0.5))  # progress is at most 0.05 m a step: only a goal bonus
+    return {"return": episode.ret, "cost": episode.cost, "goals": goals, "distance": np.array(distances[1:])}
 
 
 def report(name: str, episodes: list[dict]) -> None:

@@ -25,21 +25,23 @@ Policy = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 def rollout(env: sim.SafeEnv, policy: Policy, seed: int) -> dict[str, float]:
     """Runs one episode; returns its return, cost, goals reached, hazard entries and largest g."""
-    obs, info = env.reset(seed=seed)
     rng = np.random.default_rng(seed)
-    ret = cost = goals = entries = 0.0
-    g_max = previous = info["constraints"]["hazard"]
-    done = False
-    while not done:
-        obs, reward, c, terminated, truncated, info = env.step(policy(obs, rng))
-        g = info["constraints"]["hazard"]
-        ret += reward
-        cost += c
-        goals += reward > GOAL_BONUS / 2
-        entries += g > 0.0 >= previous
-        g_max, previous = max(g_max, g), g
-        done = terminated or truncated
-    return {"return": ret, "cost": cost, "goals": goals, "entries": entries, "g_max": g_max, "steps": env._step_count}
+    hazard = []  # the hazard constraint g in the state before each step, then (below) in the final one
+
+    def record(env: sim.SafeEnv) -> None:
+        hazard.append(env.task.get_constraints(env.physics)["hazard"])
+
+    episode = sim.run_episode(env, lambda obs: policy(obs, rng), seed, on_step=record)
+    record(env)
+    g = np.array(hazard)  # [T + 1], from the reset state on
+    return {
+        "return": episode.ret,
+        "cost": episode.cost,
+        "goals": float(np.count_nonzero(episode.rewards > GOAL_BONUS / 2)),
+        "entries": float(np.count_nonzero((g[1:] > 0.0) & (g[:-1] <= 0.0))),
+        "g_max": float(g.max()),
+        "steps": len(episode.rewards),
+    }
 
 
 def report(name: str, episodes: list[dict[str, float]]) -> None:

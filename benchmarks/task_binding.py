@@ -31,18 +31,11 @@ def rollout(env: sim.SafeEnv, policy, episodes: int, seed: int) -> tuple[float, 
     steps = violations = 0
     returns, costs = [], []
     for ep in range(episodes):
-        obs, _ = env.reset(seed=seed + ep)
-        ret = cost_sum = 0.0
-        done = False
-        while not done:
-            obs, reward, cost, terminated, truncated, _ = env.step(policy(obs))
-            ret += reward
-            cost_sum += cost
-            steps += 1
-            violations += cost > 0
-            done = terminated or truncated
-        returns.append(ret)
-        costs.append(cost_sum)
+        episode = sim.run_episode(env, policy, seed=seed + ep)
+        steps += len(episode.costs)
+        violations += int(np.count_nonzero(episode.costs > 0))
+        returns.append(episode.ret)
+        costs.append(episode.cost)
     return violations / steps, float(np.mean(returns)), float(np.mean(costs))
 
 

@@ -27,20 +27,17 @@ Policy = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
 def rollout(env: sim.SafeEnv, policy: Policy, seed: int) -> dict[str, float | np.ndarray]:
-    """Runs one episode; returns its return, cost, per-step center-of-mass speed and least torso height."""
-    obs, _ = env.reset(seed=seed)
+    """Runs one episode; returns its return, cost, center-of-mass speed after each step and least torso height."""
     rng = np.random.default_rng(seed)
-    ret = cost = 0.0
-    speeds, lowest = [], np.inf
-    done = False
-    while not done:
-        obs, reward, c, terminated, truncated, info = env.step(policy(obs, rng))
-        ret += reward
-        cost += c
-        speeds.append(info["constraints"]["speed"] + V_LIMIT)
-        lowest = min(lowest, env.physics.torso_height())
-        done = terminated or truncated
-    return {"return": ret, "cost": cost, "speed": np.array(speeds), "lowest": lowest}
+    speeds, heights = [], []  # in the state before each step, then (below) in the final one
+
+    def record(env: sim.SafeEnv) -> None:
+        speeds.append(env.task.get_constraints(env.physics)["speed"] + V_LIMIT)
+        heights.append(env.physics.torso_height())
+
+    episode = sim.run_episode(env, lambda obs: policy(obs, rng), seed, on_step=record)
+    record(env)
+    return {"return": episode.ret, "cost": episode.cost, "speed": np.array(speeds[1:]), "lowest": min(heights[1:])}
 
 
 def report(name: str, episodes: list[dict]) -> None:

@@ -37,6 +37,7 @@ class Episode:
         risk: float [T] the driver's risk signal at s_t (NaN where it gave none).
         fallback: bool [T] a fallback chose the action at s_t.
         terminated: The episode ended by termination (not the time limit).
+        final_obs: float32 [O] the observation after the last step.
     """
 
     obs: np.ndarray
@@ -45,6 +46,7 @@ class Episode:
     risk: np.ndarray
     fallback: np.ndarray
     terminated: bool
+    final_obs: np.ndarray
 
     @property
     def ret(self) -> float:
@@ -90,4 +92,5 @@ def run_episode(
         risk=np.asarray(risks, np.float64),
         fallback=np.asarray(fallbacks, bool),
         terminated=bool(terminated),
+        final_obs=np.asarray(obs, np.float32),
     )

@@ -1,4 +1,5 @@
-"""alam_sim_bridge: its simulated lidar, command mapping, disturbance, and topics (DESIGN.md section 6)."""
+"""alam_sim_bridge: its command mapping, disturbance, and topics (DESIGN.md section 6); its lidar,
+`sim.diffdrive.Lidar`, is tested in tests/sim/test_diffdrive.py."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 import time
 
 import numpy as np
-from alam_ros.sim_bridge import Lidar, push_command
+from alam_ros.sim_bridge import push_command
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
 from ros_harness import GOAL_QOS, SENSOR_QOS, wait_until
@@ -14,40 +15,9 @@ from sensor_msgs.msg import JointState, LaserScan
 from std_msgs.msg import Bool, Float32, Float64MultiArray
 
 import sim
-from alam_control.runtime import bin_scan
 from sim import diffdrive
 
 STARTUP_S = 20.0
-
-
-def test_lidar_scan_binned_matches_the_sims_sector_readings():
-    """A 360-beam scan binned like the policy node does reads like the trained observation's sectors (never
-    farther; nearer where a sector's edge sees an obstacle that the sim's 2 rays per sector pass by)."""
-    env = sim.load("diffdrive-safe_navigate", seed=3)
-    env.reset()
-    lidar = Lidar(env.physics, 360, diffdrive.RANGE_MIN, diffdrive.RANGE_MAX)
-    rng = np.random.default_rng(0)
-    diffs = []
-    for _ in range(100):
-        env.step(rng.uniform(-1, 1, 2))
-        ranges = lidar.scan(float(env.physics.heading()))
-        assert ranges.shape == (360,) and ranges.dtype == np.float32
-        finite = ranges[np.isfinite(ranges)]
-        assert ((finite >= diffdrive.RANGE_MIN) & (finite <= diffdrive.RANGE_MAX)).all()
-        assert not np.isnan(ranges).any()
-        binned = bin_scan(
-            ranges,
-            lidar.angle_min,
-            lidar.angle_increment,
-            diffdrive.RANGE_MIN,
-            diffdrive.RANGE_MAX,
-            diffdrive.BEAM_ANGLES,
-            diffdrive.BEAM_WIDTH,
-        )
-        diffs.append(binned - env.physics.ranges())
-    diffs = np.concatenate(diffs)
-    assert diffs.max() < 2e-3  # never farther than the sim's own sector reading
-    assert np.median(np.abs(diffs)) < 0.05
 
 
 def test_push_command_heads_for_the_nearest_return():

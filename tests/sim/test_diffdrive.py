@@ -23,6 +23,7 @@ from sim.diffdrive import (
     RANGE_MIN,
     RAY_ANGLES,
     V_MAX,
+    Lidar,
     NavigateController,
 )
 
@@ -148,6 +149,49 @@ def test_lidar_no_hit_and_too_close() -> None:
     place(env, 0.0, 0.0, 0.0, pillars=[(PILLAR_RADIUS + 0.1, 0.0)])
     ranges = observe(env)["ranges"]
     assert ranges[0] == RANGE_MIN and ranges.min() == RANGE_MIN
+
+
+def bin_sectors(ranges: np.ndarray, angle_min: float, angle_increment: float) -> np.ndarray:
+    """A scan binned onto the sectors by the module's contract: each sector's minimum over the beams within
+    BEAM_WIDTH / 2 of its center, -Inf reading RANGE_MIN and +Inf RANGE_MAX; [NUM_BEAMS]."""
+    angles = angle_min + angle_increment * np.arange(len(ranges))
+    offset = np.angle(np.exp(1j * (angles[None, :] - BEAM_ANGLES[:, None])))  # [NUM_BEAMS, M], wrapped
+    inside = np.abs(offset) <= BEAM_WIDTH / 2 + 1e-9
+    return np.where(inside, np.clip(ranges, RANGE_MIN, RANGE_MAX), np.inf).min(axis=1)
+
+
+def test_lidar_scan_binned_matches_the_sector_readings() -> None:
+    """A 360-beam scan binned onto the sectors (as the policy node bins a LaserScan) reads like the trained
+    observation's sectors (never farther; nearer where a sector's edge sees an obstacle that the sim's 2 rays per
+    sector pass by)."""
+    env = make_env(seed=3)
+    lidar = Lidar(env.physics, 360, RANGE_MIN, RANGE_MAX)
+    rng = np.random.default_rng(0)
+    diffs = []
+    for _ in range(100):
+        env.step(rng.uniform(-1, 1, 2))
+        ranges = lidar.scan(float(env.physics.heading()))
+        assert ranges.shape == (360,) and ranges.dtype == np.float32
+        finite = ranges[np.isfinite(ranges)]
+        assert ((finite >= RANGE_MIN) & (finite <= RANGE_MAX)).all()
+        assert not np.isnan(ranges).any()
+        diffs.append(bin_sectors(ranges, lidar.angle_min, lidar.angle_increment) - env.physics.ranges())
+    diffs = np.concatenate(diffs)
+    assert diffs.max() < 2e-3  # never farther than the sim's own sector reading
+    assert np.median(np.abs(diffs)) < 0.05
+
+
+def test_lidar_reports_rep117_infinities_and_needs_its_site() -> None:
+    env = make_env()
+    lidar = Lidar(env.physics, 360, RANGE_MIN, RANGE_MAX)
+    place(env, 10.0, 0.0, 0.0)  # outside the arena, facing away from it: most beams see nothing within range
+    ranges = lidar.scan(0.0)
+    assert np.isposinf(ranges).sum() > 180 and not np.isneginf(ranges).any()
+    place(env, 0.0, 0.0, 0.0, pillars=[(PILLAR_RADIUS + 0.1, 0.0)])  # hull pressed into a pillar ahead
+    ranges = lidar.scan(0.0)
+    assert np.isneginf(ranges[0]) and np.isneginf(ranges[-1])  # closer than RANGE_MIN
+    with pytest.raises(ValueError, match="no lidar site 'nope'"):
+        Lidar(env.physics, 360, RANGE_MIN, RANGE_MAX, site="nope")
 
 
 @pytest.mark.parametrize(

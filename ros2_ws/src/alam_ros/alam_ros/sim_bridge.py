@@ -50,57 +50,6 @@ from alam_ros.common import ConfigError
 NODE_NAME = "alam_sim_bridge"
 
 
-class Lidar:
-    """A planar 360-degree lidar simulated with MuJoCo ray casts (mj_multiRay), returning REP 117 ranges.
-
-    Casts from the position of the model's first rangefinder site (the sim's own lidar), excluding the robot's
-    body as MuJoCo's rangefinders do; geoms further than range_max are ignored.
-    """
-
-    def __init__(self, physics: Any, beams: int, range_min: float, range_max: float, site: str = "ray_00"):
-        import mujoco
-
-        self._mujoco = mujoco
-        self.model, self.data = physics.model.ptr, physics.data.ptr
-        self.site = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_SITE, site)
-        if self.site < 0:
-            raise ConfigError(f"the model has no lidar site {site!r}")
-        self.body = int(self.model.site_bodyid[self.site])
-        self.beams = beams
-        self.angle_min = 0.0
-        self.angle_increment = 2.0 * math.pi / beams
-        self.angles = self.angle_min + self.angle_increment * np.arange(beams)
-        self.range_min, self.range_max = range_min, range_max
-        self._vec = np.zeros(3 * beams)
-        self._dist = np.zeros(beams)
-        self._geom = np.zeros(beams, np.int32)
-
-    def scan(self, heading: float) -> np.ndarray:
-        """Ranges [beams] in m (float32), beam i at angle_min + i * angle_increment from the robot's heading."""
-        world = heading + self.angles
-        vec = self._vec.reshape(self.beams, 3)
-        vec[:, 0], vec[:, 1] = np.cos(world), np.sin(world)
-        pnt = np.array(self.data.site_xpos[self.site], np.float64)
-        self._mujoco.mj_multiRay(
-            self.model,
-            self.data,
-            pnt,
-            self._vec,
-            None,
-            1,
-            self.body,
-            self._geom,
-            self._dist,
-            None,
-            self.beams,
-            self.range_max,
-        )
-        ranges = self._dist.copy()
-        ranges[(ranges < 0.0) | (ranges > self.range_max)] = np.inf  # no return within range_max
-        ranges[ranges < self.range_min] = -np.inf  # closer than the sensor can measure
-        return ranges.astype(np.float32)
-
-
 def yaw_quaternion(yaw: float) -> tuple[float, float, float, float]:
     """(x, y, z, w) of a rotation by `yaw` about +z."""
     return 0.0, 0.0, math.sin(yaw / 2.0), math.cos(yaw / 2.0)
@@ -168,6 +117,7 @@ class SimBridge(Node):
         )
 
         import sim  # deferred: mujoco and dm_control take a moment to import
+        from sim.diffdrive import Lidar
 
         task = common.get(self, "task")
         try:
@@ -198,7 +148,10 @@ class SimBridge(Node):
             if not deploy:
                 raise ConfigError(f"task {task} has no deploy spec (range sensor fan)")
             self._range_min, self._range_max = float(deploy["range_min"]), float(deploy["range_max"])
-            self.lidar = Lidar(self.physics, int(common.get(self, "scan_beams")), self._range_min, self._range_max)
+            try:
+                self.lidar = Lidar(self.physics, int(common.get(self, "scan_beams")), self._range_min, self._range_max)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
             self._odom_pub = self.create_publisher(Odometry, common.get(self, "odom_topic"), common.SENSOR_QOS)
             self._scan_pub = self.create_publisher(LaserScan, common.get(self, "scan_topic"), common.SENSOR_QOS)
             self._goal_pub = self.create_publisher(PoseStamped, common.get(self, "goal_topic"), common.LATCHED_GOAL_QOS)
