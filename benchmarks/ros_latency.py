@@ -61,11 +61,12 @@ def _percentiles_us(seconds: list[float]) -> dict[str, float]:
 
 
 def controller_timing(bundle_dir: Path, ticks: int = 20000, beams: int = 360) -> dict[str, dict[str, float]]:
-    """Per-tick time of the deployed tick without ROS, and of its stages alone, over recorded inputs.
+    """Per-tick time of the deployed tick without ROS, then of each stage alone (in its own loop), over recorded
+    inputs.
 
     "tick": `inputs.scan(...)` + `tick(now)` as the node's scan callback runs them (odometry and goal are stored
-    by their own callbacks); "policy+monitor": `bundle.policy(obs)` + `monitor.update`. The first 10 % of ticks
-    are warm-up and not counted.
+    by their own callbacks); "policy+monitor": `bundle.policy(obs)` + `monitor.update`. The first 10 % of each
+    loop is warm-up and not counted.
     """
     import array
 
@@ -78,36 +79,42 @@ def controller_timing(bundle_dir: Path, ticks: int = 20000, beams: int = 360) ->
     poses = rng.uniform(-1.0, 1.0, (64, 3)).tolist()
     inc = 2 * math.pi / beams
     inputs = controller.inputs
-    clock = time.perf_counter
-    stages: dict[str, list[float]] = {k: [] for k in ("tick", "bin", "observe", "policy", "monitor", "policy+monitor")}
-    monitor = RiskMonitor(MonitorConfig(1e6, 1e6), start_in_fallback=False)
     observer = inputs.observer
+    monitor = RiskMonitor(MonitorConfig(1e6, 1e6), start_in_fallback=False)
     binned = observer.bin(scans[0], 0.0, inc)
-    obs = observer((0.0, 0.0, 0.0), (0.1, 0.0), (1.0, 0.5), binned)
-    warm = ticks // 10
-    for k in range(ticks + warm):
-        now = 0.01 * k
-        pose = poses[k % 64]
-        inputs.odom(now, pose, (0.1, 0.0))
-        inputs.goal(now, (1.0, 0.5))
-        scan = scans[k % 64]
-        t0 = clock()
-        inputs.scan(now, scan, 0.0, inc)
-        controller.tick(now)
-        t1 = clock()
-        observer.bin(scan, 0.0, inc)
-        t2 = clock()
-        observer(pose, (0.1, 0.0), (1.0, 0.5), binned)
-        t3 = clock()
-        _, lam, _ = bundle.policy(obs)
-        t4 = clock()
-        monitor.update(now, lam, None)
-        t5 = clock()
-        if k >= warm:
-            for name, dt in (("tick", t1 - t0), ("bin", t2 - t1), ("observe", t3 - t2), ("policy", t4 - t3),
-                             ("monitor", t5 - t4), ("policy+monitor", t5 - t3)):  # fmt: skip
-                stages[name].append(dt)
-    return {name: _percentiles_us(values) for name, values in stages.items()}
+    observations = [observer(pose, (0.1, 0.0), (1.0, 0.5), binned) for pose in poses]
+
+    def policy_and_monitor(k: int) -> None:
+        monitor.update(0.01 * k, bundle.policy(observations[k % 64])[1], None)
+
+    stages = {
+        "tick": None,  # below: odometry and goal arrive in their own callbacks, not part of the scan tick
+        "bin": lambda k: observer.bin(scans[k % 64], 0.0, inc),
+        "observe": lambda k: observer(poses[k % 64], (0.1, 0.0), (1.0, 0.5), binned),
+        "policy": lambda k: bundle.policy(observations[k % 64]),
+        "monitor": lambda k: monitor.update(0.01 * k, 0.5, None),
+        "policy+monitor": policy_and_monitor,
+    }
+    clock = time.perf_counter
+    timing = {}
+    for name, stage in stages.items():
+        seconds = []
+        warm = ticks // 10
+        for k in range(ticks + warm):
+            if stage is None:
+                now = 0.01 * k
+                inputs.odom(now, poses[k % 64], (0.1, 0.0))
+                inputs.goal(now, (1.0, 0.5))
+                t0 = clock()
+                inputs.scan(now, scans[k % 64], 0.0, inc)
+                controller.tick(now)
+            else:
+                t0 = clock()
+                stage(k)
+            if k >= warm:
+                seconds.append(clock() - t0)
+        timing[name] = _percentiles_us(seconds)
+    return timing
 
 
 def cpu_seconds(pid: int) -> float:
