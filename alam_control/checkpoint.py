@@ -1,38 +1,75 @@
-"""Atomic, safe-to-load checkpoints.
+"""Atomic, checksummed, safe-to-load checkpoints.
 
 A checkpoint is written to a temporary file in the same directory, fsynced, and renamed over the previous one
-(which is kept as ``.prev``), so a process killed at any instant leaves a complete checkpoint behind. Loading uses
-``torch.load(weights_only=True)``: tensors and plain containers only, never arbitrary unpickling.
+(which is kept as ``.prev``), so a process killed at any instant leaves a complete checkpoint behind. The file is
+torch.save's archive followed by a 40-byte trailer (``CHECKSUM_MAGIC`` + sha256 of the archive), verified on every
+load: a flipped bit is a named error, not other weights (torch's zip reader does not check its CRCs). Loading uses
+``torch.load(weights_only=True)``: tensors and plain containers only, never arbitrary unpickling. Files of format 1
+(no trailer) still load.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-FORMAT_VERSION = 1
+if TYPE_CHECKING:
+    from alam_control.config import Config
+
+FORMAT_VERSION = 2  # 2: sha256 trailer; 1: plain torch.save (still read)
 LATEST = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
+CHECKSUM_MAGIC = b"ALAMSHA2"  # 8 bytes, then the 32-byte digest: the last 40 bytes of a checkpoint file
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, truncated, corrupt or from an incompatible run."""
 
 
+class _HashingWriter(io.RawIOBase):
+    """A write-only stream that passes bytes to `file` and hashes them on the way (no second copy in memory)."""
+
+    def __init__(self, file: Any):
+        self.file, self.digest = file, hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        return self.file.write(data)
+
+
 def save(state: dict[str, Any], directory: str | Path) -> Path:
-    """Atomically write ``state`` as ``directory/checkpoint.pt``, keeping the previous one as ``.prev``."""
+    """Atomically write ``state`` as ``directory/checkpoint.pt``, keeping the previous one as ``.prev``.
+
+    Raises:
+        CheckpointError: The file could not be written (e.g. the disk is full); the previous checkpoints are
+            untouched and no temporary file is left behind.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     latest, tmp = directory / LATEST, directory / f".{LATEST}.tmp"
-    with open(tmp, "wb") as f:
-        torch.save({"format_version": FORMAT_VERSION, **state}, f)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            writer = _HashingWriter(f)
+            torch.save({"format_version": FORMAT_VERSION, **state}, writer)
+            f.write(CHECKSUM_MAGIC + writer.digest.digest())
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(
+            f"could not write a checkpoint in {directory}: {err.strerror or err} "
+            f"(the previous checkpoint {latest.name} is intact)"
+        ) from None
     if latest.exists():
         os.replace(latest, directory / PREVIOUS)
     os.replace(tmp, latest)
@@ -49,21 +86,87 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def load_file(path: str | Path) -> dict[str, Any]:
-    """Load one checkpoint file with weights-only semantics; corrupt files raise :class:`CheckpointError`."""
+    """Load one checkpoint file, verifying its checksum, with weights-only semantics.
+
+    Raises:
+        CheckpointError: Missing, truncated, corrupt (checksum mismatch) or not an alam-control checkpoint.
+    """
     path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint not found: {path}") from None
+    except OSError as err:
+        raise CheckpointError(f"checkpoint {path} cannot be read: {err.strerror or err}") from None
+    payload, trailer = data[:-40], data[-40:]
+    checked = trailer[:8] == CHECKSUM_MAGIC
+    if checked and hashlib.sha256(payload).digest() != trailer[8:]:
+        raise CheckpointError(f"checkpoint {path} is corrupt: its sha256 does not match the one written with it")
+    try:
+        state = torch.load(io.BytesIO(payload if checked else data), map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: {err})") from err
     if not isinstance(state, dict) or "format_version" not in state:
         raise CheckpointError(f"{path} is not an alam-control checkpoint")
-    if state["format_version"] != FORMAT_VERSION:
+    version = state["format_version"]
+    if version not in (1, FORMAT_VERSION) or (version == FORMAT_VERSION and not checked):
         raise CheckpointError(
-            f"{path} has checkpoint format {state['format_version']}, this version reads {FORMAT_VERSION}"
+            f"{path} has checkpoint format {version}{'' if checked else ' without its checksum'}; this version "
+            f"reads formats 1 and {FORMAT_VERSION}"
         )
     return state
+
+
+def run_config(state: dict[str, Any], path: Path) -> Config:
+    """The training config stored in a checkpoint: what eval and export must use, since the weights were trained
+    with it. A `config.yaml` beside the checkpoint that differs from it (a hand edit) is reported on stderr and
+    not obeyed.
+
+    Raises:
+        CheckpointError: The checkpoint holds no valid config.
+    """
+    import sys
+
+    from alam_control import config as config_lib
+
+    try:
+        cfg = config_lib.from_dict(state["config"])
+    except (KeyError, config_lib.ConfigError) as err:
+        raise CheckpointError(f"{path} holds no valid training config: {err}") from None
+    edited = path.parent / "config.yaml"
+    if edited.is_file():
+        try:
+            on_disk = config_lib.to_dict(config_lib.load(edited))
+        except config_lib.ConfigError as err:
+            print(f"note: {edited} is not a valid config ({err}); using the one stored in {path.name}", file=sys.stderr)
+            return cfg
+        stored = config_lib.to_dict(cfg)
+        changed = sorted(_differences(stored, on_disk))
+        if changed:
+            print(
+                f"note: {edited} differs from the config stored in {path.name} ({', '.join(changed)}); "
+                "using the stored one, which the weights were trained with",
+                file=sys.stderr,
+            )
+    return cfg
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += _differences(x, y, f"{prefix}{key}.")
+        elif x != y:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def is_run(directory: str | Path) -> bool:
+    """True if `directory` holds a checkpoint of either name (also when a kill left only the previous one)."""
+    directory = Path(directory)
+    return (directory / LATEST).exists() or (directory / PREVIOUS).exists()
 
 
 def load_latest(directory: str | Path) -> tuple[dict[str, Any], Path]:

@@ -43,11 +43,10 @@ def _eval(args: argparse.Namespace) -> int:
 
     import sim
     from alam_control import checkpoint, trainer
-    from alam_control import config as config_lib
 
     run_dir = Path(args.run_dir)
-    cfg = config_lib.load(run_dir / "config.yaml")
     state, path = checkpoint.load_latest(run_dir)
+    cfg = checkpoint.run_config(state, path)  # what the weights were trained with, not an edited config.yaml
     ranges = _eval_ranges(args, cfg.randomization)
     env = sim.load(cfg.task, seed=cfg.seed + trainer.EVAL_SEED_OFFSET, randomize=ranges if ranges else False)
     agent = trainer.build_agent(cfg, env, torch.Generator().manual_seed(cfg.seed))

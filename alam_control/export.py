@@ -8,7 +8,9 @@ The ONNX graph maps raw observations to everything the robot needs, so the robot
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,14 @@ import sim
 from alam_control import checkpoint, trainer
 from alam_control import config as config_lib
 from alam_control.agent import Agent
-from alam_control.runtime.bundle import FORMAT_VERSION, POLICY_FILE, RISK_SIGNALS, file_sha256, write_manifest
+from alam_control.runtime.bundle import (
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    POLICY_FILE,
+    RISK_SIGNALS,
+    file_sha256,
+    write_manifest,
+)
 
 
 class ExportedPolicy(nn.Module):
@@ -75,9 +84,13 @@ def _ensemble_head(critic: nn.Module, head: int) -> nn.Sequential:
 
 
 def load_run(run_dir: Path) -> tuple[config_lib.Config, Agent, sim.SafeEnv, dict[str, Any]]:
-    """The run's config, its agent with the latest checkpoint's weights, an env of its task, and the checkpoint."""
-    cfg = config_lib.load(run_dir / "config.yaml")
-    state, _ = checkpoint.load_latest(run_dir)
+    """The run's config, its agent with the latest checkpoint's weights, an env of its task, and the checkpoint.
+
+    The config is the one stored in the checkpoint, i.e. the one the weights were trained with (see
+    `checkpoint.run_config`); an edited `config.yaml` beside it is reported, not obeyed.
+    """
+    state, path = checkpoint.load_latest(run_dir)
+    cfg = checkpoint.run_config(state, path)
     env = sim.load(cfg.task, seed=cfg.seed)
     agent = trainer.build_agent(cfg, env, torch.Generator().manual_seed(cfg.seed))
     agent.load_state_dict(state["agent"])
@@ -85,7 +98,9 @@ def load_run(run_dir: Path) -> tuple[config_lib.Config, Agent, sim.SafeEnv, dict
 
 
 def export(run_dir: str | Path, out: str | Path, opset: int = 18, risk_signal: str | None = None) -> dict[str, Any]:
-    """Writes the bundle of the run's latest checkpoint to `out` (created; an existing bundle is replaced whole).
+    """Writes the bundle of the run's latest checkpoint to `out`: a new directory, or a previous bundle, which is
+    replaced atomically (anything else at `out` is refused, see `check_out`; nothing is deleted but the previous
+    bundle's own files).
 
     Args:
         risk_signal: Which output the runtime monitor watches: "lambda" (lambda(s), the default for multiplier
@@ -102,6 +117,7 @@ def export(run_dir: str | Path, out: str | Path, opset: int = 18, risk_signal: s
     if risk_signal is not None and risk_signal not in RISK_SIGNALS:
         raise ValueError(f"risk_signal must be one of {list(RISK_SIGNALS)}, got {risk_signal!r}")
     run_dir, out = Path(run_dir), Path(out)
+    check_out(run_dir, out)
     cfg, agent, env, state = load_run(run_dir)
     spec = env.spec
     module = ExportedPolicy(agent, spec.ctrl_low, spec.ctrl_high).eval()
@@ -111,57 +127,98 @@ def export(run_dir: str | Path, out: str | Path, opset: int = 18, risk_signal: s
     # Build in a sibling temp dir and rename: a crash never leaves a half-written bundle under `out`.
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp.chmod(0o755)
-    with torch.no_grad():
-        torch.onnx.export(
-            module,
-            (example,),
-            str(tmp / POLICY_FILE),
-            input_names=["obs"],
-            output_names=["action", "lambda", "cost_q"],
-            dynamic_shapes={"obs": {0: torch.export.Dim("batch", max=4096)}},
-            opset_version=opset,
-            dynamo=True,
-            external_data=False,
-            verbose=False,
-        )
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "task": spec.name,
-        "algo": cfg.algo.name,
-        "obs_dim": int(example.shape[1]),
-        "obs_layout": {k: list(v) for k, v in spec.obs_layout.items()},
-        "act_dim": len(spec.ctrl_low),
-        "action_low": list(spec.ctrl_low),
-        "action_high": list(spec.ctrl_high),
-        "control_period_s": spec.control_timestep,
-        "ros_interface": spec.ros_interface,
-        "deploy": spec.deploy,
-        "constraints": list(spec.constraints),
-        "cost_threshold": trainer.cost_threshold_for(cfg, env),
-        "cost_gamma": cfg.cost.gamma,
-        "risk_signal": risk_signal or ("lambda" if cfg.algo.name != "sac" else "cost_q"),
-        # The multiplier's cap (calibration reports the share of states at it); None for plain SAC.
-        "lambda_max": cfg.multiplier.lambda_max if cfg.algo.name != "sac" else None,
-        "risk_high": None,
-        "risk_low": None,
-        "calibration": None,
-        "config_hash": config_lib.config_hash(cfg),
-        "train_step": int(state["loop"]["step"]),
-        "package_version": alam_control.__version__,
-        "files": {POLICY_FILE: file_sha256(tmp / POLICY_FILE)},
-    }
-    write_manifest(tmp, manifest)
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                module,
+                (example,),
+                str(tmp / POLICY_FILE),
+                input_names=["obs"],
+                output_names=["action", "lambda", "cost_q"],
+                dynamic_shapes={"obs": {0: torch.export.Dim("batch", max=4096)}},
+                opset_version=opset,
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "task": spec.name,
+            "algo": cfg.algo.name,
+            "obs_dim": int(example.shape[1]),
+            "obs_layout": {k: list(v) for k, v in spec.obs_layout.items()},
+            "act_dim": len(spec.ctrl_low),
+            "action_low": list(spec.ctrl_low),
+            "action_high": list(spec.ctrl_high),
+            "control_period_s": spec.control_timestep,
+            "ros_interface": spec.ros_interface,
+            "deploy": spec.deploy,
+            "constraints": list(spec.constraints),
+            "cost_threshold": trainer.cost_threshold_for(cfg, env),
+            "cost_gamma": cfg.cost.gamma,
+            "risk_signal": risk_signal or ("lambda" if cfg.algo.name != "sac" else "cost_q"),
+            # The multiplier's cap (calibration reports the share of states at it); None for plain SAC.
+            "lambda_max": cfg.multiplier.lambda_max if cfg.algo.name != "sac" else None,
+            "risk_high": None,
+            "risk_low": None,
+            "calibration": None,
+            "config_hash": config_lib.config_hash(cfg),
+            "train_step": int(state["loop"]["step"]),
+            "package_version": alam_control.__version__,
+            "files": {POLICY_FILE: file_sha256(tmp / POLICY_FILE)},
+        }
+        write_manifest(tmp, manifest)
+        check_out(run_dir, out)  # again: the target may have changed while the graph was exported
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # our own temp dir: no half-written bundle is left behind
+        raise
     if out.exists():
-        old = out.with_name(out.name + ".old")
+        # Swap the previous bundle out and the new one in, then delete only the files the old manifest listed.
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+        old.rmdir()
         os.replace(out, old)
         os.replace(tmp, out)
-        _rmtree(old)
+        for name in (MANIFEST_FILE, *_listed_files(old)):
+            (old / name).unlink(missing_ok=True)
+        old.rmdir()
     else:
         os.replace(tmp, out)
     return manifest
 
 
-def _rmtree(path: Path) -> None:
-    for child in path.iterdir():
-        _rmtree(child) if child.is_dir() else child.unlink()
-    path.rmdir()
+def check_out(run_dir: Path, out: Path) -> None:
+    """Refuses an export target that is not a new path or a previous bundle: nothing else is ever replaced.
+
+    Raises:
+        FileExistsError: `out` is a file, a directory that is not a bundle (no manifest.json, or files other than
+            the manifest and the files it lists), or the run directory itself / inside it / around it.
+    """
+    out_abs, run_abs = out.resolve(), run_dir.resolve()
+    if out_abs == run_abs or run_abs in out_abs.parents or out_abs in run_abs.parents:
+        raise FileExistsError(
+            f"--out {out} is the run directory {run_dir}, inside it or around it; write the bundle elsewhere"
+        )
+    if not out.exists() and not out.is_symlink():
+        return
+    if out.is_symlink() or not out.is_dir():
+        raise FileExistsError(f"--out {out} exists and is not a bundle directory; refusing to replace it")
+    if not (out / MANIFEST_FILE).is_file():
+        raise FileExistsError(
+            f"--out {out} is an existing directory without a bundle manifest; refusing to replace it "
+            "(export replaces only a previous bundle)"
+        )
+    extra = sorted({p.name for p in out.iterdir()} - {MANIFEST_FILE, *_listed_files(out)})
+    if extra:
+        raise FileExistsError(
+            f"--out {out} holds a bundle plus other entries ({', '.join(extra)}); refusing to replace it: "
+            "move them away or pick another --out"
+        )
+
+
+def _listed_files(bundle: Path) -> list[str]:
+    """The plain file names a bundle's manifest lists ([] when unreadable: then nothing counts as a bundle file)."""
+    try:
+        files = json.loads((bundle / MANIFEST_FILE).read_text()).get("files", {})
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [name for name in files if isinstance(name, str) and "/" not in name and name not in ("", ".", "..")]

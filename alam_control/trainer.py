@@ -182,7 +182,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     # Tiny gradients late in training become denormal floats, which the CPU handles ~100x slower (measured: a
     # sac_alam update went from 15.3 to 10.9 ms with flushing on). Flushing them to zero changes nothing we need.
     torch.set_flush_denormal(True)
-    if not resume and (run_dir / checkpoint.LATEST).exists():
+    if not resume and checkpoint.is_run(run_dir):
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or pick another --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
 

@@ -46,12 +46,42 @@ def test_manifest(smoke_bundle: Path) -> None:
     assert manifest["files"] == {"policy.onnx": file_sha256(smoke_bundle / "policy.onnx")}
 
 
-def test_export_cli_replaces_bundle_whole(smoke_run: Path, tmp_path: Path, capsys) -> None:
+def test_export_replaces_only_a_previous_bundle(smoke_run: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "b"
-    out.mkdir()
-    (out / "stale.txt").write_text("from an older export")
     assert cli.main(["export", "--run-dir", str(smoke_run), "--out", str(out)]) == 0
+    first = (out / "policy.onnx").stat().st_ino
+    assert cli.main(["export", "--run-dir", str(smoke_run), "--out", str(out)]) == 0  # a previous bundle: replaced
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "policy.onnx"]
-    assert not list(tmp_path.glob(".b.*")) and not (tmp_path / "b.old").exists()
-    assert cli.main(["export", "--run-dir", str(tmp_path / "missing"), "--out", str(out)]) == 2
-    assert "missing" in capsys.readouterr().err
+    assert (out / "policy.onnx").stat().st_ino != first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # no temp or .old directory left behind
+    assert cli.main(["export", "--run-dir", str(tmp_path / "missing"), "--out", str(tmp_path / "c")]) == 2
+    assert "missing" in capsys.readouterr().err and not (tmp_path / "c").exists()
+
+
+def _snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("target", ["unrelated_dir", "run_dir", "inside_run", "a_file", "cwd", "bundle_plus"])
+def test_export_refuses_anything_but_a_bundle_and_deletes_nothing(
+    target: str, smoke_run: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    run = tmp_path / "run"
+    __import__("shutil").copytree(smoke_run, run)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes.txt").write_text("mine")
+    (work / "data").mkdir()
+    (work / "data" / "x.csv").write_text("1,2")
+    monkeypatch.chdir(work)
+    out = {"unrelated_dir": work / "data", "run_dir": run, "inside_run": run / "bundle", "a_file": work / "notes.txt",
+           "cwd": Path("."), "bundle_plus": work / "bundle"}[target]  # fmt: skip
+    if target == "bundle_plus":
+        assert cli.main(["export", "--run-dir", str(run), "--out", str(out)]) == 0
+        (out / "README.md").write_text("my notes on this bundle")
+    before_run, before_work = _snapshot(run), _snapshot(work)
+    assert cli.main(["export", "--run-dir", str(run), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "refusing" in err or "run directory" in err, err
+    assert _snapshot(run) == before_run and _snapshot(work) == before_work  # nothing lost, nothing added
+    assert not [p for p in work.iterdir() if p.name.startswith(".")]  # no temp dir left behind

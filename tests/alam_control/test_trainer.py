@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -164,6 +166,69 @@ def test_corrupt_checkpoint_is_reported_and_the_previous_one_named(
     (run / checkpoint.LATEST).write_bytes(b"not a checkpoint at all")
     with pytest.raises(checkpoint.CheckpointError, match="corrupt"):
         checkpoint.load_latest(run)
+
+
+def _copy_run(finished_run: Path, tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    return run
+
+
+def test_a_flipped_bit_is_a_named_error_that_points_to_the_previous_checkpoint(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    run = _copy_run(finished_run, tmp_path)
+    data = bytearray((run / checkpoint.LATEST).read_bytes())
+    data[len(data) // 3] ^= 0x04  # one bit, inside a tensor: torch alone would load other weights
+    (run / checkpoint.LATEST).write_bytes(bytes(data))
+    assert cli.main(["eval", "--run-dir", str(run), "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "sha256 does not match" in err and checkpoint.PREVIOUS in err, err
+    assert cli.main(["export", "--run-dir", str(run), "--out", str(tmp_path / "bundle")]) == 2
+    assert "sha256" in capsys.readouterr().err and not (tmp_path / "bundle").exists()
+
+
+def test_a_dir_holding_only_the_previous_checkpoint_is_a_run(finished_run: Path, tmp_path: Path) -> None:
+    run = _copy_run(finished_run, tmp_path)
+    (run / checkpoint.LATEST).unlink()  # a kill between the two renames of checkpoint.save
+    csv_before = (run / "train.csv").read_text()
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        trainer.train(config_lib.load(SMOKE), run, progress=False)
+    assert (run / "train.csv").read_text() == csv_before and (run / checkpoint.PREVIOUS).exists()
+
+
+def test_a_full_disk_during_a_checkpoint_is_a_named_error_and_leaves_no_temp_file(
+    finished_run: Path, tmp_path: Path, monkeypatch
+) -> None:
+    run = _copy_run(finished_run, tmp_path)
+    before = (run / checkpoint.LATEST).read_bytes()
+
+    def full_disk(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.torch, "save", full_disk)
+    with pytest.raises(checkpoint.CheckpointError, match="No space left on device.*intact"):
+        checkpoint.save({"x": torch.ones(2)}, run)
+    assert not list(run.glob(".*.tmp")) and (run / checkpoint.LATEST).read_bytes() == before
+
+
+def test_eval_and_export_use_the_config_the_weights_were_trained_with(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    run = _copy_run(finished_run, tmp_path)
+    trained = config_lib.load(run / "config.yaml")
+    edited = (run / "config.yaml").read_text().replace("hidden:\n  - 32\n  - 32", "hidden:\n  - 8")
+    edited = edited.replace("threshold: null", "threshold: 0.9")
+    assert edited.count("- 8") >= 1 and "threshold: 0.9" in edited
+    (run / "config.yaml").write_text(edited)
+    assert cli.main(["export", "--run-dir", str(run), "--out", str(tmp_path / "bundle")]) == 0
+    err = capsys.readouterr().err
+    assert "cost.threshold" in err and "sac.hidden" in err and "using the stored one" in err, err
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    assert manifest["config_hash"] == config_lib.config_hash(trained)
+    assert manifest["cost_threshold"] == pytest.approx(trained.cost.gamma**trained.train.risk_horizon)
+    assert cli.main(["eval", "--run-dir", str(run), "--episodes", "1"]) == 0  # no size-mismatch traceback
 
 
 def test_checkpoint_with_pickled_object_is_refused(tmp_path: Path) -> None:
