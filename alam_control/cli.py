@@ -1,5 +1,5 @@
-"""The ``alam`` command: ``alam train``, ``alam eval``, ``alam export``, ``alam calibrate``, ``alam riskmap``,
-``alam sweep`` and ``alam report``."""
+"""The ``alam`` command: ``alam train``, ``alam eval``, ``alam export``, ``alam calibrate``, ``alam bundle``,
+``alam riskmap``, ``alam sweep`` and ``alam report``."""
 
 from __future__ import annotations
 
@@ -32,6 +32,22 @@ def _train(args: argparse.Namespace) -> int:
     print(json.dumps(summary, indent=2))
     print(f"run directory: {run_dir}")
     return 0
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (an episode count of 0 is a mistake, not an empty result)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _writable_file(text: str) -> str:
+    """argparse type: a file path whose folder exists (checked before any work, not after it)."""
+    folder = Path(text).expanduser().parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"folder {folder} does not exist")
+    return text
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -144,6 +160,16 @@ def _riskmap(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bundle(args: argparse.Namespace) -> int:
+    from alam_control.runtime.bundle import read_manifest, write_manifest
+
+    # rehash: everything but the signature is checked (schema, file hashes), then the manifest is signed as is.
+    manifest = read_manifest(args.bundle, verify_signature=False)
+    write_manifest(Path(args.bundle), manifest)
+    print(f"{args.bundle}/manifest.json validated and re-signed")
+    return 0
+
+
 def _sweep(args: argparse.Namespace) -> int:
     from alam_control import sweep
 
@@ -182,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--risk-low", type=float, help="with --monitor: override the manifest's risk_low")
     p.add_argument("--engage-ticks", type=int, default=3)
     p.add_argument("--release-dwell-s", type=float, default=1.0)
-    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--episodes", type=_positive_int, default=10)
     p.add_argument("--seed", type=int, default=None, help="first episode seed (default: the run's eval seeds)")
     p.add_argument("--randomize", action="store_true", help="domain randomization on (the training ranges)")
     p.add_argument(
@@ -191,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="randomization K times as wide as the training ranges (implies --randomize; sim defaults for a bundle)",
     )
-    p.add_argument("--video", metavar="OUT.mp4", help="record the episodes (MuJoCo offscreen rendering)")
+    p.add_argument("--video", type=_writable_file, metavar="OUT.mp4", help="record the episodes (MuJoCo offscreen)")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("export", help="write an ONNX + manifest bundle from a run's latest checkpoint")
@@ -207,17 +233,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="pick risk_high/risk_low for a bundle from rollouts; writes its manifest")
     p.add_argument("--bundle", required=True)
-    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--episodes", type=_positive_int, default=20)
     p.add_argument("--recall", type=float, default=0.9, help="share of pre-violation steps risk_high must flag")
     p.add_argument("--horizon", type=int, default=20, help="H of 'a violation within the next H steps'")
     p.add_argument("--no-randomize", action="store_true", help="calibrate on the nominal model")
-    p.add_argument("--plot", metavar="OUT.png", help="also draw the reliability diagram")
+    p.add_argument("--plot", type=_writable_file, metavar="OUT.png", help="also draw the reliability diagram")
     p.set_defaults(func=_calibrate)
+
+    p = sub.add_parser("bundle", help="bundle maintenance: `alam bundle rehash` re-signs a hand-edited manifest")
+    p.add_argument("action", choices=["rehash"], help="rehash: validate manifest.json and sign it as it is now")
+    p.add_argument("--bundle", required=True, help="bundle directory")
+    p.set_defaults(func=_bundle)
 
     p = sub.add_parser("riskmap", help="lambda(s) of bundles over a 2-D state slice, next to the violation region")
     p.add_argument("--bundle", action="append", required=True, help="bundle directory (repeat: one row each)")
     p.add_argument("--label", action="append", help="row label per --bundle (default: the directory name)")
-    p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument("--out", required=True, type=_writable_file, help="PNG to write (its folder must exist)")
     p.add_argument("--grid", type=int, default=41, help="cells per axis (default 41)")
     p.add_argument("--horizon", type=int, default=20, help="H of 'a violation within the next H steps'")
     p.add_argument("--seed", type=int, default=0, help="episode seed of the scene (diff-drive pillar layout)")

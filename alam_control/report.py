@@ -76,7 +76,12 @@ def find_runs(sweep_dir: str | Path) -> tuple[list[RunResult], list[Path]]:
             unfinished.append(run)
             continue
         config = _flatten(yaml.safe_load(cfg_path.read_text()) or {})
-        summary = json.loads((run / "summary.json").read_text())  # NaN is valid here (Python's json writes it)
+        try:
+            summary = json.loads((run / "summary.json").read_text())  # NaN is valid here (Python's json writes it)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{run / 'summary.json'} is not valid JSON ({err}); rerun or remove that run") from None
+        if not isinstance(summary, dict):
+            raise ValueError(f"{run / 'summary.json'} is not a run summary (a JSON object)")
         if summary.get("steps") != config.get("train.total_steps"):
             unfinished.append(run)  # a summary from before the step budget was extended
             continue

@@ -178,6 +178,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     """
     run_dir = Path(run_dir)
     tc = cfg.train
+    config_lib.check_device_available(tc.device)
     torch.set_num_threads(tc.threads)
     # Tiny gradients late in training become denormal floats, which the CPU handles ~100x slower (measured: a
     # sac_alam update went from 15.3 to 10.9 ms with flushing on). Flushing them to zero changes nothing we need.
@@ -199,6 +200,11 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     if resume:
         state, path = checkpoint.load_latest(run_dir)
         _check_resumable(cfg, config_lib.from_dict(state["config"]))
+        if state["loop"]["step"] > tc.total_steps:
+            raise checkpoint.CheckpointError(
+                f"cannot resume with train.total_steps {tc.total_steps}: the run is already at step "
+                f"{state['loop']['step']} ({path.name}); give a total of at least that"
+            )
         agent.load_state_dict(state["agent"])
         buffer.load_state_dict(state["buffer"])
         generator.set_state(state["generator"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -151,19 +152,39 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+SIGNATURE_KEY = "manifest_sha256"
+"""The manifest's own hash: sha256 of its canonical JSON without this key. Written by `alam export`,
+`alam calibrate` and `alam bundle rehash`; a manifest edited by hand no longer matches and is refused. It guards
+against accidental and unnoticed edits of safety-relevant fields (thresholds, bounds, period), not against an
+attacker who can write the bundle directory: anyone can recompute it, as `rehash` does."""
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of `manifest` without its SIGNATURE_KEY."""
+    body = {k: v for k, v in manifest.items() if k != SIGNATURE_KEY}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def write_manifest(bundle: Path, manifest: dict[str, Any]) -> None:
-    """Writes manifest.json atomically (temp file + rename), e.g. after calibration sets the risk thresholds."""
+    """Writes manifest.json signed (SIGNATURE_KEY) and atomically (temp file + rename), e.g. after calibration
+    sets the risk thresholds."""
+    signed = {k: v for k, v in manifest.items() if k != SIGNATURE_KEY}
+    signed[SIGNATURE_KEY] = manifest_digest(signed)
     tmp = Path(bundle) / (MANIFEST_FILE + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.write_text(json.dumps(signed, indent=2) + "\n")
     os.replace(tmp, Path(bundle) / MANIFEST_FILE)
 
 
-def read_manifest(path: str | Path) -> dict[str, Any]:
-    """Reads and checks a bundle's manifest and file hashes, without loading the policy.
+def read_manifest(path: str | Path, *, verify_signature: bool = True) -> dict[str, Any]:
+    """Reads and checks a bundle's manifest (schema, signature) and file hashes, without loading the policy.
+
+    Args:
+        verify_signature: False only for `alam bundle rehash`, which re-signs a manifest after checking the rest.
 
     Raises:
-        BundleError: Naming the problem: missing directory or manifest, invalid JSON, unknown format version,
-            missing keys, inconsistent dimensions, a listed file missing or with another sha256.
+        BundleError: Naming the problem: missing directory or manifest, invalid JSON, unknown format version, a
+            manifest edited since it was signed, a field of the wrong type or out of range (see
+            `validate_manifest`), a listed file missing, outside the bundle, a symlink, or with another sha256.
     """
     path = Path(path)
     if not path.is_dir():
@@ -185,21 +206,24 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
             f"{manifest_path}: format_version {manifest['format_version']!r}, this runtime reads {FORMAT_VERSION}; "
             "re-export the bundle with this package version"
         )
-    obs_dim, act_dim = manifest["obs_dim"], manifest["act_dim"]
-    stops = [stop for _, stop in manifest["obs_layout"].values()]
-    if not stops or max(stops) != obs_dim:
-        raise BundleError(f"{manifest_path}: obs_layout covers {max(stops, default=0)} entries, obs_dim is {obs_dim}")
-    for key in ("action_low", "action_high"):
-        if len(manifest[key]) != act_dim:
-            raise BundleError(f"{manifest_path}: {key} has {len(manifest[key])} entries, act_dim is {act_dim}")
-    if manifest["ros_interface"] not in ("joint", "diff_drive"):
-        raise BundleError(f"{manifest_path}: unknown ros_interface {manifest['ros_interface']!r}")
-    if manifest.get("risk_signal") not in (None, *RISK_SIGNALS):
-        raise BundleError(f"{manifest_path}: unknown risk_signal {manifest['risk_signal']!r}; one of {RISK_SIGNALS}")
-    if POLICY_FILE not in manifest["files"]:
-        raise BundleError(f"{manifest_path}: files does not list {POLICY_FILE}")
+    if verify_signature:
+        signature = manifest.get(SIGNATURE_KEY)
+        if signature != manifest_digest(manifest):
+            state = (
+                f"has no {SIGNATURE_KEY} (an older export, or edited)"
+                if signature is None
+                else f"does not match its {SIGNATURE_KEY}: it was edited after `alam export` / `alam calibrate`"
+            )
+            raise BundleError(
+                f"{manifest_path} {state}; if its contents are what you want, re-sign it with "
+                f"`alam bundle rehash --bundle {path}` (which validates it first)"
+            )
+    validate_manifest(manifest, manifest_path)
+    root = path.resolve()
     for name, expected in manifest["files"].items():
         file = path / name
+        if file.is_symlink() or file.resolve().parent != root:
+            raise BundleError(f"{manifest_path}: file {name!r} is not a plain file inside the bundle directory")
         if not file.is_file():
             raise BundleError(f"{path}: {name} is listed in the manifest but missing")
         actual = file_sha256(file)
@@ -209,6 +233,107 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
                 "the bundle was modified or corrupted after export"
             )
     return manifest
+
+
+def validate_manifest(manifest: dict[str, Any], where: str | Path = MANIFEST_FILE) -> None:
+    """Checks every field's type and range (the manifest schema, DESIGN.md section 5).
+
+    Raises:
+        BundleError: Naming the field, its value and what is allowed.
+    """
+
+    def fail(message: str) -> None:
+        raise BundleError(f"{where}: {message}")
+
+    def integer(key: str, low: int) -> int:
+        value = manifest[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            fail(f"{key} must be an integer >= {low}, got {value!r}")
+        return value
+
+    def number(key: str, value: Any, low: float = -math.inf, high: float = math.inf, open_low: bool = False) -> float:
+        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+        if not ok or value < low or value > high or (open_low and value == low):
+            bracket = "(" if open_low else "["
+            fail(f"{key} must be a finite number in {bracket}{low}, {high}], got {value!r}")
+        return float(value)
+
+    if not isinstance(manifest["task"], str) or not manifest["task"]:
+        fail(f"task must be a task name, got {manifest['task']!r}")
+    obs_dim, act_dim = integer("obs_dim", 1), integer("act_dim", 1)
+    layout = manifest["obs_layout"]
+    if not isinstance(layout, dict) or not layout:
+        fail(f"obs_layout must map part names to [start, stop], got {layout!r}")
+    for part, span in layout.items():
+        ok = isinstance(span, list) and len(span) == 2 and all(type(i) is int for i in span)
+        if not ok or not 0 <= span[0] < span[1] <= obs_dim:
+            fail(f"obs_layout.{part} must be [start, stop] with 0 <= start < stop <= obs_dim ({obs_dim}), got {span!r}")
+    stops = [stop for _, stop in layout.values()]
+    if max(stops) != obs_dim:
+        fail(f"obs_layout covers {max(stops)} entries, obs_dim is {obs_dim}")
+    bounds = {}
+    for key in ("action_low", "action_high"):
+        values = manifest[key]
+        if not isinstance(values, list):
+            fail(f"{key} must be a list of {act_dim} numbers, got {values!r}")
+        if len(values) != act_dim:
+            fail(f"{key} has {len(values)} entries, act_dim is {act_dim}")
+        bounds[key] = [number(f"{key}[{i}]", v) for i, v in enumerate(values)]
+    if any(lo >= hi for lo, hi in zip(bounds["action_low"], bounds["action_high"], strict=True)):
+        fail(f"action_low {bounds['action_low']} must be below action_high {bounds['action_high']} in every entry")
+    number("control_period_s", manifest["control_period_s"], 0.0, 10.0, open_low=True)
+    if manifest["ros_interface"] not in ("joint", "diff_drive"):
+        fail(f"unknown ros_interface {manifest['ros_interface']!r}; one of joint, diff_drive")
+    if not isinstance(manifest["deploy"], dict):
+        fail(f"deploy must be an object, got {manifest['deploy']!r}")
+    number("cost_threshold", manifest["cost_threshold"])
+    signal = manifest.get("risk_signal")
+    if signal not in (None, *RISK_SIGNALS):
+        fail(f"unknown risk_signal {signal!r}; one of {RISK_SIGNALS}")
+    cap = manifest.get("lambda_max")
+    if cap is not None:
+        number("lambda_max", cap, 0.0, open_low=True)
+    _validate_thresholds(manifest, signal or "lambda", cap, number, fail)
+    files = manifest["files"]
+    if not isinstance(files, dict) or POLICY_FILE not in files:
+        fail(f"files must map file names to sha256 and list {POLICY_FILE}, got {files!r}")
+    for name, digest in files.items():
+        if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", "..", MANIFEST_FILE):
+            fail(f"files: {name!r} is not a plain file name inside the bundle directory")
+        if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+            fail(f"files.{name} must be a hex sha256, got {digest!r}")
+    if not isinstance(manifest["config_hash"], str):
+        fail(f"config_hash must be a string, got {manifest['config_hash']!r}")
+
+
+def _validate_thresholds(manifest: dict[str, Any], signal: str, cap: float | None, number, fail) -> None:
+    """risk_high / risk_low: both null (uncalibrated) or finite with risk_low <= risk_high, inside the range of risk
+    the calibration saw (its reliability table's first and last bin), and inside [0, lambda_max] for lambda."""
+    high, low = manifest["risk_high"], manifest["risk_low"]
+    if high is None and low is None:
+        return
+    if high is None or low is None:
+        fail(f"risk_high and risk_low must both be set or both null, got {high!r}, {low!r}")
+    high, low = number("risk_high", high), number("risk_low", low)
+    if low > high:
+        fail(f"risk_low ({low}) must be <= risk_high ({high})")
+    if signal == "lambda" and cap is not None:
+        number("risk_high", high, 0.0 - 1e-6, cap)
+        number("risk_low", low, 0.0 - 1e-6, cap)
+    table = (
+        (manifest.get("calibration") or {}).get("reliability")
+        if isinstance(manifest.get("calibration"), dict)
+        else None
+    )
+    if table:
+        seen_low, seen_high = float(table[0]["bin_low"]), float(table[-1]["bin_high"])
+        slack = 1e-6 + 1e-3 * (seen_high - seen_low)  # calibration sets thresholds just below a quantile
+        for key, value in (("risk_high", high), ("risk_low", low)):
+            if not seen_low - slack <= value <= seen_high:
+                fail(
+                    f"{key} {value} is outside the range of {signal} the calibration saw [{seen_low:.6g}, "
+                    f"{seen_high:.6g}]: the monitor would never (or always) engage"
+                )
 
 
 def load_bundle(path: str | Path, task: str | None = None) -> Bundle:

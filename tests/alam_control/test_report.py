@@ -147,7 +147,7 @@ def test_an_ablation_grid_is_not_averaged_together(tmp_path: Path) -> None:
 
 def test_labelled_ablations_are_their_own_rows_and_per_task_budgets_are_not_settings(tmp_path: Path) -> None:
     variants = {"alam": [], "ascent": ["algo.multiplier_update=ascent", "algo.label=alam_ascent"]}
-    for task, steps in (("cartpole-safe_swingup", 400), ("walker-safe_walk", 600)):
+    for task, steps in (("cartpole-safe_swingup", 4000), ("walker-safe_walk", 6000)):
         for name, overrides in variants.items():
             for seed in (0, 1):
                 _fake_run(tmp_path, f"{task}-{name}-s{seed}",

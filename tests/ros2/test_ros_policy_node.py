@@ -15,6 +15,7 @@ from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from ros_harness import ERROR, OK, STALE, WARN, DiffDriveInputs, JointInputs, PolicyOutputs, command_values, wait_until
 
+from alam_control.runtime.bundle import write_manifest
 from sim import diffdrive
 
 # Fast monitor settings: smoke bundles' lambda is tiny, so these thresholds never trigger on risk.
@@ -232,13 +233,13 @@ def _wrong_dimensions(bundle: Path):
     manifest = json.loads((bundle / "manifest.json").read_text())
     manifest["obs_dim"] += 1
     manifest["obs_layout"]["ranges"][1] += 1
-    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(bundle, manifest)
 
 
 def _format_version(bundle: Path):
     manifest = json.loads((bundle / "manifest.json").read_text())
     manifest["format_version"] = 99
-    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(bundle, manifest)
 
 
 def _keep(bundle: Path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -89,6 +90,82 @@ def test_mismatched_manifest_is_refused(smoke_bundle: Path, tmp_path: Path, edit
     write_manifest(bundle, manifest)
     with pytest.raises(BundleError, match=message):
         load_bundle(bundle)
+
+
+# Hand edits a hostile or careless user might make, each re-signed (so the schema, not the signature, must catch
+# it) and each refused with the field named.
+SCHEMA_EDITS = [
+    (lambda m: m.update(risk_high=1e9, risk_low=0.0), "risk_high must be a finite number in"),  # monitor off
+    (lambda m: m.update(risk_high="abc", risk_low=0.0), "risk_high must be a finite number"),
+    (lambda m: m.update(risk_high=0.5, risk_low=0.8), "risk_low (0.8) must be <= risk_high"),
+    (lambda m: m.update(risk_high=0.5, risk_low=None), "both be set or both null"),
+    (lambda m: m.update(risk_high=float("nan"), risk_low=0.0), "risk_high must be a finite number"),
+    (lambda m: m.update(action_low=[0], action_high=[0]), "must be below action_high"),
+    (lambda m: m.update(action_low=[float("inf")]), "action_low[0] must be a finite number"),
+    (lambda m: m.update(control_period_s=-1), "control_period_s must be a finite number in (0.0"),
+    (lambda m: m.update(obs_dim="5"), "obs_dim must be an integer >= 1, got '5'"),
+    (lambda m: m.update(obs_dim=True), "obs_dim must be an integer"),
+    (lambda m: m.update(lambda_max=-1.0), "lambda_max must be a finite number"),
+    (lambda m: m.update(risk_signal="Q"), "unknown risk_signal"),
+    (lambda m: m.update(obs_layout={"x": [3, 2]}), "obs_layout.x must be [start, stop]"),
+    (lambda m: m["files"].update({"../escape.onnx": "0" * 64}), "not a plain file name inside the bundle"),
+    (lambda m: m["files"].update({"/etc/passwd": "0" * 64}), "not a plain file name inside the bundle"),
+    (lambda m: m["files"].update({"policy.onnx": "abc"}), "must be a hex sha256"),
+    (lambda m: m.update(deploy=[]), "deploy must be an object"),
+]
+
+
+@pytest.mark.parametrize(("edit", "message"), SCHEMA_EDITS)
+def test_manifest_schema_names_the_field(smoke_bundle: Path, tmp_path: Path, edit, message: str) -> None:
+    bundle = copy_bundle(smoke_bundle, tmp_path)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    edit(manifest)
+    write_manifest(bundle, manifest)
+    with pytest.raises(BundleError, match=re.escape(message)):
+        load_bundle(bundle)
+
+
+def test_a_hand_edit_is_refused_until_rehashed(smoke_bundle: Path, tmp_path: Path, capsys) -> None:
+    from alam_control import cli
+
+    bundle = copy_bundle(smoke_bundle, tmp_path)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    (bundle / "manifest.json").write_text(json.dumps(dict(manifest, control_period_s=0.05)))
+    with pytest.raises(BundleError, match="does not match its manifest_sha256.*alam bundle rehash"):
+        load_bundle(bundle)
+    assert cli.main(["bundle", "rehash", "--bundle", str(bundle)]) == 0
+    assert load_bundle(bundle).manifest["control_period_s"] == 0.05
+    # rehash validates before it signs: an invalid edit stays refused.
+    (bundle / "manifest.json").write_text(json.dumps(dict(manifest, risk_high=1e9, risk_low=0.0)))
+    assert cli.main(["bundle", "rehash", "--bundle", str(bundle)]) == 2
+    assert "risk_high must be a finite number" in capsys.readouterr().err
+    with pytest.raises(BundleError, match="manifest_sha256"):
+        load_bundle(bundle)
+
+
+def test_listed_files_must_be_plain_files_inside_the_bundle(smoke_bundle: Path, tmp_path: Path) -> None:
+    bundle = copy_bundle(smoke_bundle, tmp_path)
+    outside = tmp_path / "outside.onnx"
+    outside.write_bytes((bundle / "policy.onnx").read_bytes())
+    (bundle / "policy.onnx").unlink()
+    (bundle / "policy.onnx").symlink_to(outside)  # same bytes, same hash, but not the bundle's own file
+    with pytest.raises(BundleError, match="not a plain file inside the bundle"):
+        load_bundle(bundle)
+
+
+def test_calibrated_thresholds_must_lie_in_the_calibrated_range(tmp_path: Path) -> None:
+    bundle = Path(shutil.copytree(REPO / "bundles" / "diffdrive", tmp_path / "b"))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert load_bundle(bundle).manifest["risk_high"] == manifest["risk_high"]  # the shipped bundle passes
+    table = [dict(row) for row in manifest["calibration"]["reliability"]]
+    table[0]["bin_low"], table[-1]["bin_high"] = 0.1, 2.0  # as if the calibration had seen lambda in [0.1, 2]
+    calibration = dict(manifest["calibration"], reliability=table)
+    for high, low in ((3.0, 0.5), (1.0, 0.01)):  # within [0, lambda_max] but outside what was seen
+        write_manifest(bundle, dict(manifest, calibration=calibration, risk_high=high, risk_low=low))
+        with pytest.raises(BundleError, match="outside the range of lambda the calibration saw"):
+            load_bundle(bundle)
+    write_manifest(bundle, dict(manifest, calibration=calibration, risk_high=1.0, risk_low=0.5))
+    assert load_bundle(bundle).manifest["risk_low"] == 0.5
 
 
 def test_missing_and_foreign_bundles(smoke_bundle: Path, tmp_path: Path) -> None:
