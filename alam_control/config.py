@@ -421,7 +421,7 @@ def _ranges(cfg: Config) -> list[tuple[str, float, float, float, bool, bool]]:
         ("multiplier.target_tau", m.target_tau, 0.0, 1.0, True, False),
         ("multiplier.lambda_max", m.lambda_max, 0.0, inf, True, False),
         ("multiplier.scalar_init", m.scalar_init, 0.0, inf, False, False),
-        ("multiplier.scalar_lr", m.scalar_lr, 0.0, inf, True, False),
+        ("multiplier.scalar_lr", m.scalar_lr, 0.0, inf, False, False),  # 0: a PID without its I term
         ("multiplier.pid_kp", m.pid_kp, 0.0, inf, False, False),
         ("multiplier.pid_kd", m.pid_kd, 0.0, inf, False, False),
         ("multiplier.pid_delta_decay", m.pid_delta_decay, 0.0, 1.0, False, True),

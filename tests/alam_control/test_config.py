@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+import sim
 from alam_control import config as config_lib
 from alam_control.config import Config, ConfigError
 
@@ -163,3 +166,118 @@ def test_randomization_ranges_load(tmp_path: Path) -> None:
     text = "randomize: true\nrandomization:\n  mass: [0.5, 2]\n  action_delay: [1, 3]\n"
     cfg = config_lib.load(write(tmp_path, text))
     assert cfg.randomize and cfg.randomization.mass == (0.5, 2.0) and cfg.randomization.action_delay == (1, 3)
+
+
+# --- property: every field, any invalid value -> a ConfigError that names the field ----------------------------
+
+_FIELDS = []
+
+
+def _walk(cls: type, prefix: str = "") -> None:
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            _walk(tp, f"{prefix}{f.name}.")
+        else:
+            _FIELDS.append((f"{prefix}{f.name}", tp))
+
+
+_walk(config_lib.Config)
+_WITH_OPTIONALS = config_lib.from_dict({"multiplier": {"dual_decay": 0.1}})  # optional fields set, so ranged too
+_RANGES = {key: (low, high, lo_open, hi_open) for key, _, low, high, lo_open, hi_open in
+           config_lib._ranges(_WITH_OPTIONALS)}  # fmt: skip
+# Strings whose every value is valid: nothing invalid to draw but the wrong type.
+_FREE_TEXT = {"algo.label", "train.device"}
+
+
+def _invalid(key: str, tp) -> st.SearchStrategy:
+    """Values that must be refused for `key` of annotation `tp`."""
+    import math
+    import typing
+
+    wrong_type = st.one_of(st.dictionaries(st.text(max_size=3), st.integers(), min_size=1, max_size=2),
+                           st.just([["nested"]]))  # fmt: skip
+    args = typing.get_args(tp)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), tp) if optional else tp
+    origin = typing.get_origin(base)
+    if base is bool:
+        return st.one_of(wrong_type, st.integers(), st.text(max_size=4), st.floats(allow_nan=False))
+    if base in (int, float):
+        values = [wrong_type, st.text(min_size=1, max_size=4).filter(lambda t: not _is_number(t)), st.booleans(),
+                  st.sampled_from([math.nan, math.inf, -math.inf])]  # fmt: skip
+        if base is int:
+            values.append(st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: x != int(x)))
+        if key in _RANGES:
+            low, high, lo_open, hi_open = _RANGES[key]
+            below = st.floats(max_value=low, allow_nan=False, allow_infinity=False, exclude_max=not lo_open)
+            above = st.floats(min_value=high, allow_nan=False, allow_infinity=False, exclude_min=not hi_open)
+            if base is int:
+                below = st.integers(max_value=int(low) - (0 if lo_open else 1))
+                above = st.integers(min_value=int(high) + (0 if hi_open else 1)) if high != math.inf else st.nothing()
+            values += [below, above if high != math.inf else st.nothing()]
+        return st.one_of(values)
+    if origin is tuple:
+        bad_items = st.lists(st.one_of(st.text(min_size=1, max_size=3), wrong_type), min_size=1, max_size=3)
+        values = [wrong_type, st.text(min_size=1, max_size=4), bad_items]
+        if key.endswith("hidden"):
+            values += [st.just([]), st.lists(st.integers(max_value=0), min_size=1, max_size=3)]
+        return st.one_of(values)
+    if origin is typing.Literal:
+        return st.one_of(wrong_type, st.text(max_size=8).filter(lambda t: t not in typing.get_args(base)))
+    if base is str:
+        if key == "task":
+            return st.one_of(wrong_type, st.text(max_size=12).filter(lambda t: t not in sim.TASKS))
+        return wrong_type  # free text: only the type can be wrong
+    raise AssertionError(f"no invalid-value strategy for {key}: {tp}")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_invalid_value_of_any_field_is_a_named_error(data) -> None:
+    key, tp = data.draw(st.sampled_from(_FIELDS), label="field")
+    value = data.draw(_invalid(key, tp), label="value")
+    nested: dict = {}
+    node = nested
+    *sections, leaf = key.split(".")
+    for section in sections:
+        node = node.setdefault(section, {})
+    node[leaf] = value
+    with pytest.raises(ConfigError) as err:
+        config_lib.from_dict(nested)
+    assert key in str(err.value) or (key.startswith("randomization.") and "randomization" in str(err.value)), (
+        key, value, str(err.value))  # fmt: skip
+
+
+# Numeric fields with no range of their own: any finite value is meaningful (or a rule elsewhere checks them).
+_UNBOUNDED = {
+    "multiplier.init_bias",  # the multiplier's initial logit: any real
+    "sac.log_std_min", "sac.log_std_max",  # any reals with min < max (checked as a pair)
+    "sac.target_entropy",  # any real; None = -action_dim
+    "cost.threshold",  # its range depends on cost.critic (checked in validate)
+    "randomization.obs_noise",  # sim.Randomization checks its own fields
+}  # fmt: skip
+
+
+def test_every_numeric_field_has_a_range() -> None:
+    """The property test above draws out-of-range values from config._ranges: a field missing there would be
+    untested, so a numeric field must be either ranged or listed as unbounded here, with its reason."""
+    import typing
+
+    numeric = {
+        key for key, tp in _FIELDS if typing.get_origin(tp) is not tuple and {int, float} & {tp, *typing.get_args(tp)}
+    }
+    assert numeric - set(_RANGES) - _UNBOUNDED == set()
+    assert set(_RANGES) & _UNBOUNDED == set()

@@ -435,7 +435,7 @@ def test_a_failing_trial_is_reported_and_the_others_finish(tmp_path: Path) -> No
     assert proc.returncode == 1, out
     records = {t["name"]: t for t in sweep.read_manifest(tmp_path / "sweep")["trials"]}
     assert records["train.device=cpu"]["status"] == "done"
-    bad = records["train.device=cuda:99"]
+    bad = records["train.device=cuda_99"]  # ":" is not safe in a directory name
     assert bad["status"] == "failed" and "train.device is 'cuda:99'" in bad["error"]
-    assert "train.device=cuda:99: FAILED" in out and "rerun with --resume" in out
-    assert len(_attempts(tmp_path / "sweep" / "trials" / "train.device=cuda:99")) == 1  # not retried
+    assert "train.device=cuda_99: FAILED" in out and "rerun with --resume" in out
+    assert len(_attempts(tmp_path / "sweep" / "trials" / "train.device=cuda_99")) == 1  # not retried

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alam_control.runtime import (
     BundleError,
@@ -25,7 +27,7 @@ from alam_control.runtime import (
     make_fallback,
     yaw_from_quaternion,
 )
-from alam_control.runtime.bundle import write_manifest
+from alam_control.runtime.bundle import RISK_SIGNALS, validate_manifest, write_manifest
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -374,3 +376,50 @@ def test_diff_drive_observation() -> None:
         build((math.nan, 1.0, 0.0), (0.0, 0.0), (1.0, 3.0), np.full(16, 2.0))
     with pytest.raises(InputFault, match="nonfinite:goal_pose"):
         build((0.0, 1.0, 0.0), (0.0, 0.0), (math.inf, 3.0), np.full(16, 2.0))
+
+
+# --- property: every manifest field, any invalid value -> a BundleError that names the field ------------------
+
+_SHIPPED_MANIFEST = json.loads((REPO / "bundles" / "diffdrive" / "manifest.json").read_text())
+_WRONG_TYPE = st.one_of(st.text(max_size=4), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+                        st.lists(st.text(max_size=2), min_size=1, max_size=2), st.booleans())  # fmt: skip
+_NONFINITE = st.sampled_from([math.nan, math.inf, -math.inf])
+_NOT_A_NUMBER = st.one_of(_NONFINITE, st.text(max_size=4), st.booleans(), st.just([1.0]))
+_INVALID = {
+    "task": st.one_of(st.just(""), st.integers(), st.none(), st.just(["diffdrive"])),
+    "obs_dim": st.one_of(st.integers(max_value=0), st.floats(allow_nan=False), st.text(max_size=3), st.booleans()),
+    "act_dim": st.one_of(st.integers(max_value=0), st.floats(allow_nan=False), st.text(max_size=3), st.booleans()),
+    "obs_layout": st.one_of(_WRONG_TYPE.filter(lambda v: not isinstance(v, dict) or v),
+                            st.fixed_dictionaries({"x": st.lists(st.integers(-5, 40), max_size=3)})),
+    "action_low": st.one_of(_WRONG_TYPE, st.lists(_NOT_A_NUMBER, min_size=2, max_size=2), st.just([-0.5])),
+    "action_high": st.one_of(_WRONG_TYPE, st.lists(_NOT_A_NUMBER, min_size=2, max_size=2),
+                             st.just([-0.5, -2.0]), st.just([1, 2, 3])),
+    "control_period_s": st.one_of(_NOT_A_NUMBER, st.floats(max_value=0.0), st.floats(min_value=10.001)),
+    "ros_interface": st.one_of(_WRONG_TYPE, st.none()),
+    "deploy": st.one_of(st.text(max_size=3), st.integers(), st.lists(st.integers(), max_size=2), st.none()),
+    "cost_threshold": _NOT_A_NUMBER,
+    "risk_signal": st.one_of(st.text(max_size=6).filter(lambda t: t not in RISK_SIGNALS), st.integers()),
+    "lambda_max": st.one_of(_NOT_A_NUMBER, st.floats(max_value=0.0)),
+    "risk_high": st.one_of(_NOT_A_NUMBER, st.floats(min_value=10.001), st.floats(max_value=-0.001)),
+    "risk_low": st.one_of(_NOT_A_NUMBER, st.floats(min_value=0.83), st.floats(max_value=-0.001)),
+    "files": st.one_of(_WRONG_TYPE, st.dictionaries(
+        st.sampled_from(["../x", "/etc/passwd", "a/b", "..", "manifest.json", ""]), st.just("0" * 64), min_size=1),
+        st.just({"policy.onnx": "not a hash"})),
+    "config_hash": st.one_of(st.integers(), st.none(), st.lists(st.integers(), max_size=1)),
+}  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_any_invalid_manifest_value_is_a_named_error(data) -> None:
+    key = data.draw(st.sampled_from(sorted(_INVALID)), label="field")
+    value = data.draw(_INVALID[key], label="value")
+    with pytest.raises(BundleError) as err:
+        validate_manifest(dict(_SHIPPED_MANIFEST, **{key: value}))
+    named = "risk_high" if key in ("risk_high", "risk_low") else key  # a bad risk_low may be named against risk_high
+    assert key in str(err.value) or named in str(err.value) or (key == "ros_interface" and "ros_interface" in str(
+        err.value)), (key, value, str(err.value))  # fmt: skip
+
+
+def test_validate_manifest_accepts_the_shipped_manifest() -> None:
+    validate_manifest(_SHIPPED_MANIFEST)
