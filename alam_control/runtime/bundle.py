@@ -306,9 +306,32 @@ def validate_manifest(manifest: dict[str, Any], where: str | Path = MANIFEST_FIL
         fail(f"config_hash must be a string, got {manifest['config_hash']!r}")
 
 
+def threshold_bounds(manifest: dict[str, Any]) -> tuple[float, float, str] | None:
+    """(low, high, what) for a risk threshold of this bundle: inside the range of risk its calibration saw (the
+    reliability table's first and last bin), and inside [0, lambda_max] for lambda; None when nothing bounds it.
+
+    A threshold outside that range makes the monitor never (or always) engage: the manifest schema refuses it, and
+    the ROS node refuses it as a parameter unless started with allow_unsafe_parameters.
+    """
+    signal = manifest.get("risk_signal") or "lambda"
+    low, high, what = -math.inf, math.inf, []
+    cap = manifest.get("lambda_max")
+    if signal == "lambda" and isinstance(cap, (int, float)) and not isinstance(cap, bool):
+        low, high = -1e-6, float(cap)
+        what.append(f"[0, lambda_max {cap:g}]")
+    calibration = manifest.get("calibration")
+    table = calibration.get("reliability") if isinstance(calibration, dict) else None
+    if table:
+        seen_low, seen_high = float(table[0]["bin_low"]), float(table[-1]["bin_high"])
+        slack = 1e-6 + 1e-3 * (seen_high - seen_low)  # calibration sets thresholds just below a quantile
+        low, high = max(low, seen_low - slack), min(high, seen_high)
+        what.append(f"the range of {signal} the calibration saw [{seen_low:.6g}, {seen_high:.6g}]")
+    return None if not what else (low, high, " and ".join(what))
+
+
 def _validate_thresholds(manifest: dict[str, Any], signal: str, cap: float | None, number, fail) -> None:
-    """risk_high / risk_low: both null (uncalibrated) or finite with risk_low <= risk_high, inside the range of risk
-    the calibration saw (its reliability table's first and last bin), and inside [0, lambda_max] for lambda."""
+    """risk_high / risk_low: both null (uncalibrated) or finite with risk_low <= risk_high, inside
+    `threshold_bounds`."""
     high, low = manifest["risk_high"], manifest["risk_low"]
     if high is None and low is None:
         return
@@ -317,23 +340,11 @@ def _validate_thresholds(manifest: dict[str, Any], signal: str, cap: float | Non
     high, low = number("risk_high", high), number("risk_low", low)
     if low > high:
         fail(f"risk_low ({low}) must be <= risk_high ({high})")
-    if signal == "lambda" and cap is not None:
-        number("risk_high", high, 0.0 - 1e-6, cap)
-        number("risk_low", low, 0.0 - 1e-6, cap)
-    table = (
-        (manifest.get("calibration") or {}).get("reliability")
-        if isinstance(manifest.get("calibration"), dict)
-        else None
-    )
-    if table:
-        seen_low, seen_high = float(table[0]["bin_low"]), float(table[-1]["bin_high"])
-        slack = 1e-6 + 1e-3 * (seen_high - seen_low)  # calibration sets thresholds just below a quantile
+    bounds = threshold_bounds(manifest)
+    if bounds is not None:
         for key, value in (("risk_high", high), ("risk_low", low)):
-            if not seen_low - slack <= value <= seen_high:
-                fail(
-                    f"{key} {value} is outside the range of {signal} the calibration saw [{seen_low:.6g}, "
-                    f"{seen_high:.6g}]: the monitor would never (or always) engage"
-                )
+            if not bounds[0] <= value <= bounds[1]:
+                fail(f"{key} {value} is outside {bounds[2]}: the monitor would never (or always) engage")
 
 
 def load_bundle(path: str | Path, task: str | None = None) -> Bundle:

@@ -30,8 +30,8 @@ def test_closed_loop_with_sim_bridge(tick_on, diffdrive_bundle, start_node, harn
     start_node(
         "policy_node",
         bundle_dir=diffdrive_bundle,
-        risk_high=1.0e6,
-        risk_low=1.0e6,
+        risk_high=10.0,  # lambda_max: lambda never exceeds it, so the monitor never engages on risk
+        risk_low=10.0,
         release_dwell_s=0.3,
         cmd_vel_stamped=True,
         cmd_vel_stamp_source="scan",
@@ -68,6 +68,8 @@ def test_trained_bundle_reaches_a_goal(start_node, harness):
     start_node("sim_bridge", task="diffdrive-safe_navigate", seed=0, real_time_factor=2.0)
     # The policy drives throughout (thresholds out of reach): this is the closed loop, not the monitor, which
     # test_ros_policy_node.py covers. The bundle reached 6 goals in a 45 s `make demo` (return 14.4 in `alam eval`).
-    start_node("policy_node", bundle_dir=TRAINED_BUNDLE, fallback="retreat", risk_high=1.0e6, risk_low=1.0e6)
+    # The policy alone: thresholds outside the calibrated range, which only allow_unsafe_parameters permits.
+    start_node("policy_node", bundle_dir=TRAINED_BUNDLE, fallback="retreat", risk_high=1.0e6, risk_low=1.0e6,
+               allow_unsafe_parameters=True)  # fmt: skip
     assert wait_until(lambda: any(m.data == "POLICY" for m in mode.since(0.0)), STARTUP_S)
     assert wait_until(lambda: goals.items and goals.last.data >= 1, 20.0), "no goal reached within 40 s of sim time"

@@ -18,11 +18,12 @@ from ros_harness import ERROR, OK, STALE, WARN, DiffDriveInputs, JointInputs, Po
 from alam_control.runtime.bundle import write_manifest
 from sim import diffdrive
 
-# Fast monitor settings: smoke bundles' lambda is tiny, so these thresholds never trigger on risk.
+# Fast monitor settings. Thresholds at lambda_max (10, smoke bundles are uncalibrated): lambda never exceeds it,
+# so the monitor never engages on risk.
 FAST = {
     "control_rate_hz": 20.0,
-    "risk_high": 1.0e6,
-    "risk_low": 1.0e6,
+    "risk_high": 10.0,
+    "risk_low": 10.0,
     "engage_ticks": 3,
     "release_dwell_s": 0.5,
     "obs_timeout_s": 0.3,
@@ -345,15 +346,61 @@ def test_risk_above_threshold_hands_over_and_thresholds_are_live(diffdrive_bundl
         request = SetParameters.Request(parameters=[ParameterMsg(name=name, value=value_msg)])
         return _call(harness, client, request).results[0]
 
-    lam = out.risk.last.data
-    assert set_param("risk_low", lam - 2.0).successful
+    assert set_param("risk_low", 0.0).successful
     t_high = time.monotonic()
-    assert set_param("risk_high", lam - 1.0).successful
+    assert set_param("risk_high", 0.0).successful  # lambda = lambda_max * sigmoid(z) > 0: above it at once
     assert wait_until(lambda: out.mode_is("FALLBACK:risk", t_high), 2.0)
     assert wait_until(lambda: any(level == WARN for level, _ in out.diagnostic_levels(t_high)), 2.0)
-    rejected = set_param("risk_low", lam + 5.0)  # above risk_high
+    rejected = set_param("risk_low", 5.0)  # above risk_high
     assert not rejected.successful and "risk_high" in rejected.reason
-    assert set_param("risk_high", 1.0e6).successful and set_param("risk_low", 1.0e6).successful
+    assert set_param("risk_high", 10.0).successful and set_param("risk_low", 10.0).successful
     t_calm = time.monotonic()
     t_policy = wait_policy(out, t_calm, timeout=3.0)
     assert t_policy - t_calm >= FAST["release_dwell_s"] - 0.05
+
+
+def test_safety_cannot_be_switched_off_from_another_process(diffdrive_bundle, start_node, harness):
+    """risk thresholds beyond [0, lambda_max] and long staleness timeouts are refused at run time; an accepted
+    change is a WARN log and shows on /diagnostics."""
+    from rcl_interfaces.msg import Parameter as ParameterMsg
+    from rcl_interfaces.msg import ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    out = PolicyOutputs(harness)
+    DiffDriveInputs(harness, rate_hz=20.0)
+    node = start_node("policy_node", bundle_dir=diffdrive_bundle, **FAST)
+    client = harness.node.create_client(SetParameters, "/alam_policy_node/set_parameters")
+    wait_policy(out)
+    assert wait_until(client.service_is_ready, 5.0)
+
+    def set_params(**values: float):
+        request = SetParameters.Request(parameters=[
+            ParameterMsg(name=k, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=v))
+            for k, v in values.items()])  # fmt: skip
+        return _call(harness, client, request).results
+
+    off = set_params(risk_high=1.0e9, risk_low=1.0e9)  # what a hostile or careless peer would send
+    assert not any(r.successful for r in off), off
+    assert "outside [0, lambda_max 10]" in off[0].reason
+    stale = set_params(obs_timeout_s=3600.0)[0]
+    assert not stale.successful and "obs_timeout_s 3600.0 is above 0.5 s" in stale.reason
+    t_change = time.monotonic()
+    assert all(r.successful for r in set_params(risk_low=5.0, risk_high=9.0))
+
+    def reported() -> bool:
+        for msg in out.diagnostics.since(t_change):
+            values = {kv.key: kv.value for status in msg.status for kv in status.values}
+            # rclpy's set_parameters service applies (and reports) one parameter at a time.
+            if values.get("parameter_changes") == "2" and values.get("last_parameter_change") == "risk_high=9.0":
+                return True
+        return False
+
+    assert wait_until(reported, 3.0)
+    assert wait_until(lambda: "changed at run time: risk_high=9.0" in node.output(), 3.0)
+    assert "refused a parameter change" in node.output()
+
+
+def test_unsafe_parameters_need_the_opt_in_at_start(diffdrive_bundle, start_node, tmp_path):
+    node = start_node("policy_node", bundle_dir=diffdrive_bundle, **dict(FAST, risk_high=1.0e6, risk_low=1.0e6))
+    assert node.wait(timeout=STARTUP_S) != 0
+    assert "allow_unsafe_parameters" in node.output() and "Traceback" not in node.output()

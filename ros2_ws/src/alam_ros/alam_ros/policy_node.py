@@ -54,6 +54,7 @@ from alam_control.runtime import (
     make_fallback,
     yaw_from_quaternion,
 )
+from alam_control.runtime.bundle import threshold_bounds
 from alam_ros import common
 from alam_ros.common import ConfigError
 
@@ -155,6 +156,14 @@ class PolicyNode(LifecycleNode):
         d(self, "fallback", "stop", "Fallback controller.", choices=FALLBACKS)
         d(
             self,
+            "allow_unsafe_parameters",
+            False,
+            "Lift the safety bounds on risk_high / risk_low (the bundle's calibrated risk range, and [0, lambda_max] "
+            "for lambda) and on obs_timeout_s (max(0.5 s, 5 control periods)), at start and at run time. For "
+            "benchmarks and experiments, never on a robot.",
+        )
+        d(
+            self,
             "max_invalid_beam_fraction",
             0.5,
             "Largest fraction of NaN (invalid) beams tolerated in one trained sector before the scan is a fault.",
@@ -198,18 +207,50 @@ class PolicyNode(LifecycleNode):
         values = {name: common.get(self, name) for name in MONITOR_PARAMETERS}
         values.update({k: v for k, v in (overrides or {}).items() if k in MONITOR_PARAMETERS})
         try:
-            return MonitorConfig.from_manifest(self.bundle.manifest, values)
+            config = MonitorConfig.from_manifest(self.bundle.manifest, values)
         except ValueError as err:
             raise ConfigError(f"parameter {err} (bundle {self.bundle.path})") from None
+        bounds = threshold_bounds(self.bundle.manifest)
+        if bounds is not None and not common.get(self, "allow_unsafe_parameters"):
+            for name in ("risk_high", "risk_low"):
+                value = getattr(config, name)
+                if not bounds[0] <= value <= bounds[1]:
+                    raise ConfigError(
+                        f"parameter {name} {value} is outside {bounds[2]} of bundle {self.bundle.path}: the monitor "
+                        "would never (or always) engage (allow_unsafe_parameters:=true at start lifts this)"
+                    )
+        return config
+
+    def _obs_timeout_limit(self) -> float:
+        """The largest obs_timeout_s allowed without allow_unsafe_parameters: max(0.5 s, 5 control periods)."""
+        if common.get(self, "allow_unsafe_parameters"):
+            return math.inf
+        return max(0.5, 5.0 * float(self.bundle.manifest["control_period_s"]))
+
+    def _check_obs_timeout(self, value: float) -> float:
+        limit = self._obs_timeout_limit()
+        if value > limit:
+            raise ConfigError(
+                f"parameter obs_timeout_s {value} is above {limit:g} s (max(0.5 s, 5 control periods)): stale inputs "
+                "would drive the robot that long (allow_unsafe_parameters:=true at start lifts this)"
+            )
+        return value
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        """Validates live changes (cross-parameter too) and applies them to a configured node."""
+        """Validates live changes (cross-parameter too, and the safety bounds) and applies them to a configured node.
+
+        Each accepted change is logged at WARN and appears on /diagnostics (parameter_changes, last_parameter_change):
+        whoever changes a safety parameter from another process, the operator sees it.
+        """
         changes = {p.name: p.value for p in params if p.name in LIVE}
         if not changes or self.bundle is None:
             return SetParametersResult(successful=True)
         try:
             config = self._monitor_config(changes)
+            if "obs_timeout_s" in changes:
+                self._check_obs_timeout(float(changes["obs_timeout_s"]))
         except ConfigError as err:
+            self.get_logger().warning(f"refused a parameter change {changes}: {err}")
             return SetParametersResult(successful=False, reason=str(err))
         controller = self.controller
         controller.monitor.config = config
@@ -217,7 +258,10 @@ class PolicyNode(LifecycleNode):
             self._obs_timeout = controller.inputs.obs_timeout_s = float(changes["obs_timeout_s"])
         if "max_invalid_beam_fraction" in changes:
             controller.inputs.max_invalid_beam_fraction = float(changes["max_invalid_beam_fraction"])
-        self.get_logger().info(f"parameters changed: {changes}")
+        self._parameter_changes += 1
+        self._last_parameter_change = ", ".join(f"{k}={v}" for k, v in changes.items())
+        self._last_diag = -math.inf  # publish diagnostics at the next tick
+        self.get_logger().warning(f"safety parameters changed at run time: {self._last_parameter_change}")
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------------------------------------ lifecycle
@@ -294,7 +338,7 @@ class PolicyNode(LifecycleNode):
         if rate <= 0.0:
             rate = 1.0 / float(manifest["control_period_s"])
         self._period = 1.0 / rate
-        self._obs_timeout = float(common.get(self, "obs_timeout_s"))
+        self._obs_timeout = self._check_obs_timeout(float(common.get(self, "obs_timeout_s")))
         self._tick_on = common.get(self, "tick_on")
         wanted = {"diff_drive": "scan", "joint": "joint_states"}[self._interface]
         if self._tick_on not in ("timer", wanted):
@@ -350,6 +394,8 @@ class PolicyNode(LifecycleNode):
             self._obs_pub = self.create_publisher(Float32MultiArray, "~/observation", common.STATUS_QOS)
             self._pubs.append(self._obs_pub)
 
+        self._parameter_changes = 0
+        self._last_parameter_change = ""
         # Tick state. Messages reused every tick (a publish copies them out).
         self._risk_msg, self._mode_msg, self._twist = Float32(), String(), Twist()
         self._twist_stamped = TwistStamped()
@@ -498,6 +544,9 @@ class PolicyNode(LifecycleNode):
             "missed_ticks": str(self._missed),
             "overruns": str(self._overruns),
             "switches": str(self.controller.monitor.switches),
+            "parameter_changes": str(self._parameter_changes),
+            "last_parameter_change": self._last_parameter_change,
+            "allow_unsafe_parameters": str(bool(common.get(self, "allow_unsafe_parameters"))).lower(),
             "control_rate_hz": f"{1.0 / self._period:.6g}",
             "tick_on": self._tick_on,
             "fallback": self._fallback_name,
