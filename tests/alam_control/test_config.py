@@ -206,16 +206,23 @@ def _invalid(key: str, tp) -> st.SearchStrategy:
     base = next((a for a in args if a is not type(None)), tp) if optional else tp
     origin = typing.get_origin(base)
     if base is bool:
-        return st.one_of(wrong_type, st.integers(), st.text(max_size=4), st.floats(allow_nan=False))
+        return st.one_of(
+            wrong_type, st.integers(), st.text(max_size=4), st.floats(allow_subnormal=False, allow_nan=False)
+        )
     if base in (int, float):
         values = [wrong_type, st.text(min_size=1, max_size=4).filter(lambda t: not _is_number(t)), st.booleans(),
                   st.sampled_from([math.nan, math.inf, -math.inf])]  # fmt: skip
         if base is int:
-            values.append(st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: x != int(x)))
+            values.append(
+                st.floats(allow_subnormal=False, allow_nan=False, allow_infinity=False).filter(lambda x: x != int(x))
+            )
         if key in _RANGES:
             low, high, lo_open, hi_open = _RANGES[key]
-            below = st.floats(max_value=low, allow_nan=False, allow_infinity=False, exclude_max=not lo_open)
-            above = st.floats(min_value=high, allow_nan=False, allow_infinity=False, exclude_min=not hi_open)
+            # Closed ends: a margin beyond the bound (hypothesis cannot step to the next float without subnormals).
+            below = st.floats(allow_subnormal=False, max_value=low if lo_open else low - 1e-6, allow_nan=False,
+                              allow_infinity=False)  # fmt: skip
+            above = st.floats(allow_subnormal=False, min_value=high if hi_open else high + 1e-6, allow_nan=False,
+                              allow_infinity=False)  # fmt: skip
             if base is int:
                 below = st.integers(max_value=int(low) - (0 if lo_open else 1))
                 above = st.integers(min_value=int(high) + (0 if hi_open else 1)) if high != math.inf else st.nothing()
