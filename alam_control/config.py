@@ -346,6 +346,9 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Config:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except yaml.MarkedYAMLError as err:
+        where = f" (line {err.problem_mark.line + 1})" if err.problem_mark and "line" not in str(err.problem) else ""
+        raise ConfigError(f"{path}: not valid YAML: {err.problem}{where}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if data is None:

@@ -255,7 +255,8 @@ def validate_manifest(manifest: dict[str, Any], where: str | Path = MANIFEST_FIL
         ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
         if not ok or value < low or value > high or (open_low and value == low):
             bracket = "(" if open_low else "["
-            fail(f"{key} must be a finite number in {bracket}{low}, {high}], got {value!r}")
+            where = "" if (low, high) == (-math.inf, math.inf) else f" in {bracket}{low}, {high}]"
+            fail(f"{key} must be a finite number{where}, got {value!r}")
         return float(value)
 
     if not isinstance(manifest["task"], str) or not manifest["task"]:
