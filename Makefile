@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_PIN)
-	$(BIN)/python -m pip install -q -e ".[dev,export,ros,sweep]"
+	$(BIN)/python -m pip install -q -e ".[train,dev,export,ros,sweep]"
 	@touch $(STAMP)
 
 # CPU offscreen rendering for `alam eval --video` (MUJOCO_GL=osmesa). Installed when missing and we are root.

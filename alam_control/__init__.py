@@ -3,3 +3,19 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+# Modules of the `train` extra. A runtime-only install (a robot: numpy and onnxruntime, `alam_control.runtime` and
+# the ROS nodes) lacks them by design; commands that need them say so instead of failing with a traceback.
+TRAIN_STACK = ("torch", "mujoco", "dm_control", "scipy", "gymnasium", "yaml", "tqdm", "tensorboard", "imageio",
+               "matplotlib", "onnx", "onnxscript")  # fmt: skip
+
+
+def missing_train_stack(err: ModuleNotFoundError) -> str | None:
+    """One line telling the user to install the `train` extra, when `err` is about one of its modules; else None."""
+    if (err.name or "").split(".")[0] not in TRAIN_STACK:
+        return None
+    return (
+        f"this command needs the training stack ({err.name} is not installed: this is a runtime-only install); "
+        "install it with: pip install 'alam-control[train,export]' "
+        "(from the repository: pip install -e '.[train,export]')"
+    )

@@ -273,11 +273,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from alam_control.checkpoint import CheckpointError
-    from alam_control.config import ConfigError
-
     try:
+        from alam_control.checkpoint import CheckpointError
+        from alam_control.config import ConfigError
+
         return args.func(args)
+    except ModuleNotFoundError as err:
+        from alam_control import missing_train_stack
+
+        message = missing_train_stack(err) or (str(err) if "training stack" in str(err) else None)
+        if message is None:
+            raise
+        print(f"alam {args.command}: error: {message}", file=sys.stderr)
+        return 2
     except (ConfigError, CheckpointError, FileExistsError, FileNotFoundError, ValueError) as err:
         print(f"alam {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -17,6 +17,15 @@ import sys
 if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
     os.environ.setdefault("MUJOCO_GL", "osmesa" if ctypes.util.find_library("OSMesa") else "egl")
 
+try:
+    import dm_control  # noqa: E402, F401
+except ModuleNotFoundError as _err:  # a runtime-only install (a robot): numpy and onnxruntime, no simulator
+    raise ModuleNotFoundError(
+        f"the simulator needs mujoco and dm-control ({_err.name} is not installed); install the training stack: "
+        "pip install 'alam-control[train]' (from the repository: pip install -e '.[train]')",
+        name=_err.name,
+    ) from None
+
 from sim import (
     cartpole,  # noqa: E402, F401  (importing a domain module registers its tasks)
     diffdrive,  # noqa: E402, F401

@@ -66,13 +66,16 @@ def cartpole_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class NodeProcess:
     """A node under test: `python -m alam_ros.<module> --ros-args -p ...`, output to a log file."""
 
-    def __init__(self, module: str, params: dict[str, Any], env: dict[str, str], log: Path):
-        args = [sys.executable, "-m", f"alam_ros.{module}", "--ros-args"]
+    def __init__(self, module: str, params: dict[str, Any], env: dict[str, str], log: Path, python: str = ""):
+        """python: another interpreter (a second install), run outside the repository so that `-m` imports what
+        that install holds, not the working tree."""
+        args = [python or sys.executable, "-m", f"alam_ros.{module}", "--ros-args"]
         for name, value in params.items():
             args += ["-p", f"{name}:={_param(value)}"]
         self.log = log
         self._file = open(log, "w")  # noqa: SIM115  (closed in stop)
-        self.proc = subprocess.Popen(args, env=env, stdout=self._file, stderr=subprocess.STDOUT, cwd=REPO)
+        cwd = Path(python).parent if python else REPO
+        self.proc = subprocess.Popen(args, env=env, stdout=self._file, stderr=subprocess.STDOUT, cwd=cwd)
 
     def output(self) -> str:
         self._file.flush()
@@ -122,11 +125,13 @@ def ros_env(request: pytest.FixtureRequest) -> dict[str, str]:
 
 @pytest.fixture
 def start_node(ros_env: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest):
-    """start_node(module, **params) -> NodeProcess; all are stopped (SIGINT) at teardown, logs shown on failure."""
+    """start_node(module, [python=, env=,] **params) -> NodeProcess; all are stopped (SIGINT) at teardown, logs
+    shown on failure."""
     procs: list[NodeProcess] = []
 
-    def start(module: str, **params: Any) -> NodeProcess:
-        proc = NodeProcess(module, params, ros_env, tmp_path / f"{module}_{len(procs)}.log")
+    def start(module: str, python: str = "", env: dict[str, str] | None = None, **params: Any) -> NodeProcess:
+        """python / env: another interpreter and environment (a second install) for this node."""
+        proc = NodeProcess(module, params, env or ros_env, tmp_path / f"{module}_{len(procs)}.log", python)
         procs.append(proc)
         return proc
 

@@ -177,6 +177,14 @@ def run_node(name: str, make_node: Callable[[], Node], run: Callable[[Node, Spin
     except ConfigError as err:
         rclpy.logging.get_logger(name).error(f"configuration failed: {err}")
         code = 1
+    except ModuleNotFoundError as err:  # e.g. the sim bridge on a runtime-only (robot) install
+        from alam_control import missing_train_stack
+
+        message = missing_train_stack(err) or (str(err) if "training stack" in str(err) else None)
+        if message is None:
+            raise
+        rclpy.logging.get_logger(name).error(f"cannot start: {message}")
+        code = 1
     finally:
         if node is not None:
             node.destroy_node()
