@@ -122,7 +122,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_setup(bundle: Path, rate: float, tick_on: str, executor: str, duration: float, warmup: float, env) -> dict:
+def run_setup(
+    bundle: Path, rate: float, tick_on: str, executor: str, duration: float, warmup: float, env, record: bool = False
+) -> dict:
     import rclpy
     from alam_ros import common
     from diagnostic_msgs.msg import DiagnosticArray
@@ -146,6 +148,8 @@ def run_setup(bundle: Path, rate: float, tick_on: str, executor: str, duration: 
         "obs_timeout_s": 0.5,
         "diagnostics_period_s": 0.5,
     }
+    if record:  # the node writes its run to an MCAP file (alam_ros.recorder)
+        params["record"] = tempfile.NamedTemporaryFile(suffix=".mcap", delete=False).name
     cmd = [sys.executable, "-m", "alam_ros.policy_node", "--ros-args"]
     for k, v in params.items():
         cmd += ["-p", f"{k}:={v}"]
@@ -273,6 +277,7 @@ def run_setup(bundle: Path, rate: float, tick_on: str, executor: str, duration: 
         "rate_hz": rate,
         "tick_on": tick_on,
         "executor": executor,
+        "record": record,
         "scans_sent": len(sent),
         "send_rate_hz": len(sent) / (cpu1[1] - cpu0[1]),
         "commands_matched": len(first),
@@ -302,7 +307,7 @@ def main() -> int:
         "--setups",
         nargs="+",
         default=[f"{t}/{e}" for t, e in SETUPS],
-        help="tick_on/executor pairs (default: %(default)s)",
+        help="tick_on/executor pairs, /record appended to record an MCAP file (default: %(default)s)",
     )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--ticks", type=int, default=20000, help="controller ticks timed without ROS")
@@ -339,8 +344,9 @@ def main() -> int:
     print("-" * len(header))
     for rate in args.rates:
         for setup in args.setups:
-            tick_on, executor = setup.split("/")
-            r = run_setup(bundle, rate, tick_on, executor, args.duration, args.warmup, env)
+            tick_on, executor, *extra = setup.split("/")
+            r = run_setup(bundle, rate, tick_on, executor, args.duration, args.warmup, env, record=extra == ["record"])
+            executor = executor + (" +rec" if extra else "")
             results.append(r)
             print(
                 f"{rate:5.0f} {tick_on:>7} {executor:>15} | {r['latency_ms_p50']:8.3f} {r['latency_ms_p99']:7.3f} "

@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=None,
         metavar="PREFIX",
-        help="write PREFIX.csv (one row per risk message: time, risk, mode, true cost, push) and PREFIX.png",
+        help="write PREFIX.csv (one row per risk message: time, risk, mode, true cost, push), PREFIX.png and, beside "
+        "them, demo.mcap (the policy node's inputs and outputs: open it in Foxglove or `ros2 bag play` it)",
     )
     args = parser.parse_args(argv)
     if args.quiet and args.record:
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     policy_params = list(args.policy_param)
     if args.bundle:
         policy_params.append(f"bundle_dir:={args.bundle}")
+    if args.record is not None:
+        policy_params.append(f"record:={args.record.parent.resolve() / 'demo.mcap'}")
 
     tmp = tempfile.mkdtemp(prefix="alam-ros-demo-")
     bridge = [params, override_file("alam_sim_bridge", args.bridge_param, tmp)]

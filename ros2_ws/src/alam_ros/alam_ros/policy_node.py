@@ -191,6 +191,13 @@ class PolicyNode(LifecycleNode):
         d(self, "autostart", True, "Configure and activate at start (else wait for a lifecycle manager).")
         d(
             self,
+            "record",
+            "",
+            "Write the run to this MCAP file (inputs, command, ~/risk, ~/mode, /diagnostics; ROS 2 schemas, opens in "
+            "Foxglove / PlotJuggler, plays with `ros2 bag play`); empty: off.",
+        )
+        d(
+            self,
             "executor",
             "single_threaded",
             "rclpy executor: single_threaded, or events (rclpy.experimental.EventsExecutor).",
@@ -410,6 +417,25 @@ class PolicyNode(LifecycleNode):
         self._compute: list[float] = []
         self._last_compute_ms = math.nan
         self._scan_stamp = None
+        record = common.get(self, "record")
+        self._recorder = None
+        if record:
+            from alam_ros.recorder import McapRecorder
+
+            try:
+                self._recorder = McapRecorder(Path(record).expanduser())
+            except OSError as err:
+                raise ConfigError(f"parameter record: cannot write {record}: {err.strerror or err}") from None
+        self._topic_names = {
+            "odom": self._resolved(topics["odom"]),
+            "scan": self._resolved(topics["scan"]),
+            "goal": self._resolved(topics["goal_pose"]),
+            "joint_states": self._resolved(topics["joint_states"]),
+            "cmd": self._cmd_pub.topic_name,
+            "risk": self._risk_pub.topic_name,
+            "mode": self._mode_pub.topic_name,
+            "diagnostics": self._diag_pub.topic_name,
+        }
         self.get_logger().info(
             f"loaded bundle {self.bundle.path} ({manifest['task']}, {self._interface}, obs {self.bundle.obs_dim}, "
             f"act {self._act_dim}, risk signal {self._risk_signal}, config {manifest.get('config_hash', '?')})"
@@ -417,6 +443,9 @@ class PolicyNode(LifecycleNode):
 
     def _teardown(self) -> None:
         self._active = False
+        if getattr(self, "_recorder", None) is not None:
+            self._recorder.close()
+            self._recorder = None
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
@@ -432,8 +461,16 @@ class PolicyNode(LifecycleNode):
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    def _resolved(self, topic: str) -> str:
+        return self.resolve_topic_name(topic)
+
+    def _record(self, key: str, msg: Any, now: float) -> None:
+        if self._recorder is not None:
+            self._recorder.record(self._topic_names[key], msg, int(now * 1e9))
+
     def _on_joint_states(self, msg: JointState) -> None:
         now = self._now()
+        self._record("joint_states", msg, now)
         self._inputs.joint_states(now, msg.name, msg.position, msg.velocity)
         if self._active and self._tick_on == "joint_states":
             self._tick(now)
@@ -441,17 +478,22 @@ class PolicyNode(LifecycleNode):
     def _on_odom(self, msg: Odometry) -> None:
         p, q, t = msg.pose.pose.position, msg.pose.pose.orientation, msg.twist.twist
         pose = (p.x, p.y, yaw_from_quaternion(q.x, q.y, q.z, q.w))
-        self._inputs.odom(self._now(), pose, (t.linear.x, t.angular.z), msg.header.frame_id)
+        now = self._now()
+        self._record("odom", msg, now)
+        self._inputs.odom(now, pose, (t.linear.x, t.angular.z), msg.header.frame_id)
 
     def _on_scan(self, msg: LaserScan) -> None:
         now = self._now()
+        self._record("scan", msg, now)
         self._inputs.scan(now, msg.ranges, msg.angle_min, msg.angle_increment)
         self._scan_stamp = msg.header.stamp
         if self._active and self._tick_on == "scan":
             self._tick(now)
 
     def _on_goal(self, msg: PoseStamped) -> None:
-        self._inputs.goal(self._now(), (msg.pose.position.x, msg.pose.position.y), msg.header.frame_id)
+        now = self._now()
+        self._record("goal", msg, now)
+        self._inputs.goal(now, (msg.pose.position.x, msg.pose.position.y), msg.header.frame_id)
 
     def _on_timer(self) -> None:
         if not self._active:
@@ -485,6 +527,15 @@ class PolicyNode(LifecycleNode):
         self._mode_pub.publish(self._mode_msg)
         if self._publish_obs and tick.obs is not None:
             self._obs_pub.publish(Float32MultiArray(data=tick.obs.tolist()))
+        if self._recorder is not None:  # the messages above are reused: the writer thread builds its own copies
+            t_ns = int(now * 1e9)
+            cmd = self._cmd_pub.msg_type
+            stamp = self._twist_stamped.header.stamp if self._stamped else None
+            self._recorder.record_later(self._topic_names["cmd"], _command_message,
+                                        (cmd, tick.command.tolist(), stamp, self._base_frame), t_ns)  # fmt: skip
+            self._recorder.record_later(self._topic_names["risk"], _float32, (self._risk_msg.data,), t_ns)
+            self._recorder.record_later(self._topic_names["mode"], _string, (label,), t_ns)
+            self._recorder.notify()
         elapsed = time.perf_counter() - start
         self._last_compute_ms = elapsed * 1e3
         self._compute.append(self._last_compute_ms)
@@ -564,6 +615,31 @@ class PolicyNode(LifecycleNode):
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(array)
+        if getattr(self, "_recorder", None) is not None:
+            self._recorder.record(self._topic_names["diagnostics"], array, self.get_clock().now().nanoseconds)
+
+
+def _command_message(kind: type, values: list[float], stamp: Any, frame: str) -> Any:
+    """A new command message (Twist, TwistStamped or Float64MultiArray) with `values`, for the recorder."""
+    if kind is Float64MultiArray:
+        return Float64MultiArray(data=values)
+    twist = Twist()
+    twist.linear.x, twist.angular.z = values[0], values[1]
+    if kind is Twist:
+        return twist
+    msg = TwistStamped()
+    msg.header.frame_id, msg.twist = frame, twist
+    if stamp is not None:
+        msg.header.stamp.sec, msg.header.stamp.nanosec = stamp.sec, stamp.nanosec
+    return msg
+
+
+def _float32(value: float) -> Float32:
+    return Float32(data=value)
+
+
+def _string(value: str) -> String:
+    return String(data=value)
 
 
 def _run(node: PolicyNode, spinner: common.Spinner) -> int:
