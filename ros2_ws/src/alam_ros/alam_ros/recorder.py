@@ -7,9 +7,9 @@
 
 MCAP is ROS 2's default bag format: the file opens in Foxglove and PlotJuggler and plays with `ros2 bag play` on a
 full ROS install. The control tick only appends to a deque (well under a microsecond) and wakes a writer thread,
-which serializes (a 360-beam LaserScan costs ~21 us) and writes between ticks. Schemas are the message definitions from the installed
-interface packages' `share/<pkg>/msg/*.msg` files (the PyPI wheels' prefix, or AMENT_PREFIX_PATH's), concatenated
-with their dependencies as the ros2msg encoding expects.
+which serializes (a 360-beam LaserScan costs ~21 us) and writes between ticks. Schemas are the message definitions
+from the installed interface packages' `share/<pkg>/msg/*.msg` files (the PyPI wheels' prefix, or
+AMENT_PREFIX_PATH's), concatenated with their dependencies as the ros2msg encoding expects.
 """
 
 from __future__ import annotations
