@@ -129,3 +129,22 @@ def test_scripted_navigator_over_ros_reaches_goals(start_node, harness):
     start_node("sim_bridge", task="diffdrive-safe_navigate", seed=0, real_time_factor=3.0)
     assert wait_until(lambda: goals.items and goals.last.data >= 2, STARTUP_S), "fewer than 2 goals in ~45 s sim"
     assert sum(m.data for m in cost.since(0.0)) == 0.0
+
+
+def test_bridge_publishes_the_episodes_obstacles_for_viewers(start_node, harness):
+    from alam_ros.common import LATCHED_GOAL_QOS
+    from visualization_msgs.msg import Marker, MarkerArray
+
+    start_node("sim_bridge", task="diffdrive-safe_navigate", seed=3)
+    time.sleep(1.0)  # published at start: a late, transient-local subscriber still gets it
+    obstacles = harness.listen(MarkerArray, "/alam_sim_bridge/obstacles", LATCHED_GOAL_QOS)
+    assert wait_until(lambda: obstacles.items, 15.0)
+    markers = obstacles.last.markers
+    assert markers[0].action == Marker.DELETEALL and markers[1].ns == "walls"
+    pillars = [m for m in markers if m.type == Marker.CYLINDER]
+    env = sim.load("diffdrive-safe_navigate", seed=3)
+    env.reset()  # the bridge's first episode: same seed, same draws
+    expected = env.physics.pillar_positions()
+    assert len(pillars) == len(expected) == diffdrive.NUM_PILLARS
+    np.testing.assert_allclose([(m.pose.position.x, m.pose.position.y) for m in pillars], expected, atol=1e-9)
+    assert all(m.scale.x == 2 * diffdrive.PILLAR_RADIUS and m.header.frame_id == "odom" for m in pillars)

@@ -12,7 +12,9 @@ A wall-clock timer steps the env at its control rate (times `real_time_factor`).
 - joint tasks: `joint_states` (sensor_msgs/JointState of the manifest's joints);
 - always: ground truth `~/cost` (Float32, 1 while a constraint is violated), `~/constraints`
   (Float64MultiArray, the constraint values g > 0 violated, names in layout.dim[0].label), `~/goals_reached`
-  (Int32, cumulative), `~/disturbance` (Bool, a push in progress), and /clock with `publish_clock`.
+  (Int32, cumulative), `~/disturbance` (Bool, a push in progress), and /clock with `publish_clock`;
+- diff-drive tasks: `~/obstacles` (visualization_msgs/MarkerArray, transient local), the walls and pillars of the
+  episode, at every reset (RViz, Foxglove, and the demo's map of the run).
 
 It applies the latest `cmd_vel` (Twist or TwistStamped by `cmd_vel_stamped`) or `commands` (Float64MultiArray),
 mapped from physical units to the env's [-1, 1] actions by the inverse of the env's ctrl mapping; it holds the
@@ -35,7 +37,7 @@ import time
 from typing import Any
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
+from geometry_msgs.msg import Point, PoseStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
@@ -43,6 +45,7 @@ from rclpy.parameter import Parameter
 from rclpy.time import Time
 from sensor_msgs.msg import JointState, LaserScan
 from std_msgs.msg import Bool, Float32, Float64MultiArray, Int32, MultiArrayDimension
+from visualization_msgs.msg import Marker, MarkerArray
 
 from alam_ros import common
 from alam_ros.common import ConfigError
@@ -155,6 +158,8 @@ class SimBridge(Node):
             self._odom_pub = self.create_publisher(Odometry, common.get(self, "odom_topic"), common.SENSOR_QOS)
             self._scan_pub = self.create_publisher(LaserScan, common.get(self, "scan_topic"), common.SENSOR_QOS)
             self._goal_pub = self.create_publisher(PoseStamped, common.get(self, "goal_topic"), common.LATCHED_GOAL_QOS)
+            # The arena of the current episode for RViz / Foxglove and the demo's map (latched: a late viewer gets it).
+            self._obstacles_pub = self.create_publisher(MarkerArray, "~/obstacles", common.LATCHED_GOAL_QOS)
             kind = TwistStamped if self._stamped else Twist
             self.create_subscription(kind, common.get(self, "cmd_vel_topic"), self._on_cmd_vel, common.SENSOR_QOS)
         else:
@@ -197,6 +202,7 @@ class SimBridge(Node):
         self._last_scan: np.ndarray | None = None
         self._bad_commands = 0
         self.env.reset()
+        self._publish_obstacles()
         self._publish_state(first=True)
         # Wall-clock (steady) timer: the robot runs in real time (times real_time_factor) whatever ROS time is.
         self._wall = Clock(clock_type=ClockType.STEADY_TIME)
@@ -272,8 +278,39 @@ class SimBridge(Node):
             self._episode += 1
             self._episode_cost = 0.0
             self.env.reset()
+            self._publish_obstacles()
             self._last_goal = None
         self._publish_state()
+
+    def _publish_obstacles(self) -> None:
+        """~/obstacles (visualization_msgs/MarkerArray, odom frame): a DELETEALL, the arena's walls as a line strip
+        (ns "walls") and each pillar as a cylinder (ns "pillars", id = index), for the episode just started."""
+        if self.interface != "diff_drive":
+            return
+        from sim.diffdrive import ARENA, PILLAR_RADIUS
+
+        stamp = self._stamp()
+        clear = Marker(action=Marker.DELETEALL)
+        clear.header.frame_id = self._odom_frame
+        walls = Marker(ns="walls", id=0, type=Marker.LINE_STRIP, action=Marker.ADD)
+        walls.header.stamp, walls.header.frame_id = stamp, self._odom_frame
+        walls.scale.x = 0.05
+        walls.color.r = walls.color.g = walls.color.b = 0.3
+        walls.color.a = 1.0
+        walls.pose.orientation.w = 1.0
+        for x, y in ((-ARENA, -ARENA), (ARENA, -ARENA), (ARENA, ARENA), (-ARENA, ARENA), (-ARENA, -ARENA)):
+            walls.points.append(Point(x=x, y=y, z=0.0))
+        markers = [clear, walls]
+        for i, (x, y) in enumerate(np.asarray(self.physics.pillar_positions(), np.float64).tolist()):
+            pillar = Marker(ns="pillars", id=i, type=Marker.CYLINDER, action=Marker.ADD)
+            pillar.header.stamp, pillar.header.frame_id = stamp, self._odom_frame
+            pillar.pose.position.x, pillar.pose.position.y, pillar.pose.position.z = x, y, 0.25
+            pillar.pose.orientation.w = 1.0
+            pillar.scale.x = pillar.scale.y = 2 * PILLAR_RADIUS
+            pillar.scale.z = 0.5
+            pillar.color.r, pillar.color.g, pillar.color.b, pillar.color.a = 0.5, 0.5, 0.5, 1.0
+            markers.append(pillar)
+        self._obstacles_pub.publish(MarkerArray(markers=markers))
 
     def _stamp(self) -> Any:
         if self._publish_clock:
