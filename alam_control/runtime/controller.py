@@ -94,6 +94,16 @@ class DiffDriveInputs:
         # needs nothing else); one buffer, refilled.
         self._fallback_obs = np.zeros(int(manifest["obs_dim"]), np.float32)
 
+    @property
+    def pose(self) -> tuple[float, float, float]:
+        """The latest odometry pose (x, y, yaw), NaN before the first."""
+        return tuple(self._pose)
+
+    @property
+    def goal_xy(self) -> tuple[float, float]:
+        """The latest goal (x, y), NaN before the first."""
+        return tuple(self._goal)
+
     def odom(self, now: float, pose: Sequence[float], twist: Sequence[float], frame: str = "") -> None:
         """Odometry: pose (x, y, yaw) in the odometry frame, twist (v, omega) in the robot frame."""
         self._pose, self._twist, self._odom_frame, self._odom_at = pose, twist, frame, now

@@ -404,3 +404,26 @@ def test_unsafe_parameters_need_the_opt_in_at_start(diffdrive_bundle, start_node
     node = start_node("policy_node", bundle_dir=diffdrive_bundle, **dict(FAST, risk_high=1.0e6, risk_low=1.0e6))
     assert node.wait(timeout=STARTUP_S) != 0
     assert "allow_unsafe_parameters" in node.output() and "Traceback" not in node.output()
+
+
+def test_markers_show_the_robot_coloured_by_risk_and_the_mode(diffdrive_bundle, start_node, harness):
+    from visualization_msgs.msg import Marker, MarkerArray
+
+    out = PolicyOutputs(harness)
+    inputs = DiffDriveInputs(harness, rate_hz=20.0)
+    inputs.pose = [0.4, -0.3, 0.0]
+    markers = harness.listen(MarkerArray, "/alam_policy_node/markers")
+    start_node("policy_node", bundle_dir=diffdrive_bundle, markers_period_s=0.2, **FAST)
+    t_policy = wait_policy(out)
+
+    def latest() -> dict:
+        arrays = markers.since(t_policy)
+        return {m.ns: m for m in arrays[-1].markers} if arrays else {}
+
+    assert wait_until(lambda: "POLICY" in getattr(latest().get("mode"), "text", ""), 3.0)
+    shown = latest()
+    robot = shown["robot"]
+    assert robot.type == Marker.CYLINDER and robot.header.frame_id == "odom"
+    assert (robot.pose.position.x, robot.pose.position.y) == pytest.approx((0.4, -0.3))
+    assert robot.color.g > 0.9 and robot.color.r < 0.1  # risk far below risk_low (10): green
+    assert (shown["goal"].pose.position.x, shown["goal"].pose.position.y) == pytest.approx(tuple(inputs.goal))

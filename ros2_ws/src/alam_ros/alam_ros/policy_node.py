@@ -43,6 +43,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState, LaserScan
 from std_msgs.msg import Float32, Float32MultiArray, Float64MultiArray, String
+from visualization_msgs.msg import Marker, MarkerArray
 
 from alam_control.runtime import (
     FALLBACKS,
@@ -191,6 +192,14 @@ class PolicyNode(LifecycleNode):
         d(self, "autostart", True, "Configure and activate at start (else wait for a lifecycle manager).")
         d(
             self,
+            "markers_period_s",
+            0.5,
+            "Period of ~/markers (visualization_msgs/MarkerArray for RViz / Foxglove: the robot's footprint coloured "
+            "by risk between risk_low and risk_high, the mode as text, the goal), off the control tick; 0: off.",
+            range_=(0.0, 60.0),
+        )
+        d(
+            self,
             "record",
             "",
             "Write the run to this MCAP file (inputs, command, ~/risk, ~/mode, /diagnostics; ROS 2 schemas, opens in "
@@ -291,6 +300,8 @@ class PolicyNode(LifecycleNode):
         self._last_tick = None
         self._active = True
         self._timer = self.create_timer(self._period, self._on_timer)
+        if self._markers_pub is not None:
+            self._markers_timer = self.create_timer(self._markers_period, self._publish_markers)
         self.get_logger().info(
             f"active: {self.manifest['task']} at {1.0 / self._period:.1f} Hz (tick_on {self._tick_on}), "
             f"{self.controller.monitor.config}, fallback {self._fallback_name}"
@@ -326,6 +337,9 @@ class PolicyNode(LifecycleNode):
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
+        if getattr(self, "_markers_timer", None) is not None:
+            self.destroy_timer(self._markers_timer)
+            self._markers_timer = None
         if self.bundle is None:
             return
         self._publish_command(np.clip(np.zeros(self._act_dim), self._low, self._high), None)
@@ -397,10 +411,17 @@ class PolicyNode(LifecycleNode):
         self._mode_pub = self.create_publisher(String, "~/mode", common.STATUS_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", common.STATUS_QOS)
         self._pubs += [self._cmd_pub, self._risk_pub, self._mode_pub, self._diag_pub]
+        self._markers_pub = None
+        markers_period = float(common.get(self, "markers_period_s"))
+        if markers_period > 0.0:
+            self._markers_pub = self.create_publisher(MarkerArray, "~/markers", common.STATUS_QOS)
+            self._pubs.append(self._markers_pub)
+            self._markers_period = markers_period
         if self._publish_obs:
             self._obs_pub = self.create_publisher(Float32MultiArray, "~/observation", common.STATUS_QOS)
             self._pubs.append(self._obs_pub)
 
+        self._odom_frame = ""
         self._parameter_changes = 0
         self._last_parameter_change = ""
         # Tick state. Messages reused every tick (a publish copies them out).
@@ -443,6 +464,9 @@ class PolicyNode(LifecycleNode):
 
     def _teardown(self) -> None:
         self._active = False
+        if getattr(self, "_markers_timer", None) is not None:
+            self.destroy_timer(self._markers_timer)
+            self._markers_timer = None
         if getattr(self, "_recorder", None) is not None:
             self._recorder.close()
             self._recorder = None
@@ -479,6 +503,7 @@ class PolicyNode(LifecycleNode):
         p, q, t = msg.pose.pose.position, msg.pose.pose.orientation, msg.twist.twist
         pose = (p.x, p.y, yaw_from_quaternion(q.x, q.y, q.z, q.w))
         now = self._now()
+        self._odom_frame = msg.header.frame_id
         self._record("odom", msg, now)
         self._inputs.odom(now, pose, (t.linear.x, t.angular.z), msg.header.frame_id)
 
@@ -559,6 +584,44 @@ class PolicyNode(LifecycleNode):
                     self.get_logger().warning(f"mode {label} ({detail})")
             self._publish_diagnostics(level, label, detail)
             self._last_label, self._last_level, self._last_diag = label, level, now
+
+    def _publish_markers(self) -> None:
+        """~/markers: footprint (cylinder at the odometry pose) coloured by risk on [risk_low, risk_high] (green ->
+        red), the mode as text above it, and the goal; in the odometry frame. A joint robot gets the text only."""
+        if not self._active:
+            return
+        controller, config = self.controller, self.controller.monitor.config
+        span = max(config.risk_high - config.risk_low, 1e-9)
+        level = min(1.0, max(0.0, (controller.risk - config.risk_low) / span))
+        stamp = self.get_clock().now().to_msg()
+        frame = self._odom_frame or "odom"
+        x, y = 0.0, 0.0
+        markers = []
+        inputs = controller.inputs
+        if self._interface == "diff_drive" and math.isfinite(inputs.pose[0]):
+            x, y = inputs.pose[0], inputs.pose[1]
+            body = Marker(ns="robot", id=0, type=Marker.CYLINDER, action=Marker.ADD)
+            body.pose.position.x, body.pose.position.y, body.pose.position.z = x, y, 0.05
+            body.scale.x, body.scale.y, body.scale.z = 0.21, 0.21, 0.1  # the hull: 0.105 m radius
+            body.color.r, body.color.g, body.color.b, body.color.a = level, 1.0 - level, 0.0, 0.9
+            markers.append(body)
+            gx, gy = inputs.goal_xy
+            if math.isfinite(gx):
+                goal = Marker(ns="goal", id=0, type=Marker.SPHERE, action=Marker.ADD)
+                goal.pose.position.x, goal.pose.position.y = gx, gy
+                goal.scale.x = goal.scale.y = goal.scale.z = 0.15
+                goal.color.g, goal.color.b, goal.color.a = 0.8, 0.2, 0.9
+                markers.append(goal)
+        text = Marker(ns="mode", id=0, type=Marker.TEXT_VIEW_FACING, action=Marker.ADD)
+        text.pose.position.x, text.pose.position.y, text.pose.position.z = x, y, 0.4
+        text.scale.z = 0.12
+        text.color.r = text.color.g = text.color.b = text.color.a = 1.0
+        text.text = f"{self._last_label or '-'}  risk {controller.risk:.3g}"
+        markers.append(text)
+        for marker in markers:
+            marker.header.stamp, marker.header.frame_id = stamp, frame
+            marker.pose.orientation.w = 1.0
+        self._markers_pub.publish(MarkerArray(markers=markers))
 
     def _publish_command(self, command: np.ndarray, stamp: Any) -> None:
         if self._interface == "joint":
