@@ -20,6 +20,7 @@ import sim
 from alam_control import metrics
 from alam_control.runtime import POLICY, Bundle, Controller, MonitorConfig, load_bundle
 from alam_control.runtime.bundle import write_manifest
+from sim.diffdrive import PILLAR_RADIUS
 
 EVAL_SEED = 20_000  # episode seeds of bundle evaluation: apart from training (seed) and run evaluation seeds
 
@@ -38,6 +39,9 @@ class Rollouts:
         modes: [T] the controller's ~/mode label at each step ("POLICY", "FALLBACK:risk", ...).
         commands: float64 [T, A] the physical command sent at each step.
         obs: float32 [T, O] the observation the controller received at each step.
+        positions: float [T, 2] the robot's (x, y) in the world at each step, for tasks with a mobile base
+            (diff-drive), else None; episode: int [T] the episode of each step.
+        layouts: per episode, the obstacles (x, y, radius); goals: (episode, x, y) of each goal set.
     """
 
     risk: np.ndarray
@@ -49,6 +53,18 @@ class Rollouts:
     modes: list[str] = dataclasses.field(default_factory=list)
     commands: np.ndarray | None = None
     obs: np.ndarray | None = None
+    positions: np.ndarray | None = None
+    episode: np.ndarray | None = None
+    layouts: list[list[tuple[float, float, float]]] = dataclasses.field(default_factory=list)
+    goals: list[tuple[int, float, float]] = dataclasses.field(default_factory=list)
+
+    def map_rows(self, period: float) -> list[tuple]:
+        """Rows (t, risk, mode, cost, 0, x, y, episode) for `plot_map` ([] without positions)."""
+        if self.positions is None:
+            return []
+        steps = zip(self.risk, self.modes, self.cost, self.positions, self.episode, strict=True)
+        return [(k * period, float(r), m, float(c), 0, float(xy[0]), float(xy[1]), int(e))
+                for k, (r, m, c, xy, e) in enumerate(steps)]  # fmt: skip
 
     def summary(self) -> dict[str, float]:
         """return, cost, violation_rate, risk_auroc, fallback_fraction (means over episodes / steps)."""
@@ -87,11 +103,21 @@ def rollout(
     controller = Controller(bundle, monitor, fallback, start_in_fallback=start_in_fallback)
     period = float(manifest["control_period_s"])
     risks, costs, labels, used, returns, ep_costs, modes, commands, observations = [], [], [], [], [], [], [], [], []
+    positions: list[tuple[float, float]] = []
+    goals: list[tuple[int, float, float]] = []
+    layouts: list[list[tuple[float, float, float]]] = []
+    episode_index: list[np.ndarray] = []
     try:
         for ep in range(episodes):
             controller.reset(start_in_fallback)
-            episode = sim.run_episode(env, _driver(controller, env, period, modes, commands), seed=seed + ep)
+            mobile = hasattr(env.physics, "robot_position")
+            track = _Track(env, ep, positions, goals) if mobile else None
+            episode = sim.run_episode(env, _driver(controller, env, period, modes, commands), seed=seed + ep,
+                                      on_step=track)  # fmt: skip
             observations.append(episode.obs)
+            if mobile:
+                layouts.append([(x, y, PILLAR_RADIUS) for x, y in env.physics.pillar_positions().tolist()])
+                episode_index.append(np.full(len(episode.costs), ep))
             risks.append(episode.risk)
             costs.append(episode.costs)
             labels.append(metrics.upcoming_violation_labels(episode.costs, horizon))
@@ -103,7 +129,23 @@ def rollout(
     return Rollouts(
         np.concatenate(risks), np.concatenate(costs), np.concatenate(labels), np.concatenate(used), returns, ep_costs,
         modes, np.asarray(commands), np.concatenate(observations),
+        np.asarray(positions) if positions else None, np.concatenate(episode_index) if episode_index else None,
+        layouts, goals,
     )  # fmt: skip
+
+
+class _Track:
+    """on_step hook of a mobile robot's episode: its (x, y) before each step, and each new goal."""
+
+    def __init__(self, env: sim.SafeEnv, episode: int, positions: list, goals: list):
+        self.env, self.episode, self.positions, self.goals = env, episode, positions, goals
+
+    def __call__(self, env: sim.SafeEnv) -> None:
+        physics = env.physics
+        self.positions.append(tuple(float(v) for v in physics.robot_position()))
+        goal = (self.episode, *(round(float(v), 4) for v in physics.goal_position()))
+        if not self.goals or self.goals[-1] != goal:
+            self.goals.append(goal)
 
 
 def _driver(controller: Controller, env: sim.SafeEnv, period: float, modes: list[str], commands: list[np.ndarray]):
@@ -118,6 +160,74 @@ def _driver(controller: Controller, env: sim.SafeEnv, period: float, modes: list
         return sim.Step(env.action_for(tick.command), tick.risk, tick.mode != POLICY)
 
     return drive
+
+
+Pillars = list[tuple[float, float, float]]
+
+
+def plot_map(trace: list[tuple], episodes: list[Pillars], goals: list[tuple[int, float, float]], out: Path,
+             arena: float = 2.0) -> Path | None:  # fmt: skip
+    """The run seen from above, one panel per episode: walls, pillars, goals, the path coloured by risk (log
+    scale), FALLBACK stretches drawn as a wide grey band under the path, violations as red crosses.
+
+    Args:
+        trace: Rows as recorded (t, risk, mode, cost, push, x, y, episode).
+        episodes: Per episode, the pillars (x, y, radius).
+        goals: (episode, x, y) of each goal the robot was given.
+
+    Returns:
+        The PNG path, or None when the trace has no positions (a joint robot, or no odometry heard).
+    """
+    rows = [r for r in trace if len(r) >= 8 and math.isfinite(r[5]) and r[7] >= 0]
+    if not rows or not episodes:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.collections import LineCollection
+    from matplotlib.colors import LogNorm
+
+    shown = sorted({r[7] for r in rows})[:3]
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown) + 0.8, 4.2), dpi=100, squeeze=False)
+    risk = np.array([r[1] for r in rows])
+    norm = LogNorm(vmin=max(1e-4, float(np.nanmin(np.where(risk > 0, risk, np.nan)) if (risk > 0).any() else 1e-4)),
+                   vmax=max(1e-3, float(risk.max())))  # fmt: skip
+    for ax, episode in zip(axes[0], shown, strict=True):
+        ax.plot([-arena, arena, arena, -arena, -arena], [-arena, -arena, arena, arena, -arena], color="0.3", lw=1.5)
+        for x, y, radius in episodes[episode] if episode < len(episodes) else []:
+            ax.add_patch(plt.Circle((x, y), radius, color="0.55"))
+        part = [r for r in rows if r[7] == episode]
+        xy = np.array([(r[5], r[6]) for r in part])
+        fallback = np.array([r[2].startswith("FALLBACK") for r in part])
+        segments = np.stack([xy[:-1], xy[1:]], axis=1)
+        if fallback[:-1].any():
+            ax.add_collection(LineCollection(segments[fallback[:-1]], colors="0.8", linewidths=9, zorder=1))
+        lines = LineCollection(segments, cmap="viridis", norm=norm, linewidths=2.5, zorder=2)
+        lines.set_array(np.clip(np.array([r[1] for r in part[:-1]]), norm.vmin, None))
+        ax.add_collection(lines)
+        violated = np.array([r[3] > 0 for r in part])
+        if violated.any():
+            ax.scatter(xy[violated, 0], xy[violated, 1], marker="x", color="tab:red", s=25, zorder=3, label="violation")
+        ax.scatter(*xy[0], color="k", s=20, zorder=3, label="start")
+        g = [(x, y) for e, x, y in goals if e == episode]
+        if g:
+            ax.scatter(
+                [p[0] for p in g], [p[1] for p in g], marker="*", color="tab:green", s=120, zorder=3, label="goals"
+            )
+        ax.set_xlim(-arena - 0.1, arena + 0.1)
+        ax.set_ylim(-arena - 0.1, arena + 0.1)
+        ax.set_aspect("equal")
+        ax.set_title(f"episode {episode}  (grey band: FALLBACK)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(loc="lower left", fontsize=6)
+    fig.colorbar(lines, ax=axes[0].tolist(), label="risk", shrink=0.8)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
 
 
 def plot_reliability(table: list[dict[str, float]], result: dict[str, Any], out: str | Path, title: str = "") -> Path:

@@ -111,6 +111,10 @@ def _eval_bundle(args: argparse.Namespace) -> int:
     data = calibration.rollout(bundle, args.episodes, seed, ranges or False, monitor, args.fallback)
     result = {"bundle": args.bundle, "monitor": bool(monitor), "episodes": args.episodes,
               "randomize_width": (args.randomize_width or 1.0) if ranges else None, **data.summary()}  # fmt: skip
+    if args.plot:
+        rows = data.map_rows(float(bundle.manifest["control_period_s"]))
+        drawn = calibration.plot_map(rows, data.layouts, data.goals, args.plot) if rows else None
+        result["map"] = str(drawn) if drawn else "no map: the task has no mobile base (diff-drive only)"
     print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}, indent=2))
     return 0
 
@@ -218,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="randomization K times as wide as the training ranges (implies --randomize; sim defaults for a bundle)",
     )
     p.add_argument("--video", type=_writable_file, metavar="OUT.mp4", help="record the episodes (MuJoCo offscreen)")
+    p.add_argument("--plot", type=_writable_file, metavar="MAP.png",
+                   help="with --bundle: the episodes from above, path coloured by risk (diff-drive)")  # fmt: skip
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("export", help="write an ONNX + manifest bundle from a run's latest checkpoint")

@@ -86,3 +86,29 @@ def test_cost_q_risk_signal_is_what_calibration_and_monitor_watch(smoke_run: Pat
     assert calibration.calibrate(tmp_path / "q", episodes=2)["risk_signal"] == "cost_q"
     with pytest.raises(ValueError, match="risk_signal must be one of"):
         export.export(smoke_run, tmp_path / "bad", risk_signal="lam")
+
+
+def test_a_mobile_robots_rollout_carries_its_path_and_map(tmp_path: Path, capsys) -> None:
+    shipped = Path(__file__).resolve().parents[2] / "bundles" / "diffdrive"
+    data = calibration.rollout(load_bundle(shipped), 1, seed=5)
+    assert data.positions.shape == (300, 2) and (data.episode == 0).all()
+    assert len(data.layouts) == 1 and len(data.layouts[0]) == 5 and data.goals[0][0] == 0
+    assert np.abs(data.positions).max() < 2.0  # inside the arena
+    rows = data.map_rows(0.1)
+    assert len(rows) == 300 and rows[1][0] == 0.1 and rows[0][5:7] == tuple(data.positions[0])
+    out = tmp_path / "map.png"
+    assert cli.main(["eval", "--bundle", str(shipped), "--episodes", "1", "--plot", str(out)]) == 0
+    assert out.stat().st_size > 10_000 and f'"map": "{out}"' in capsys.readouterr().out
+
+
+def test_map_of_the_run_draws_one_panel_per_episode(tmp_path) -> None:
+    trace = [(0.1 * i, 10 ** (-4 + i / 10), "FALLBACK:risk" if 20 <= i < 30 else "POLICY", float(i == 25), 0,
+              -1.5 + 0.05 * i, 0.02 * i, 0 if i < 40 else 1) for i in range(60)]  # fmt: skip
+    episodes = [[(0.0, 0.0, 0.15), (1.0, -1.0, 0.15)], [(0.5, 0.5, 0.15)]]
+    out = calibration.plot_map(trace, episodes, [(0, 1.0, 1.0), (1, -1.0, 1.0)], tmp_path / "map.png")
+    assert out is not None and out.stat().st_size > 10_000
+    import matplotlib.image
+
+    assert matplotlib.image.imread(out).shape[1] > matplotlib.image.imread(out).shape[0]  # two panels side by side
+    # No positions (a joint robot, or odometry never heard): no map, no error.
+    assert calibration.plot_map([(0.0, 0.5, "POLICY", 0.0, 0)], episodes, [], tmp_path / "none.png") is None

@@ -50,18 +50,3 @@ def test_a_fallback_just_before_a_push_counts_as_the_push() -> None:
 def test_empty_trace() -> None:
     s = summarize_trace([], goals=0)
     assert s["fallback_episodes"] == 0 and math.isnan(s["fallback_share"])
-
-
-def test_map_of_the_run_draws_one_panel_per_episode(tmp_path) -> None:
-    from alam_ros.demo import plot_map
-
-    trace = [(0.1 * i, 10 ** (-4 + i / 10), "FALLBACK:risk" if 20 <= i < 30 else "POLICY", float(i == 25), 0,
-              -1.5 + 0.05 * i, 0.02 * i, 0 if i < 40 else 1) for i in range(60)]  # fmt: skip
-    episodes = [[(0.0, 0.0, 0.15), (1.0, -1.0, 0.15)], [(0.5, 0.5, 0.15)]]
-    out = plot_map(trace, episodes, [(0, 1.0, 1.0), (1, -1.0, 1.0)], tmp_path / "map.png")
-    assert out is not None and out.stat().st_size > 10_000
-    import matplotlib.image
-
-    assert matplotlib.image.imread(out).shape[1] > matplotlib.image.imread(out).shape[0]  # two panels side by side
-    # No positions (a joint robot, or odometry never heard): no map, no error.
-    assert plot_map([row(0.0, "POLICY")], episodes, [], tmp_path / "none.png") is None

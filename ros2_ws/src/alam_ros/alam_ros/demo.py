@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             if args.record is not None:
                 write_trace(status.trace, args.record, _thresholds(args.bundle, params, args.policy_param))
+                from alam_control.calibration import plot_map
+
                 drawn = plot_map(status.trace, status.episodes, status.goal_points, args.record.parent / "map.png")
                 if drawn is not None:
                     print(f"alam-ros-demo: wrote {drawn} (the path coloured by risk)", flush=True)
@@ -174,74 +176,6 @@ def _thresholds(bundle: str | None, params: Path, overrides: list[str]) -> tuple
     except ValueError:
         return None
     return config.risk_high, config.risk_low
-
-
-Pillars = list[tuple[float, float, float]]
-
-
-def plot_map(trace: list[tuple], episodes: list[Pillars], goals: list[tuple[int, float, float]], out: Path,
-             arena: float = 2.0) -> Path | None:  # fmt: skip
-    """The run seen from above, one panel per episode: walls, pillars, goals, the path coloured by risk (log
-    scale), FALLBACK stretches drawn as a wide grey band under the path, violations as red crosses.
-
-    Args:
-        trace: Rows as recorded (t, risk, mode, cost, push, x, y, episode).
-        episodes: Per episode, the pillars (x, y, radius).
-        goals: (episode, x, y) of each goal the robot was given.
-
-    Returns:
-        The PNG path, or None when the trace has no positions (a joint robot, or no odometry heard).
-    """
-    rows = [r for r in trace if len(r) >= 8 and math.isfinite(r[5]) and r[7] >= 0]
-    if not rows or not episodes:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from matplotlib.collections import LineCollection
-    from matplotlib.colors import LogNorm
-
-    shown = sorted({r[7] for r in rows})[:3]
-    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown) + 0.8, 4.2), dpi=100, squeeze=False)
-    risk = np.array([r[1] for r in rows])
-    norm = LogNorm(vmin=max(1e-4, float(np.nanmin(np.where(risk > 0, risk, np.nan)) if (risk > 0).any() else 1e-4)),
-                   vmax=max(1e-3, float(risk.max())))  # fmt: skip
-    for ax, episode in zip(axes[0], shown, strict=True):
-        ax.plot([-arena, arena, arena, -arena, -arena], [-arena, -arena, arena, arena, -arena], color="0.3", lw=1.5)
-        for x, y, radius in episodes[episode] if episode < len(episodes) else []:
-            ax.add_patch(plt.Circle((x, y), radius, color="0.55"))
-        part = [r for r in rows if r[7] == episode]
-        xy = np.array([(r[5], r[6]) for r in part])
-        fallback = np.array([r[2].startswith("FALLBACK") for r in part])
-        segments = np.stack([xy[:-1], xy[1:]], axis=1)
-        if fallback[:-1].any():
-            ax.add_collection(LineCollection(segments[fallback[:-1]], colors="0.8", linewidths=9, zorder=1))
-        lines = LineCollection(segments, cmap="viridis", norm=norm, linewidths=2.5, zorder=2)
-        lines.set_array(np.clip(np.array([r[1] for r in part[:-1]]), norm.vmin, None))
-        ax.add_collection(lines)
-        violated = np.array([r[3] > 0 for r in part])
-        if violated.any():
-            ax.scatter(xy[violated, 0], xy[violated, 1], marker="x", color="tab:red", s=25, zorder=3, label="violation")
-        ax.scatter(*xy[0], color="k", s=20, zorder=3, label="start")
-        g = [(x, y) for e, x, y in goals if e == episode]
-        if g:
-            ax.scatter(
-                [p[0] for p in g], [p[1] for p in g], marker="*", color="tab:green", s=120, zorder=3, label="goals"
-            )
-        ax.set_xlim(-arena - 0.1, arena + 0.1)
-        ax.set_ylim(-arena - 0.1, arena + 0.1)
-        ax.set_aspect("equal")
-        ax.set_title(f"episode {episode}  (grey band: FALLBACK)", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.legend(loc="lower left", fontsize=6)
-    fig.colorbar(lines, ax=axes[0].tolist(), label="risk", shrink=0.8)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
 
 
 def summarize_trace(trace: list[tuple], goals: int, cause_window_s: float = 1.0) -> dict[str, float]:
