@@ -11,14 +11,15 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import sim
-from alam_control import metrics
-from alam_control.runtime import POLICY, Bundle, Controller, MonitorConfig, load_bundle
+from alam_control import metrics, riskmap
+from alam_control.runtime import POLICY, Bundle, Controller, MonitorConfig, Tick, load_bundle
 from alam_control.runtime.bundle import write_manifest
 from sim.diffdrive import PILLAR_RADIUS
 
@@ -39,8 +40,9 @@ class Rollouts:
         modes: [T] the controller's ~/mode label at each step ("POLICY", "FALLBACK:risk", ...).
         commands: float64 [T, A] the physical command sent at each step.
         obs: float32 [T, O] the observation the controller received at each step.
-        positions: float [T, 2] the robot's (x, y) in the world at each step, for tasks with a mobile base
-            (diff-drive), else None; episode: int [T] the episode of each step.
+        positions: float [T, 2] the state's two coordinates of `riskmap.SLICES` at each step (the diff-drive
+            robot's (x, y); the cart-pole's cart position and pole angle), None for tasks without a slice;
+            episode: int [T] the episode of each step.
         layouts: per episode, the obstacles (x, y, radius); goals: (episode, x, y) of each goal set.
     """
 
@@ -86,12 +88,14 @@ def rollout(
     fallback: str = "stop",
     horizon: int = 20,
     start_in_fallback: bool = False,
+    on_frame: Callable[[sim.SafeEnv, Tick], None] | None = None,
 ) -> Rollouts:
     """Runs the bundle in its task through the deployed `Controller`: the policy alone (`monitor` None: only an
     input fault hands over) or behind the risk monitor, which hands control to `fallback`.
 
     The controller's clock is sim time (step * control period). It starts in POLICY by default: the sim's inputs
     are sane from the first step, unlike a robot's at start-up (`start_in_fallback` for the robot's behaviour).
+    `on_frame(env, tick)` is called at every step with the state and what the controller decided there (a video).
 
     Raises:
         ValueError: episodes < 1, or a fallback that does not fit the robot.
@@ -102,6 +106,7 @@ def rollout(
     env = sim.load(manifest["task"], seed=seed, randomize=randomize)
     controller = Controller(bundle, monitor, fallback, start_in_fallback=start_in_fallback)
     period = float(manifest["control_period_s"])
+    view = riskmap.SLICES.get(manifest["task"])  # the two state coordinates a rollout's path is drawn in
     risks, costs, labels, used, returns, ep_costs, modes, commands, observations = [], [], [], [], [], [], [], [], []
     positions: list[tuple[float, float]] = []
     goals: list[tuple[int, float, float]] = []
@@ -110,13 +115,13 @@ def rollout(
     try:
         for ep in range(episodes):
             controller.reset(start_in_fallback)
-            mobile = hasattr(env.physics, "robot_position")
-            track = _Track(env, ep, positions, goals) if mobile else None
-            episode = sim.run_episode(env, _driver(controller, env, period, modes, commands), seed=seed + ep,
-                                      on_step=track)  # fmt: skip
+            track = _Track(view.read, ep, positions, goals) if view is not None and view.read else None
+            drive = _driver(controller, env, period, modes, commands, on_frame)
+            episode = sim.run_episode(env, drive, seed=seed + ep, on_step=track)
             observations.append(episode.obs)
-            if mobile:
-                layouts.append([(x, y, PILLAR_RADIUS) for x, y in env.physics.pillar_positions().tolist()])
+            if track is not None:
+                pillars = env.physics.pillar_positions().tolist() if hasattr(env.physics, "pillar_positions") else []
+                layouts.append([(x, y, PILLAR_RADIUS) for x, y in pillars])
                 episode_index.append(np.full(len(episode.costs), ep))
             risks.append(episode.risk)
             costs.append(episode.costs)
@@ -135,20 +140,23 @@ def rollout(
 
 
 class _Track:
-    """on_step hook of a mobile robot's episode: its (x, y) before each step, and each new goal."""
+    """on_step hook: the state's two slice coordinates before each step (`riskmap.Slice.read`), and each new goal
+    of a goal task."""
 
-    def __init__(self, env: sim.SafeEnv, episode: int, positions: list, goals: list):
-        self.env, self.episode, self.positions, self.goals = env, episode, positions, goals
+    def __init__(self, read, episode: int, positions: list, goals: list):
+        self.read, self.episode, self.positions, self.goals = read, episode, positions, goals
 
     def __call__(self, env: sim.SafeEnv) -> None:
         physics = env.physics
-        self.positions.append(tuple(float(v) for v in physics.robot_position()))
-        goal = (self.episode, *(round(float(v), 4) for v in physics.goal_position()))
-        if not self.goals or self.goals[-1] != goal:
-            self.goals.append(goal)
+        self.positions.append(self.read(physics))
+        if hasattr(physics, "goal_position"):
+            goal = (self.episode, *(round(float(v), 4) for v in physics.goal_position()))
+            if not self.goals or self.goals[-1] != goal:
+                self.goals.append(goal)
 
 
-def _driver(controller: Controller, env: sim.SafeEnv, period: float, modes: list[str], commands: list[np.ndarray]):
+def _driver(controller: Controller, env: sim.SafeEnv, period: float, modes: list[str], commands: list[np.ndarray],
+            on_frame: Callable[[sim.SafeEnv, Tick], None] | None = None):  # fmt: skip
     """obs -> sim.Step through the controller, its clock at sim time (tick k at k * period); records each tick's
     ~/mode label and physical command."""
     clock = itertools.count()
@@ -157,6 +165,8 @@ def _driver(controller: Controller, env: sim.SafeEnv, period: float, modes: list
         tick = controller.step(next(clock) * period, obs)
         modes.append(tick.label)
         commands.append(tick.command)
+        if on_frame is not None:
+            on_frame(env, tick)
         return sim.Step(env.action_for(tick.command), tick.risk, tick.mode != POLICY)
 
     return drive
@@ -166,7 +176,7 @@ Pillars = list[tuple[float, float, float]]
 
 
 def plot_map(trace: list[tuple], episodes: list[Pillars], goals: list[tuple[int, float, float]], out: Path,
-             arena: float = 2.0) -> Path | None:  # fmt: skip
+             view: riskmap.Slice | None = None) -> Path | None:  # fmt: skip
     """The run seen from above, one panel per episode: walls, pillars, goals, the path coloured by risk (log
     scale), FALLBACK stretches drawn as a wide grey band under the path, violations as red crosses.
 
@@ -174,6 +184,7 @@ def plot_map(trace: list[tuple], episodes: list[Pillars], goals: list[tuple[int,
         trace: Rows as recorded (t, risk, mode, cost, push, x, y, episode).
         episodes: Per episode, the pillars (x, y, radius).
         goals: (episode, x, y) of each goal the robot was given.
+        view: the two state coordinates drawn (`riskmap.SLICES`); None: the diff-drive arena.
 
     Returns:
         The PNG path, or None when the trace has no positions (a joint robot, or no odometry heard).
@@ -194,14 +205,22 @@ def plot_map(trace: list[tuple], episodes: list[Pillars], goals: list[tuple[int,
     risk = np.array([r[1] for r in rows])
     norm = LogNorm(vmin=max(1e-4, float(np.nanmin(np.where(risk > 0, risk, np.nan)) if (risk > 0).any() else 1e-4)),
                    vmax=max(1e-3, float(risk.max())))  # fmt: skip
+    view = view or riskmap.SLICES["diffdrive-safe_navigate"]
+    (x0, x1), (y0, y1) = view.x_range, view.y_range
     for ax, episode in zip(axes[0], shown, strict=True):
-        ax.plot([-arena, arena, arena, -arena, -arena], [-arena, -arena, arena, arena, -arena], color="0.3", lw=1.5)
+        if view is riskmap.SLICES["diffdrive-safe_navigate"]:  # the walls
+            ax.plot([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0], color="0.3", lw=1.5)
+        for a, b in view.forbidden_x:
+            ax.axvspan(a, b, color="tab:red", alpha=0.12, lw=0)
         for x, y, radius in episodes[episode] if episode < len(episodes) else []:
             ax.add_patch(plt.Circle((x, y), radius, color="0.55"))
         part = [r for r in rows if r[7] == episode]
         xy = np.array([(r[5], r[6]) for r in part])
         fallback = np.array([r[2].startswith("FALLBACK") for r in part])
         segments = np.stack([xy[:-1], xy[1:]], axis=1)
+        # A coordinate that wraps (the pole angle at +-pi) would draw a line across the whole plot: cut it there.
+        wraps = np.abs(np.diff(xy[:, 1])) > 0.5 * (y1 - y0)
+        segments[wraps] = np.nan
         if fallback[:-1].any():
             ax.add_collection(LineCollection(segments[fallback[:-1]], colors="0.8", linewidths=9, zorder=1))
         lines = LineCollection(segments, cmap="viridis", norm=norm, linewidths=2.5, zorder=2)
@@ -216,9 +235,12 @@ def plot_map(trace: list[tuple], episodes: list[Pillars], goals: list[tuple[int,
             ax.scatter(
                 [p[0] for p in g], [p[1] for p in g], marker="*", color="tab:green", s=120, zorder=3, label="goals"
             )
-        ax.set_xlim(-arena - 0.1, arena + 0.1)
-        ax.set_ylim(-arena - 0.1, arena + 0.1)
-        ax.set_aspect("equal")
+        ax.set_xlim(x0 - 0.1, x1 + 0.1)
+        ax.set_ylim(y0 - 0.1, y1 + 0.1)
+        ax.set_xlabel(view.x_label, fontsize=7)
+        ax.set_ylabel(view.y_label, fontsize=7)
+        if x1 - x0 == y1 - y0:
+            ax.set_aspect("equal")
         ax.set_title(f"episode {episode}  (grey band: FALLBACK)", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(loc="lower left", fontsize=6)
@@ -228,6 +250,20 @@ def plot_map(trace: list[tuple], episodes: list[Pillars], goals: list[tuple[int,
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def overlay(frame: np.ndarray, text: str, alert: bool = False) -> np.ndarray:
+    """A video frame (uint8 [H, W, 3]) with `text` on a dark band at the top, and a red border when `alert` (the
+    controller is in FALLBACK): the risk and mode of each frame, readable without the trace beside it."""
+    from PIL import Image, ImageDraw
+
+    image = Image.fromarray(np.ascontiguousarray(frame))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 0, image.width, 16), fill=(0, 0, 0))
+    draw.text((4, 2), text, fill=(255, 255, 255))
+    if alert:
+        draw.rectangle((0, 0, image.width - 1, image.height - 1), outline=(220, 30, 30), width=4)
+    return np.asarray(image)
 
 
 def plot_reliability(table: list[dict[str, float]], result: dict[str, Any], out: str | Path, title: str = "") -> Path:

@@ -68,7 +68,14 @@ def _eval(args: argparse.Namespace) -> int:
     agent = trainer.build_agent(cfg, env, torch.Generator().manual_seed(cfg.seed))
     agent.load_state_dict(state["agent"])
     frames: list = []
-    on_frame = (lambda e: frames.append(e.render(height=240, width=320))) if args.video else None
+    on_frame = None
+    if args.video:
+        from alam_control.calibration import overlay
+
+        def on_frame(e: sim.SafeEnv) -> None:  # the policy alone: lambda(s) of the frame's state
+            lam = float(agent.lambdas(e.observe()[None])[0])
+            frames.append(overlay(e.render(height=240, width=320), f"POLICY  lambda {lam:.3g}"))
+
     seed = cfg.seed + trainer.EVAL_SEED_OFFSET if args.seed is None else args.seed
     result = trainer.evaluate(agent, env, args.episodes, seed, cfg.train.risk_horizon, on_frame)
     result = {"checkpoint": str(path), "step": state["loop"]["step"], "episodes": args.episodes, **result}
@@ -108,13 +115,28 @@ def _eval_bundle(args: argparse.Namespace) -> int:
     import sim
 
     ranges = _eval_ranges(args, sim.Randomization())
-    data = calibration.rollout(bundle, args.episodes, seed, ranges or False, monitor, args.fallback)
+    frames: list = []
+
+    def on_frame(env: sim.SafeEnv, tick) -> None:  # the state, and the risk and mode the controller decided there
+        text = f"{tick.label}  {bundle.risk_signal} {tick.risk:.3g}"
+        frames.append(calibration.overlay(env.render(height=240, width=320), text, tick.mode != "POLICY"))
+
+    data = calibration.rollout(bundle, args.episodes, seed, ranges or False, monitor, args.fallback,
+                               on_frame=on_frame if args.video else None)  # fmt: skip
     result = {"bundle": args.bundle, "monitor": bool(monitor), "episodes": args.episodes,
               "randomize_width": (args.randomize_width or 1.0) if ranges else None, **data.summary()}  # fmt: skip
     if args.plot:
         rows = data.map_rows(float(bundle.manifest["control_period_s"]))
-        drawn = calibration.plot_map(rows, data.layouts, data.goals, args.plot) if rows else None
-        result["map"] = str(drawn) if drawn else "no map: the task has no mobile base (diff-drive only)"
+        from alam_control import riskmap
+
+        view = riskmap.SLICES.get(bundle.manifest["task"])
+        drawn = calibration.plot_map(rows, data.layouts, data.goals, args.plot, view) if rows else None
+        result["map"] = str(drawn) if drawn else f"no map: no state slice for {bundle.manifest['task']}"
+    if args.video:
+        import imageio.v2 as imageio
+
+        imageio.mimsave(args.video, frames, fps=round(1.0 / float(bundle.manifest["control_period_s"])))
+        result["video"] = args.video
     print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}, indent=2))
     return 0
 
@@ -221,9 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="randomization K times as wide as the training ranges (implies --randomize; sim defaults for a bundle)",
     )
-    p.add_argument("--video", type=_writable_file, metavar="OUT.mp4", help="record the episodes (MuJoCo offscreen)")
+    p.add_argument("--video", type=_writable_file, metavar="OUT.mp4",
+                   help="record the episodes (MuJoCo offscreen), each frame labelled with risk and mode")  # fmt: skip
     p.add_argument("--plot", type=_writable_file, metavar="MAP.png",
-                   help="with --bundle: the episodes from above, path coloured by risk (diff-drive)")  # fmt: skip
+                   help="with --bundle: each episode's path in its state slice, coloured by risk")  # fmt: skip
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("export", help="write an ONNX + manifest bundle from a run's latest checkpoint")

@@ -27,6 +27,7 @@ import numpy as np
 import sim
 from alam_control import metrics
 from alam_control.runtime import Bundle, Controller, load_bundle
+from sim import cartpole
 
 DIFFDRIVE_HEADING = 0.0
 """Heading (rad, world frame) of the diff-drive slice: the robot faces +x."""
@@ -49,6 +50,10 @@ class Slice:
     obstacle); such cells are left out of the map."""
     landmark: Callable[[Any], tuple[float, float]] | None = None
     """landmark(physics): a point drawn on the map (the diff-drive goal), or None."""
+    read: Callable[[Any], tuple[float, float]] | None = None
+    """read(physics): the state's two slice coordinates, for drawing a rollout's path in the slice (`plot_map`)."""
+    forbidden_x: tuple[tuple[float, float], ...] = ()
+    """x intervals where the constraint is violated whatever y is (the cart-pole's band edges), shaded on maps."""
 
 
 def _place_cartpole(physics: Any, x: float, theta: float) -> None:
@@ -67,12 +72,15 @@ SLICES: dict[str, Slice] = {
     "cartpole-safe_swingup": Slice(
         "cart position x (m)", "pole angle (rad, 0 = upright)", (-1.0, 1.0), (-math.pi, math.pi), _place_cartpole,
         "cart and pole at rest",
+        read=lambda physics: (float(physics.data.qpos[0]), math.remainder(float(physics.data.qpos[1]), 2 * math.pi)),
+        forbidden_x=((-1.0, -cartpole.X_MAX), (cartpole.X_MAX, 1.0)),
     ),
     "diffdrive-safe_navigate": Slice(
         "x (m)", "y (m)", (-2.0, 2.0), (-2.0, 2.0), _place_diffdrive,  # the arena between its walls
         f"robot at rest facing +x (heading {DIFFDRIVE_HEADING:g} rad), pillars and goal of the seeded episode",
         is_state=lambda physics: physics.obstacle_clearance() >= 0.0,
         landmark=lambda physics: tuple(float(v) for v in physics.goal_position()),
+        read=lambda physics: tuple(float(v) for v in physics.robot_position()),
     ),
 }  # fmt: skip
 

@@ -112,3 +112,14 @@ def test_map_of_the_run_draws_one_panel_per_episode(tmp_path) -> None:
     assert matplotlib.image.imread(out).shape[1] > matplotlib.image.imread(out).shape[0]  # two panels side by side
     # No positions (a joint robot, or odometry never heard): no map, no error.
     assert calibration.plot_map([(0.0, 0.5, "POLICY", 0.0, 0)], episodes, [], tmp_path / "none.png") is None
+
+
+def test_video_frames_carry_risk_and_mode(smoke_bundle: Path) -> None:
+    frame = np.full((240, 320, 3), 128, np.uint8)
+    calm, alert = calibration.overlay(frame, "POLICY  lambda 0.01"), calibration.overlay(frame, "FALLBACK:risk", True)
+    assert calm.shape == frame.shape and (calm[:16] != 128).any() and (calm[40:200, 40:280] == 128).all()
+    assert tuple(alert[120, 1]) == (220, 30, 30) and tuple(calm[120, 1]) == (128, 128, 128)  # red border in FALLBACK
+    seen = []
+    data = calibration.rollout(load_bundle(smoke_bundle), 1, monitor=MonitorConfig(0.0, 0.0),
+                               on_frame=lambda env, tick: seen.append((tick.label, tick.risk)))  # fmt: skip
+    assert [label for label, _ in seen] == data.modes and [r for _, r in seen] == list(data.risk)
