@@ -141,7 +141,7 @@ def run_config(state: dict[str, Any], path: Path) -> Config:
             print(f"note: {edited} is not a valid config ({err}); using the one stored in {path.name}", file=sys.stderr)
             return cfg
         stored = config_lib.to_dict(cfg)
-        changed = sorted(_differences(stored, on_disk))
+        changed = config_lib.differences(stored, on_disk)
         if changed:
             print(
                 f"note: {edited} differs from the config stored in {path.name} ({', '.join(changed)}); "
@@ -149,18 +149,6 @@ def run_config(state: dict[str, Any], path: Path) -> Config:
                 file=sys.stderr,
             )
     return cfg
-
-
-def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested dicts."""
-    out = []
-    for key in sorted(set(a) | set(b)):
-        x, y = a.get(key), b.get(key)
-        if isinstance(x, dict) and isinstance(y, dict):
-            out += _differences(x, y, f"{prefix}{key}.")
-        elif x != y:
-            out.append(f"{prefix}{key}")
-    return out
 
 
 def is_run(directory: str | Path) -> bool:

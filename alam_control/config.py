@@ -482,6 +482,20 @@ def check_device_available(device: str) -> None:
         )
 
 
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config data as dotted keys: ``{"sac": {"gamma": 0.9}} -> {"sac.gamma": 0.9}``."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        out.update(flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def differences(a: dict[str, Any], b: dict[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
+    """The dotted keys (sorted) whose values differ between two nested config dicts, less those in `ignore`."""
+    x, y = flatten(a), flatten(b)
+    return sorted(k for k in set(x) | set(y) if k not in ignore and x.get(k) != y.get(k))
+
+
 def to_dict(cfg: Config) -> dict[str, Any]:
     """Plain nested dict (tuples as lists), the inverse of :func:`from_dict`."""
     return json.loads(json.dumps(dataclasses.asdict(cfg)))

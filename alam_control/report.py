@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from alam_control import config as config_lib
+
 METRICS = ("return", "cost", "violation_rate", "lambda_osc", "cost_osc", "train_cost", "risk_auroc")
 """DESIGN.md section 7 names, read from each run's summary.json (the final evaluation + whole-run metrics)."""
 CURVES = (
@@ -51,13 +53,6 @@ class RunResult:
     """eval.csv rows as floats (``step``, ``return``, ``cost``, ``lambda_probe``, ...)."""
 
 
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in data.items():
-        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
 def find_runs(sweep_dir: str | Path) -> tuple[list[RunResult], list[Path]]:
     """Every run directory (one holding ``config.yaml``) below ``sweep_dir``, or only below ``sweep_dir/trials``
     when that exists (a sweep directory: what else lives there, e.g. exported bundles with their training record,
@@ -75,7 +70,7 @@ def find_runs(sweep_dir: str | Path) -> tuple[list[RunResult], list[Path]]:
         if not (run / "summary.json").exists():
             unfinished.append(run)
             continue
-        config = _flatten(yaml.safe_load(cfg_path.read_text()) or {})
+        config = config_lib.flatten(yaml.safe_load(cfg_path.read_text()) or {})
         try:
             summary = json.loads((run / "summary.json").read_text())  # NaN is valid here (Python's json writes it)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:

@@ -416,13 +416,6 @@ def _write_manifest(sweep_dir: Path, manifest: dict[str, Any]) -> None:
     os.replace(tmp, sweep_dir / MANIFEST)  # atomic: a reader (or a crash) never sees half a manifest
 
 
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in data.items():
-        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
 def _without_budgets(grid: Any) -> Any:
     """The grid with train.total_steps dropped from named values (a per-task budget may be raised on resume)."""
     if not isinstance(grid, dict):
@@ -447,9 +440,8 @@ def _check_same_sweep(old: dict[str, Any], sweep: Sweep) -> None:
     if added:
         problems.append(f"new trials: {', '.join(added)}")
     for name in sorted(set(old_trials) & set(new_trials)):
-        a = _flatten(old_trials[name]["config"])
-        b = _flatten(config_lib.to_dict(new_trials[name].config))
-        diffs = sorted(k for k in set(a) | set(b) if k != "train.total_steps" and a.get(k) != b.get(k))
+        new = config_lib.to_dict(new_trials[name].config)
+        diffs = config_lib.differences(old_trials[name]["config"], new, ignore=("train.total_steps",))
         if diffs:
             problems.append(f"trial {name}: config differs in {', '.join(diffs)}")
     if problems:

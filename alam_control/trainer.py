@@ -152,17 +152,9 @@ def _truncate_csv(path: Path, last_step: int) -> None:
         csv.writer(f).writerows(kept)
 
 
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in data.items():
-        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
 def _check_resumable(cfg: Config, saved: Config) -> None:
     """Only the step budget may change on resume; anything else would silently mix two experiments."""
-    mine, theirs = _flatten(config_lib.to_dict(cfg)), _flatten(config_lib.to_dict(saved))
-    diffs = [k for k in mine if k != "train.total_steps" and mine[k] != theirs.get(k)]
+    diffs = config_lib.differences(config_lib.to_dict(cfg), config_lib.to_dict(saved), ignore=("train.total_steps",))
     if diffs:
         raise checkpoint.CheckpointError(
             f"cannot resume: config differs from the checkpointed run in {', '.join(diffs)} "
