@@ -43,7 +43,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState, LaserScan
 from std_msgs.msg import Float32, Float32MultiArray, Float64MultiArray, String
-from visualization_msgs.msg import Marker, MarkerArray
+from visualization_msgs.msg import MarkerArray
 
 from alam_control.runtime import (
     FALLBACKS,
@@ -58,6 +58,8 @@ from alam_control.runtime import (
 from alam_control.runtime.bundle import threshold_bounds
 from alam_ros import common
 from alam_ros.common import ConfigError
+from alam_ros.markers import risk_markers
+from alam_ros.recorder import command_message, float32_message, string_message
 
 NODE_NAME = "alam_policy_node"
 TICK_ON = ("timer", "scan", "joint_states")
@@ -556,10 +558,10 @@ class PolicyNode(LifecycleNode):
             t_ns = int(now * 1e9)
             cmd = self._cmd_pub.msg_type
             stamp = self._twist_stamped.header.stamp if self._stamped else None
-            self._recorder.record_later(self._topic_names["cmd"], _command_message,
+            self._recorder.record_later(self._topic_names["cmd"], command_message,
                                         (cmd, tick.command.tolist(), stamp, self._base_frame), t_ns)  # fmt: skip
-            self._recorder.record_later(self._topic_names["risk"], _float32, (self._risk_msg.data,), t_ns)
-            self._recorder.record_later(self._topic_names["mode"], _string, (label,), t_ns)
+            self._recorder.record_later(self._topic_names["risk"], float32_message, (self._risk_msg.data,), t_ns)
+            self._recorder.record_later(self._topic_names["mode"], string_message, (label,), t_ns)
             self._recorder.notify()
         elapsed = time.perf_counter() - start
         self._last_compute_ms = elapsed * 1e3
@@ -586,42 +588,22 @@ class PolicyNode(LifecycleNode):
             self._last_label, self._last_level, self._last_diag = label, level, now
 
     def _publish_markers(self) -> None:
-        """~/markers: footprint (cylinder at the odometry pose) coloured by risk on [risk_low, risk_high] (green ->
-        red), the mode as text above it, and the goal; in the odometry frame. A joint robot gets the text only."""
+        """~/markers (`markers.risk_markers`), in the odometry frame, from the controller's latest state."""
         if not self._active:
             return
         controller, config = self.controller, self.controller.monitor.config
-        span = max(config.risk_high - config.risk_low, 1e-9)
-        level = min(1.0, max(0.0, (controller.risk - config.risk_low) / span))
-        stamp = self.get_clock().now().to_msg()
-        frame = self._odom_frame or "odom"
-        x, y = 0.0, 0.0
-        markers = []
         inputs = controller.inputs
-        if self._interface == "diff_drive" and math.isfinite(inputs.pose[0]):
-            x, y = inputs.pose[0], inputs.pose[1]
-            body = Marker(ns="robot", id=0, type=Marker.CYLINDER, action=Marker.ADD)
-            body.pose.position.x, body.pose.position.y, body.pose.position.z = x, y, 0.05
-            body.scale.x, body.scale.y, body.scale.z = 0.21, 0.21, 0.1  # the hull: 0.105 m radius
-            body.color.r, body.color.g, body.color.b, body.color.a = level, 1.0 - level, 0.0, 0.9
-            markers.append(body)
-            gx, gy = inputs.goal_xy
-            if math.isfinite(gx):
-                goal = Marker(ns="goal", id=0, type=Marker.SPHERE, action=Marker.ADD)
-                goal.pose.position.x, goal.pose.position.y = gx, gy
-                goal.scale.x = goal.scale.y = goal.scale.z = 0.15
-                goal.color.g, goal.color.b, goal.color.a = 0.8, 0.2, 0.9
-                markers.append(goal)
-        text = Marker(ns="mode", id=0, type=Marker.TEXT_VIEW_FACING, action=Marker.ADD)
-        text.pose.position.x, text.pose.position.y, text.pose.position.z = x, y, 0.4
-        text.scale.z = 0.12
-        text.color.r = text.color.g = text.color.b = text.color.a = 1.0
-        text.text = f"{self._last_label or '-'}  risk {controller.risk:.3g}"
-        markers.append(text)
-        for marker in markers:
-            marker.header.stamp, marker.header.frame_id = stamp, frame
-            marker.pose.orientation.w = 1.0
-        self._markers_pub.publish(MarkerArray(markers=markers))
+        mobile = self._interface == "diff_drive"
+        array = risk_markers(
+            inputs.pose if mobile else None,
+            inputs.goal_xy if mobile else None,
+            controller.risk,
+            (config.risk_low, config.risk_high),
+            self._last_label or "-",
+            self._odom_frame or "odom",
+            self.get_clock().now().to_msg(),
+        )
+        self._markers_pub.publish(array)
 
     def _publish_command(self, command: np.ndarray, stamp: Any) -> None:
         if self._interface == "joint":
@@ -680,29 +662,6 @@ class PolicyNode(LifecycleNode):
         self._diag_pub.publish(array)
         if getattr(self, "_recorder", None) is not None:
             self._recorder.record(self._topic_names["diagnostics"], array, self.get_clock().now().nanoseconds)
-
-
-def _command_message(kind: type, values: list[float], stamp: Any, frame: str) -> Any:
-    """A new command message (Twist, TwistStamped or Float64MultiArray) with `values`, for the recorder."""
-    if kind is Float64MultiArray:
-        return Float64MultiArray(data=values)
-    twist = Twist()
-    twist.linear.x, twist.angular.z = values[0], values[1]
-    if kind is Twist:
-        return twist
-    msg = TwistStamped()
-    msg.header.frame_id, msg.twist = frame, twist
-    if stamp is not None:
-        msg.header.stamp.sec, msg.header.stamp.nanosec = stamp.sec, stamp.nanosec
-    return msg
-
-
-def _float32(value: float) -> Float32:
-    return Float32(data=value)
-
-
-def _string(value: str) -> String:
-    return String(data=value)
 
 
 def _run(node: PolicyNode, spinner: common.Spinner) -> int:

@@ -157,3 +157,36 @@ class McapRecorder:
             self._writer.add_message(channel, log_time=t_ns, data=serialize_message(msg), publish_time=t_ns,
                                      sequence=self.written)  # fmt: skip
             self.written += 1
+
+
+# Builders of recorded copies of the messages the node reuses every tick (run in the writer thread).
+
+
+def command_message(kind: type, values: list[float], stamp: Any, frame: str) -> Any:
+    """A new command message (Twist, TwistStamped or Float64MultiArray) with `values`, for the recorder."""
+    from geometry_msgs.msg import Twist, TwistStamped
+    from std_msgs.msg import Float64MultiArray
+
+    if kind is Float64MultiArray:
+        return Float64MultiArray(data=values)
+    twist = Twist()
+    twist.linear.x, twist.angular.z = values[0], values[1]
+    if kind is Twist:
+        return twist
+    msg = TwistStamped()
+    msg.header.frame_id, msg.twist = frame, twist
+    if stamp is not None:
+        msg.header.stamp.sec, msg.header.stamp.nanosec = stamp.sec, stamp.nanosec
+    return msg
+
+
+def float32_message(value: float) -> Any:
+    from std_msgs.msg import Float32
+
+    return Float32(data=value)
+
+
+def string_message(value: str) -> Any:
+    from std_msgs.msg import String
+
+    return String(data=value)
