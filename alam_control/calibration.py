@@ -196,19 +196,19 @@ def plot_map(trace: list[tuple], episodes: list[Pillars], goals: list[tuple[int,
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
     from matplotlib.collections import LineCollection
     from matplotlib.colors import LogNorm
 
     shown = sorted({r[7] for r in rows})[:3]
     fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown) + 0.8, 4.2), dpi=100, squeeze=False)
     risk = np.array([r[1] for r in rows])
-    norm = LogNorm(vmin=max(1e-4, float(np.nanmin(np.where(risk > 0, risk, np.nan)) if (risk > 0).any() else 1e-4)),
-                   vmax=max(1e-3, float(risk.max())))  # fmt: skip
+    positive = risk[risk > 0]
+    low = max(1e-4, float(positive.min())) if positive.size else 1e-4  # log scale: from the least positive risk
+    norm = LogNorm(vmin=low, vmax=max(10 * low, float(risk.max())))
     view = view or riskmap.SLICES["diffdrive-safe_navigate"]
     (x0, x1), (y0, y1) = view.x_range, view.y_range
     for ax, episode in zip(axes[0], shown, strict=True):
-        if view is riskmap.SLICES["diffdrive-safe_navigate"]:  # the walls
+        if view.walls:
             ax.plot([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0], color="0.3", lw=1.5)
         for a, b in view.forbidden_x:
             ax.axvspan(a, b, color="tab:red", alpha=0.12, lw=0)

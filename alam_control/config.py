@@ -388,7 +388,7 @@ def validate(cfg: Config) -> None:
         )
     _check_device(cfg.train.device)
     d = cfg.cost.threshold
-    if d is not None and not (math.isfinite(d) and d >= 0 and (cfg.cost.critic == "sum" or d < 1)):
+    if d is not None and not (d >= 0 and (cfg.cost.critic == "sum" or d < 1)):  # finite: checked on loading
         bound = ">= 0" if cfg.cost.critic == "sum" else "in [0, 1) for the first_violation critic (its range)"
         raise ConfigError(f"cost.threshold must be {bound}, got {d}")
     if cfg.train.learning_starts < cfg.sac.batch_size:

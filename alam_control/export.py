@@ -8,7 +8,6 @@ The ONNX graph maps raw observations to everything the robot needs, so the robot
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -28,7 +27,9 @@ from alam_control.runtime.bundle import (
     MANIFEST_FILE,
     POLICY_FILE,
     RISK_SIGNALS,
+    BundleError,
     file_sha256,
+    read_manifest,
     write_manifest,
 )
 
@@ -168,17 +169,17 @@ def export(run_dir: str | Path, out: str | Path, opset: int = 18, risk_signal: s
             "files": {POLICY_FILE: file_sha256(tmp / POLICY_FILE)},
         }
         write_manifest(tmp, manifest)
-        check_out(run_dir, out)  # again: the target may have changed while the graph was exported
+        previous = check_out(run_dir, out)  # again: the target may have changed while the graph was exported
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # our own temp dir: no half-written bundle is left behind
         raise
-    if out.exists():
+    if previous:
         # Swap the previous bundle out and the new one in, then delete only the files the old manifest listed.
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
         old.rmdir()
         os.replace(out, old)
         os.replace(tmp, out)
-        for name in (MANIFEST_FILE, *_listed_files(old)):
+        for name in previous:
             (old / name).unlink(missing_ok=True)
         old.rmdir()
     else:
@@ -186,12 +187,16 @@ def export(run_dir: str | Path, out: str | Path, opset: int = 18, risk_signal: s
     return manifest
 
 
-def check_out(run_dir: Path, out: Path) -> None:
+def check_out(run_dir: Path, out: Path) -> list[str]:
     """Refuses an export target that is not a new path or a previous bundle: nothing else is ever replaced.
 
+    Returns:
+        The files of the previous bundle at `out` (its manifest and the files it lists), [] for a new path.
+
     Raises:
-        FileExistsError: `out` is a file, a directory that is not a bundle (no manifest.json, or files other than
-            the manifest and the files it lists), or the run directory itself / inside it / around it.
+        FileExistsError: `out` is a file, a directory that is not a valid bundle (`read_manifest`, signature aside:
+            a bundle from an older version is still one) or holds more than its files, or the run directory itself /
+            inside it / around it.
     """
     out_abs, run_abs = out.resolve(), run_dir.resolve()
     if out_abs == run_abs or run_abs in out_abs.parents or out_abs in run_abs.parents:
@@ -199,26 +204,21 @@ def check_out(run_dir: Path, out: Path) -> None:
             f"--out {out} is the run directory {run_dir}, inside it or around it; write the bundle elsewhere"
         )
     if not out.exists() and not out.is_symlink():
-        return
+        return []
     if out.is_symlink() or not out.is_dir():
         raise FileExistsError(f"--out {out} exists and is not a bundle directory; refusing to replace it")
-    if not (out / MANIFEST_FILE).is_file():
+    try:
+        previous = read_manifest(out, verify_signature=False)
+    except BundleError as err:
         raise FileExistsError(
-            f"--out {out} is an existing directory without a bundle manifest; refusing to replace it "
+            f"--out {out} is an existing directory but not a valid bundle ({err}); refusing to replace it "
             "(export replaces only a previous bundle)"
-        )
-    extra = sorted({p.name for p in out.iterdir()} - {MANIFEST_FILE, *_listed_files(out)})
+        ) from None
+    files = [MANIFEST_FILE, *previous["files"]]  # plain names inside the bundle: read_manifest checked them
+    extra = sorted({p.name for p in out.iterdir()} - set(files))
     if extra:
         raise FileExistsError(
             f"--out {out} holds a bundle plus other entries ({', '.join(extra)}); refusing to replace it: "
             "move them away or pick another --out"
         )
-
-
-def _listed_files(bundle: Path) -> list[str]:
-    """The plain file names a bundle's manifest lists ([] when unreadable: then nothing counts as a bundle file)."""
-    try:
-        files = json.loads((bundle / MANIFEST_FILE).read_text()).get("files", {})
-    except (OSError, ValueError, AttributeError):
-        return []
-    return [name for name in files if isinstance(name, str) and "/" not in name and name not in ("", ".", "..")]
+    return files

@@ -54,6 +54,8 @@ class Slice:
     """read(physics): the state's two slice coordinates, for drawing a rollout's path in the slice (`plot_map`)."""
     forbidden_x: tuple[tuple[float, float], ...] = ()
     """x intervals where the constraint is violated whatever y is (the cart-pole's band edges), shaded on maps."""
+    walls: bool = False
+    """The slice's x and y ranges are walls (the diff-drive arena), drawn on maps."""
 
 
 def _place_cartpole(physics: Any, x: float, theta: float) -> None:
@@ -81,6 +83,7 @@ SLICES: dict[str, Slice] = {
         is_state=lambda physics: physics.obstacle_clearance() >= 0.0,
         landmark=lambda physics: tuple(float(v) for v in physics.goal_position()),
         read=lambda physics: tuple(float(v) for v in physics.robot_position()),
+        walls=True,
     ),
 }  # fmt: skip
 

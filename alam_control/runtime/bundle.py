@@ -294,7 +294,7 @@ def validate_manifest(manifest: dict[str, Any], where: str | Path = MANIFEST_FIL
     cap = manifest.get("lambda_max")
     if cap is not None:
         number("lambda_max", cap, 0.0, open_low=True)
-    _validate_thresholds(manifest, signal or "lambda", cap, number, fail)
+    _validate_thresholds(manifest, number, fail)
     files = manifest["files"]
     if not isinstance(files, dict) or POLICY_FILE not in files:
         fail(f"files must map file names to sha256 and list {POLICY_FILE}, got {files!r}")
@@ -330,7 +330,7 @@ def threshold_bounds(manifest: dict[str, Any]) -> tuple[float, float, str] | Non
     return None if not what else (low, high, " and ".join(what))
 
 
-def _validate_thresholds(manifest: dict[str, Any], signal: str, cap: float | None, number, fail) -> None:
+def _validate_thresholds(manifest: dict[str, Any], number, fail) -> None:
     """risk_high / risk_low: both null (uncalibrated) or finite with risk_low <= risk_high, inside
     `threshold_bounds`."""
     high, low = manifest["risk_high"], manifest["risk_low"]

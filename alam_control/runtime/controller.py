@@ -17,7 +17,7 @@ actuators' range: bad input is a fault, which the monitor turns into FALLBACK at
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -98,6 +98,11 @@ class DiffDriveInputs:
     def pose(self) -> tuple[float, float, float]:
         """The latest odometry pose (x, y, yaw), NaN before the first."""
         return tuple(self._pose)
+
+    @property
+    def odom_frame(self) -> str:
+        """The latest odometry's frame_id ("" before the first, or when the robot sends none)."""
+        return self._odom_frame
 
     @property
     def goal_xy(self) -> tuple[float, float]:
@@ -214,7 +219,7 @@ class Controller:
         risk_signal: "lambda" or "cost_q": which policy output is the risk (the bundle's choice).
         monitor: The RiskMonitor, or None for the policy alone (then only faults hand control to the fallback).
         inputs: DiffDriveInputs or JointInputs, for `tick`.
-        fallback_name: The fallback controller's name.
+        fallback: The fallback controller: obs [O] or None -> command [A].
         lam, cost_q: The policy's latest finite outputs (NaN before the first).
         risk: The latest finite risk (0.0 before the first), what ~/risk carries while the policy cannot run.
     """
@@ -223,7 +228,7 @@ class Controller:
         self,
         bundle: Bundle,
         monitor: MonitorConfig | None,
-        fallback: str = "stop",
+        fallback: str | Callable[[np.ndarray | None], np.ndarray] = "stop",
         *,
         start_in_fallback: bool = True,
         obs_timeout_s: float = 0.5,
@@ -233,7 +238,7 @@ class Controller:
         """Args:
         bundle: A verified bundle (`load_bundle`).
         monitor: Thresholds (`MonitorConfig.from_manifest`), or None for the policy alone.
-        fallback: Fallback controller name (see `make_fallback`).
+        fallback: Fallback controller name (see `make_fallback`), or one already built.
         start_in_fallback: Start in FALLBACK:startup until a dwell of calm, good inputs (a robot); a simulated
             rollout, whose inputs are sane from the first step, starts in POLICY.
         obs_timeout_s, max_invalid_beam_fraction, topics: See `DiffDriveInputs` / `JointInputs`.
@@ -246,14 +251,12 @@ class Controller:
         self.risk_signal = bundle.risk_signal
         self._use_lambda = self.risk_signal == "lambda"
         self.monitor = RiskMonitor(monitor, start_in_fallback) if monitor is not None else None
-        self.fallback_name = fallback
-        self.fallback = make_fallback(fallback, manifest)
+        self.fallback = make_fallback(fallback, manifest) if isinstance(fallback, str) else fallback
         self.inputs = make_inputs(manifest, obs_timeout_s, max_invalid_beam_fraction, topics)
         self._low, self._high = bundle.action_low, bundle.action_high
         self._obs_dim = bundle.obs_dim
         self.lam = self.cost_q = math.nan
         self.risk = 0.0
-        self._labels: dict[str, str] = {POLICY: POLICY}  # reason -> label, so a tick formats no strings
 
     def tick(self, now: float) -> Tick:
         """One tick from the latest robot readings (`inputs`)."""
@@ -285,24 +288,17 @@ class Controller:
             else:
                 self.lam, self.cost_q, self.risk = lam, cost_q, risk
         if self.monitor is not None:
-            mode = self.monitor.update(now, None if fault is not None else risk, fault)
-            reason = self.monitor.reason
+            mode = self.monitor.update(now, risk, fault)  # a fault wins over the risk
+            label = self.monitor.label()
         else:
-            mode, reason = (FALLBACK, fault) if fault is not None else (POLICY, "")
+            mode, label = (FALLBACK, f"{FALLBACK}:{fault}") if fault is not None else (POLICY, POLICY)
         command = action if mode == POLICY else self.fallback(fallback_obs)
         # Finite by construction: whatever the policy or fallback returned, the robot gets a bounded command.
         command = np.asarray(command, np.float64)
         if not np.isfinite(command).all():
             command = np.nan_to_num(command, nan=0.0, posinf=0.0, neginf=0.0)
         command = np.minimum(np.maximum(command, self._low), self._high)
-        label = POLICY if mode == POLICY else self._label(reason)
         return Tick(command, risk, mode, label, fault, detail, obs)
-
-    def _label(self, reason: str) -> str:
-        label = self._labels.get(reason)
-        if label is None:
-            label = self._labels[reason] = f"{FALLBACK}:{reason}"
-        return label
 
     def reset(self, start_in_fallback: bool = True) -> None:
         """A fresh monitor (same thresholds), e.g. at activation or at the start of an episode."""

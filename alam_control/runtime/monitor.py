@@ -12,6 +12,7 @@ from typing import Any
 
 POLICY = "POLICY"
 FALLBACK = "FALLBACK"
+_LABELS: dict[str, str] = {}  # reason -> "FALLBACK:<reason>"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,8 +143,14 @@ class RiskMonitor:
         return self.mode
 
     def label(self) -> str:
-        """ "POLICY" or "FALLBACK:<reason>", as published on ~/mode."""
-        return self.mode if self.mode == POLICY else f"{FALLBACK}:{self.reason}"
+        """ "POLICY" or "FALLBACK:<reason>", as published on ~/mode (formatted once per reason: a tick formats no
+        strings)."""
+        if self.mode == POLICY:
+            return POLICY
+        label = _LABELS.get(self.reason)
+        if label is None:
+            label = _LABELS[self.reason] = f"{FALLBACK}:{self.reason}"
+        return label
 
     def _enter(self, mode: str, reason: str) -> None:
         if mode != self.mode:

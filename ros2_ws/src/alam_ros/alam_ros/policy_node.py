@@ -370,14 +370,14 @@ class PolicyNode(LifecycleNode):
         topics = {name: common.get(self, f"{name}_topic") for name in ("odom", "scan", "goal", "joint_states")}
         topics["goal_pose"] = topics.pop("goal")
         try:
-            make_fallback(self._fallback_name, manifest)
+            fallback = make_fallback(self._fallback_name, manifest)
         except (ValueError, KeyError) as err:
             raise ConfigError(f"parameter fallback: {err}") from None
         try:
             self.controller = Controller(
                 self.bundle,
                 self._monitor_config(),
-                self._fallback_name,
+                fallback,
                 start_in_fallback=True,
                 obs_timeout_s=self._obs_timeout,
                 max_invalid_beam_fraction=float(common.get(self, "max_invalid_beam_fraction")),
@@ -423,7 +423,6 @@ class PolicyNode(LifecycleNode):
             self._obs_pub = self.create_publisher(Float32MultiArray, "~/observation", common.STATUS_QOS)
             self._pubs.append(self._obs_pub)
 
-        self._odom_frame = ""
         self._parameter_changes = 0
         self._last_parameter_change = ""
         # Tick state. Messages reused every tick (a publish copies them out).
@@ -450,10 +449,10 @@ class PolicyNode(LifecycleNode):
             except OSError as err:
                 raise ConfigError(f"parameter record: cannot write {record}: {err.strerror or err}") from None
         self._topic_names = {
-            "odom": self._resolved(topics["odom"]),
-            "scan": self._resolved(topics["scan"]),
-            "goal": self._resolved(topics["goal_pose"]),
-            "joint_states": self._resolved(topics["joint_states"]),
+            "odom": self.resolve_topic_name(topics["odom"]),
+            "scan": self.resolve_topic_name(topics["scan"]),
+            "goal": self.resolve_topic_name(topics["goal_pose"]),
+            "joint_states": self.resolve_topic_name(topics["joint_states"]),
             "cmd": self._cmd_pub.topic_name,
             "risk": self._risk_pub.topic_name,
             "mode": self._mode_pub.topic_name,
@@ -487,9 +486,6 @@ class PolicyNode(LifecycleNode):
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _resolved(self, topic: str) -> str:
-        return self.resolve_topic_name(topic)
-
     def _record(self, key: str, msg: Any, now: float) -> None:
         if self._recorder is not None:
             self._recorder.record(self._topic_names[key], msg, int(now * 1e9))
@@ -505,7 +501,6 @@ class PolicyNode(LifecycleNode):
         p, q, t = msg.pose.pose.position, msg.pose.pose.orientation, msg.twist.twist
         pose = (p.x, p.y, yaw_from_quaternion(q.x, q.y, q.z, q.w))
         now = self._now()
-        self._odom_frame = msg.header.frame_id
         self._record("odom", msg, now)
         self._inputs.odom(now, pose, (t.linear.x, t.angular.z), msg.header.frame_id)
 
@@ -600,7 +595,7 @@ class PolicyNode(LifecycleNode):
             controller.risk,
             (config.risk_low, config.risk_high),
             self._last_label or "-",
-            self._odom_frame or "odom",
+            (inputs.odom_frame if mobile else "") or "odom",
             self.get_clock().now().to_msg(),
         )
         self._markers_pub.publish(array)
