@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from alam_control import rundir
+
 if TYPE_CHECKING:
     from alam_control.config import Config
 
 FORMAT_VERSION = 2  # 2: sha256 trailer; 1: plain torch.save (still read)
-LATEST = "checkpoint.pt"
-PREVIOUS = "checkpoint.prev.pt"
+LATEST = rundir.CHECKPOINT
+PREVIOUS = rundir.PREVIOUS_CHECKPOINT
 CHECKSUM_MAGIC = b"ALAMSHA2"  # 8 bytes, then the 32-byte digest: the last 40 bytes of a checkpoint file
 
 
@@ -133,7 +135,7 @@ def run_config(state: dict[str, Any], path: Path) -> Config:
         cfg = config_lib.from_dict(state["config"])
     except (KeyError, config_lib.ConfigError) as err:
         raise CheckpointError(f"{path} holds no valid training config: {err}") from None
-    edited = path.parent / "config.yaml"
+    edited = path.parent / rundir.CONFIG
     if edited.is_file():
         try:
             on_disk = config_lib.to_dict(config_lib.load(edited))

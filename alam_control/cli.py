@@ -12,17 +12,18 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import sim
+    from alam_control.config import Config
 
 
 def _train(args: argparse.Namespace) -> int:
     from alam_control import config as config_lib
-    from alam_control import trainer
+    from alam_control import rundir, trainer
 
     run_dir = Path(args.run_dir) if args.run_dir else None
     if args.config:
         cfg = config_lib.load(args.config, args.set)
-    elif args.resume and run_dir and (run_dir / "config.yaml").exists():
-        cfg = config_lib.load(run_dir / "config.yaml", args.set)
+    elif args.resume and run_dir and (run_dir / rundir.CONFIG).exists():
+        cfg = config_lib.load(run_dir / rundir.CONFIG, args.set)
     else:
         raise SystemExit("alam train: --config is required (or --resume --run-dir DIR of an existing run)")
     if run_dir is None:
@@ -55,18 +56,15 @@ def _eval(args: argparse.Namespace) -> int:
         return _eval_bundle(args)
     if args.monitor:
         raise ValueError("--monitor evaluates an exported bundle: pass --bundle (see `alam export`)")
-    import torch
-
     import sim
-    from alam_control import checkpoint, trainer
+    from alam_control import rundir, trainer
 
-    run_dir = Path(args.run_dir)
-    state, path = checkpoint.load_latest(run_dir)
-    cfg = checkpoint.run_config(state, path)  # what the weights were trained with, not an edited config.yaml
-    ranges = _eval_ranges(args, cfg.randomization)
-    env = sim.load(cfg.task, seed=cfg.seed + trainer.EVAL_SEED_OFFSET, randomize=ranges if ranges else False)
-    agent = trainer.build_agent(cfg, env, torch.Generator().manual_seed(cfg.seed))
-    agent.load_state_dict(state["agent"])
+    def make_env(cfg: Config) -> sim.SafeEnv:  # evaluation seeds; the run's ranges if randomized
+        ranges = _eval_ranges(args, cfg.randomization)
+        return sim.load(cfg.task, seed=cfg.seed + trainer.EVAL_SEED_OFFSET, randomize=ranges if ranges else False)
+
+    run = rundir.load_run(args.run_dir, make_env)  # the config the weights were trained with, not an edited yaml
+    cfg, agent, env = run.config, run.agent, run.env
     frames: list = []
     on_frame = None
     if args.video:
@@ -78,7 +76,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     seed = cfg.seed + trainer.EVAL_SEED_OFFSET if args.seed is None else args.seed
     result = trainer.evaluate(agent, env, args.episodes, seed, cfg.train.risk_horizon, on_frame)
-    result = {"checkpoint": str(path), "step": state["loop"]["step"], "episodes": args.episodes, **result}
+    result = {"checkpoint": str(run.path), "step": run.state["loop"]["step"], "episodes": args.episodes, **result}
     if args.video:
         import imageio.v2 as imageio
 

@@ -18,9 +18,8 @@ import torch
 from torch import Tensor, nn
 
 import alam_control
-import sim
-from alam_control import checkpoint, trainer
 from alam_control import config as config_lib
+from alam_control import rundir, trainer
 from alam_control.agent import Agent
 from alam_control.runtime.bundle import (
     FORMAT_VERSION,
@@ -84,20 +83,6 @@ def _ensemble_head(critic: nn.Module, head: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def load_run(run_dir: Path) -> tuple[config_lib.Config, Agent, sim.SafeEnv, dict[str, Any]]:
-    """The run's config, its agent with the latest checkpoint's weights, an env of its task, and the checkpoint.
-
-    The config is the one stored in the checkpoint, i.e. the one the weights were trained with (see
-    `checkpoint.run_config`); an edited `config.yaml` beside it is reported, not obeyed.
-    """
-    state, path = checkpoint.load_latest(run_dir)
-    cfg = checkpoint.run_config(state, path)
-    env = sim.load(cfg.task, seed=cfg.seed)
-    agent = trainer.build_agent(cfg, env, torch.Generator().manual_seed(cfg.seed))
-    agent.load_state_dict(state["agent"])
-    return cfg, agent, env, state
-
-
 def export(run_dir: str | Path, out: str | Path, opset: int = 18, risk_signal: str | None = None) -> dict[str, Any]:
     """Writes the bundle of the run's latest checkpoint to `out`: a new directory, or a previous bundle, which is
     replaced atomically (anything else at `out` is refused, see `check_out`; nothing is deleted but the previous
@@ -119,9 +104,10 @@ def export(run_dir: str | Path, out: str | Path, opset: int = 18, risk_signal: s
         raise ValueError(f"risk_signal must be one of {list(RISK_SIGNALS)}, got {risk_signal!r}")
     run_dir, out = Path(run_dir), Path(out)
     check_out(run_dir, out)
-    cfg, agent, env, state = load_run(run_dir)
+    run = rundir.load_run(run_dir)
+    cfg, env = run.config, run.env
     spec = env.spec
-    module = ExportedPolicy(agent, spec.ctrl_low, spec.ctrl_high).eval()
+    module = ExportedPolicy(run.agent, spec.ctrl_low, spec.ctrl_high).eval()
     example = torch.zeros(1, spec.obs_layout and max(stop for _, stop in spec.obs_layout.values()))
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -164,7 +150,7 @@ def export(run_dir: str | Path, out: str | Path, opset: int = 18, risk_signal: s
             "risk_low": None,
             "calibration": None,
             "config_hash": config_lib.config_hash(cfg),
-            "train_step": int(state["loop"]["step"]),
+            "train_step": int(run.state["loop"]["step"]),
             "package_version": alam_control.__version__,
             "files": {POLICY_FILE: file_sha256(tmp / POLICY_FILE)},
         }

@@ -27,6 +27,7 @@ import numpy as np
 import yaml
 
 from alam_control import config as config_lib
+from alam_control import rundir
 
 METRICS = ("return", "cost", "violation_rate", "lambda_osc", "cost_osc", "train_cost", "risk_auroc")
 """DESIGN.md section 7 names, read from each run's summary.json (the final evaluation + whole-run metrics)."""
@@ -65,28 +66,17 @@ def find_runs(sweep_dir: str | Path) -> tuple[list[RunResult], list[Path]]:
     if (root / "trials").is_dir():
         root = root / "trials"
     finished, unfinished = [], []
-    for cfg_path in sorted(root.rglob("config.yaml")):
+    for cfg_path in sorted(root.rglob(rundir.CONFIG)):
         run = cfg_path.parent
-        if not (run / "summary.json").exists():
+        if not (run / rundir.SUMMARY).exists():
             unfinished.append(run)
             continue
         config = config_lib.flatten(yaml.safe_load(cfg_path.read_text()) or {})
-        try:
-            summary = json.loads((run / "summary.json").read_text())  # NaN is valid here (Python's json writes it)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{run / 'summary.json'} is not valid JSON ({err}); rerun or remove that run") from None
-        if not isinstance(summary, dict):
-            raise ValueError(f"{run / 'summary.json'} is not a run summary (a JSON object)")
+        summary = rundir.read_summary(run)
         if summary.get("steps") != config.get("train.total_steps"):
             unfinished.append(run)  # a summary from before the step budget was extended
             continue
-        evals = []
-        if (run / "eval.csv").exists():
-            with open(run / "eval.csv", newline="") as f:
-                evals = [
-                    {k: float(v) if v not in ("", None) else math.nan for k, v in r.items()} for r in csv.DictReader(f)
-                ]
-        finished.append(RunResult(run, config, summary, evals))
+        finished.append(RunResult(run, config, summary, rundir.read_evals(run)))
     return finished, unfinished
 
 

@@ -1,19 +1,11 @@
 """The training loop: rollout -> buffer -> agent.update -> evaluate / checkpoint / log.
 
-Run directory layout::
-
-    RUN_DIR/config.yaml          resolved config (loadable with alam_control.config.load)
-    RUN_DIR/train.csv            training scalars every train.log_every steps
-    RUN_DIR/eval.csv             deterministic evaluation every train.eval_every steps
-    RUN_DIR/tb/                  TensorBoard events (same scalars)
-    RUN_DIR/checkpoint.pt        latest atomic checkpoint (+ checkpoint.prev.pt)
-    RUN_DIR/summary.json         final metrics (DESIGN.md section 7)
+What it writes (config.yaml, train.csv, eval.csv, tb/, checkpoint.pt, summary.json) is the run directory format of
+`alam_control.rundir`.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import time
 from collections.abc import Callable
@@ -24,7 +16,7 @@ import numpy as np
 import torch
 
 import sim
-from alam_control import checkpoint, metrics
+from alam_control import checkpoint, metrics, rundir
 from alam_control import config as config_lib
 from alam_control.agent import Agent
 from alam_control.buffer import ReplayBuffer
@@ -107,61 +99,6 @@ def replay_risk(agent: Agent, buffer: ReplayBuffer, horizon: int, window: int) -
     return {f"replay_{k}": v for k, v in quality.items()}
 
 
-class RunLogger:
-    """CSV + TensorBoard scalars. On resume, rows after the checkpoint's step are dropped (they will be redone)."""
-
-    def __init__(self, run_dir: Path, resume_step: int | None):
-        from torch.utils.tensorboard import SummaryWriter  # slow import; only where training runs
-
-        self.run_dir = run_dir
-        if resume_step is not None:
-            for name in ("train.csv", "eval.csv"):
-                _truncate_csv(run_dir / name, resume_step)
-        self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=None if resume_step is None else resume_step + 1)
-
-    def write(self, kind: str, step: int, scalars: dict[str, float]) -> None:
-        path = self.run_dir / f"{kind}.csv"
-        row = {"step": step, **scalars}
-        new = not path.exists() or path.stat().st_size == 0
-        with open(path, "a", newline="") as f:
-            if new:
-                fields = list(row)
-            else:
-                with open(path, newline="") as r:
-                    fields = next(csv.reader(r))
-            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-        for k, v in scalars.items():
-            self.tb.add_scalar(f"{kind}/{k}", v, step)
-
-    def close(self) -> None:
-        self.tb.close()
-
-
-def _truncate_csv(path: Path, last_step: int) -> None:
-    if not path.exists():
-        return
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        return
-    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= last_step]
-    with open(path, "w", newline="") as f:
-        csv.writer(f).writerows(kept)
-
-
-def _check_resumable(cfg: Config, saved: Config) -> None:
-    """Only the step budget may change on resume; anything else would silently mix two experiments."""
-    diffs = config_lib.differences(config_lib.to_dict(cfg), config_lib.to_dict(saved), ignore=("train.total_steps",))
-    if diffs:
-        raise checkpoint.CheckpointError(
-            f"cannot resume: config differs from the checkpointed run in {', '.join(diffs)} "
-            "(only train.total_steps may change on resume)"
-        )
-
-
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train ``cfg`` in ``run_dir``; with ``resume`` continue bit-exactly from its latest checkpoint.
 
@@ -191,12 +128,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     probe: torch.Tensor | None = None
     if resume:
         state, path = checkpoint.load_latest(run_dir)
-        _check_resumable(cfg, config_lib.from_dict(state["config"]))
-        if state["loop"]["step"] > tc.total_steps:
-            raise checkpoint.CheckpointError(
-                f"cannot resume with train.total_steps {tc.total_steps}: the run is already at step "
-                f"{state['loop']['step']} ({path.name}); give a total of at least that"
-            )
+        rundir.check_resumable(cfg, state, path)
         agent.load_state_dict(state["agent"])
         buffer.load_state_dict(state["buffer"])
         generator.set_state(state["generator"])
@@ -206,8 +138,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         print(f"resumed {run_dir} from {path.name} at step {loop['step']}")
     else:
         obs, _ = env.reset(seed=cfg.seed)
-    config_lib.save(cfg, run_dir / "config.yaml")
-    logger = RunLogger(run_dir, loop["step"] if resume else None)
+    config_lib.save(cfg, run_dir / rundir.CONFIG)
+    logger = rundir.RunLogger(run_dir, loop["step"] if resume else None)
 
     def save_checkpoint() -> None:
         checkpoint.save(
@@ -298,7 +230,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     logger.close()
 
     summary = summarize(evals, loop, cfg)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    rundir.write_summary(run_dir, summary)
     return summary
 
 

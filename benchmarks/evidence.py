@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import sim  # noqa: E402
-from alam_control import calibration, export, report, riskmap  # noqa: E402
+from alam_control import calibration, export, report, riskmap, rundir  # noqa: E402
 from alam_control.runtime import MonitorConfig, load_bundle  # noqa: E402
 
 ALGOS = ("fac", "sac_alam")
@@ -105,8 +105,7 @@ def process(
     """Export, calibrate, risk-map and (sac_alam) stress-test one trial. The result is cached in
     bundle_dir/evidence.json (+ riskmap.npz) and reused while the trial's final step and the settings match, so
     the script can run while a sweep is still adding trials."""
-    key = {"train_step": json.loads((run_dir / "summary.json").read_text())["steps"], "episodes": episodes,
-           "grid": grid}  # fmt: skip
+    key = {"train_step": rundir.read_summary(run_dir)["steps"], "episodes": episodes, "grid": grid}
     cache, arrays = bundle_dir / "evidence.json", bundle_dir / "riskmap.npz"
     if cache.exists():
         entry = json.loads(cache.read_text())

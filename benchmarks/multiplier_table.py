@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from alam_control import report  # noqa: E402
+from alam_control import report, rundir  # noqa: E402
 
 SCRIPTED = {"cartpole": 368.7, "point": 25.7, "walker": 167.0, "diffdrive": 14.7}  # docs/tasks.md binding table
 
@@ -53,7 +53,7 @@ def main() -> None:
         calibrations[f"task={task}"] = json.loads(manifest.read_text())["calibration"]
     for name, run_dir in runs:
         task = next(p.split("=")[1] for p in name.split(",") if p.startswith("task="))
-        s = json.loads((run_dir / "summary.json").read_text())
+        s = rundir.read_summary(run_dir)
         cal = calibrations.get(name, {})
         rows[task].append({"summary": s, "cal": cal})
     print("| task | seeds | return (scripted safe) | violation rate | replay AUROC | replay positive / cap share |"

@@ -13,7 +13,6 @@ speedup of 2 over 1. The machine's load average is printed beside, since other j
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -24,6 +23,9 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from alam_control import rundir, sweep  # noqa: E402
 
 
 def write_sweep(directory: Path, trials: int, steps: int, hidden: int) -> Path:
@@ -59,7 +61,7 @@ def run_setting(sweep_file: Path, out: Path, max_concurrent: int) -> dict[str, f
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"sweep failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    summaries = [json.loads(p.read_text()) for p in sorted(out.glob("trials/*/summary.json"))]
+    summaries = [rundir.read_summary(p.parent) for p in sorted(out.glob(f"{sweep.TRIALS_DIR}/*/{rundir.SUMMARY}"))]
     steps = sum(s["steps"] for s in summaries)
     return {
         "max_concurrent": max_concurrent,

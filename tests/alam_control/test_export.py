@@ -10,12 +10,13 @@ import onnxruntime
 import pytest
 
 import sim
-from alam_control import cli, export
+from alam_control import cli, rundir
 from alam_control.runtime.bundle import file_sha256
 
 
 def test_onnx_matches_torch(smoke_run: Path, smoke_bundle: Path) -> None:
-    _, agent, env, _ = export.load_run(smoke_run)
+    run = rundir.load_run(smoke_run)
+    agent, env = run.agent, run.env
     rng = np.random.default_rng(0)
     obs = np.concatenate([np.stack([env.reset(seed=i)[0] for i in range(4)]), rng.normal(0, 2, (60, 5))])
     obs = obs.astype(np.float32)
