@@ -60,6 +60,11 @@ class Agent:
         # One optimizer over disjoint parameter groups: one fused kernel launch per update instead of four.
         self.optimizer = torch.optim.Adam(groups, fused=True)
         self.updates = 0
+        # Hidden-layer matmuls of the update in bf16 where asked (train.precision); networks keep their output
+        # layers in float32 (networks.full_precision), and acting/evaluation never enter this region.
+        self._precision = torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bfloat16"
+        )
         self._update_fn = torch.compile(self._update) if cfg.train.compile else self._update
 
     # ------------------------------------------------------------------ acting
@@ -91,7 +96,8 @@ class Agent:
     def update(self, batch: Batch) -> dict[str, Tensor]:
         """One gradient step of critics, actor, temperature and (every ``dual_interval``) multiplier."""
         self.updates += 1
-        return self._update_fn(batch, self.updates % self.cfg.multiplier.dual_interval == 0)
+        with self._precision:
+            return self._update_fn(batch, self.updates % self.cfg.multiplier.dual_interval == 0)
 
     def _update(self, batch: Batch, dual_due: bool) -> dict[str, Tensor]:
         """All losses in one backward pass.

@@ -6,12 +6,26 @@ Shapes: ``B`` batch, ``O`` observation size, ``A`` action size, ``H`` critic hea
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 LOG2 = math.log(2.0)
+
+
+def full_precision(layer: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """``layer(x)`` in float32 even inside a reduced-precision autocast region.
+
+    The agent may run an update under bf16 autocast (``train.precision``); hidden layers then run in bf16, but an
+    output layer stays float32: a Q value of ~100 in bf16 has a spacing of 0.5, coarser than the TD errors the
+    critic learns from, and log-std / logits feed exponentials.
+    """
+    if x.dtype in (torch.bfloat16, torch.float16):
+        x = x.float()
+    with torch.autocast(x.device.type, enabled=False):
+        return layer(x)
 
 
 def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Sequential:
@@ -60,7 +74,7 @@ class Actor(nn.Module):
         self.log_std_min, self.log_std_max = log_std_bounds
 
     def _dist_params(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        mu, log_std = self.head(self.trunk(obs)).chunk(2, dim=-1)
+        mu, log_std = full_precision(self.head, self.trunk(obs)).chunk(2, dim=-1)
         # Smooth squashing of log_std into its bounds keeps gradients alive at the edges (unlike a hard clamp).
         log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(log_std) + 1.0)
         return mu, log_std
@@ -107,14 +121,13 @@ class CriticEnsemble(nn.Module):
                 only and no time is spent on critic weight gradients that would be thrown away.
         """
         x = torch.cat([obs, act], dim=-1).expand(self.heads, -1, -1)
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            if detach_params:
-                w, b = w.detach(), b.detach()
-            x = torch.baddbmm(b, x, w)
-            if i < last:
-                x = F.relu(x)
-        return x.squeeze(-1)
+        params = list(zip(self.weights, self.biases, strict=True))
+        if detach_params:
+            params = [(w.detach(), b.detach()) for w, b in params]
+        for w, b in params[:-1]:
+            x = F.relu(torch.baddbmm(b, x, w))
+        w, b = params[-1]
+        return full_precision(lambda h: torch.baddbmm(b, h, w), x).squeeze(-1)
 
 
 class MultiplierNet(nn.Module):
@@ -135,7 +148,7 @@ class MultiplierNet(nn.Module):
 
     def logits(self, obs: Tensor) -> Tensor:
         """The pre-sigmoid output z, lambda = lambda_max * sigmoid(z): ``[B, O] -> [B]``."""
-        return self.net(obs).squeeze(-1)
+        return full_precision(self.net[-1], self.net[:-1](obs)).squeeze(-1)
 
     def forward(self, obs: Tensor) -> Tensor:
         """``[B, O] -> [B]``."""

@@ -182,3 +182,34 @@ def test_replay_buffer_wraps_and_round_trips() -> None:
     g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
     for x, y in zip(buf.sample(4, g1), other.sample(4, g2), strict=True):
         assert torch.equal(x, y)
+
+
+def test_bfloat16_precision_runs_hidden_layers_in_bf16_and_stays_close_to_float32() -> None:
+    """train.precision=bfloat16 must change the update (else the flag does nothing) but only at bf16 rounding level,
+    and acting stays float32 (the deployed policy is float32)."""
+    results = {}
+    for precision in ("float32", "bfloat16"):
+        agent = make_agent(algo={"name": "sac_alam"}, train={"precision": precision})
+        agent.update(batch())
+        results[precision] = [p.detach().clone() for p in agent.critic.parameters()]
+        assert agent.act(np.zeros(OBS, np.float32), deterministic=True).dtype == np.float32
+    moved = [(b - a).abs().max().item() for a, b in zip(results["float32"], results["bfloat16"], strict=True)]
+    assert max(moved) > 0, "bfloat16 update is bit-identical to float32: autocast is not in effect"
+    assert max(moved) < 1e-3  # one Adam step moves weights by ~lr = 3e-4; bf16 may shift a step's direction, not more
+
+
+def test_output_layers_stay_float32_under_autocast() -> None:
+    """Q values, the actor's mean/log-std and the multiplier's logits are float32 inside a bf16 region, and equal
+    the float32 output layer applied to the (bf16-computed) hidden features."""
+    agent = make_agent(algo={"name": "sac_alam"})
+    critic, actor, multiplier = agent.critic, agent.actor, agent.multiplier.net
+    obs, act = torch.randn(5, OBS), torch.rand(5, ACT)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        q = critic(obs, act)
+        a, logp = actor.sample(obs, torch.Generator().manual_seed(0))
+        deterministic = actor(obs)
+        hidden = actor.trunk(obs)
+        logits = multiplier.logits(obs)
+    assert q.dtype == a.dtype == logp.dtype == logits.dtype == torch.float32
+    assert hidden.dtype == torch.bfloat16  # the trunk did run in bf16
+    assert torch.equal(deterministic, torch.tanh(actor.head(hidden.float()).chunk(2, dim=-1)[0]))
