@@ -293,13 +293,21 @@ def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     return cfg
 
 
-def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
-    node = data
+def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """``data[a][b][c] = value`` for ``dotted = 'a.b.c'``, creating sections on the way (an unknown key is named
+    when the config is built from ``data``).
+
+    Raises:
+        ConfigError: An empty part (``a..b``), or a part that holds a value, not a section.
+    """
     parts = dotted.split(".")
+    if not all(parts):
+        raise ConfigError(f"{dotted!r} is not a dotted config key")
+    node = data
     for part in parts[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"--set {dotted}: {part} is not a section")
+            raise ConfigError(f"{dotted}: {part} is not a config section")
         node = child
     node[parts[-1]] = value
 
@@ -315,11 +323,17 @@ def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
     return parsed
 
 
-def from_dict(data: dict[str, Any], overrides: list[str] | None = None) -> Config:
-    """Build a validated :class:`Config` from plain data plus ``--set`` style overrides."""
+def from_dict(data: dict[str, Any], overrides: list[str] | None = None, values: dict[str, Any] | None = None) -> Config:
+    """Build a validated :class:`Config` from plain data, then ``values`` (dotted key -> parsed value, e.g. a
+    sweep's ``set:`` and grid point), then ``--set`` style ``overrides`` (``key=value`` strings)."""
     data = json.loads(json.dumps(data or {}))  # deep copy; YAML scalars are JSON-safe
+    for key, value in (values or {}).items():
+        set_dotted(data, key, json.loads(json.dumps(value)))
     for key, value in parse_overrides(overrides or []):
-        _set_dotted(data, key, value)
+        try:
+            set_dotted(data, key, value)
+        except ConfigError as err:
+            raise ConfigError(f"--set {err}") from None
     cfg = _build(Config, data)
     validate(cfg)
     return cfg
@@ -341,13 +355,17 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Load a YAML config file (strict) and apply overrides."""
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file parsed strictly (a key given twice is an error); None for an empty file.
+
+    Raises:
+        ConfigError: The file is missing, not UTF-8 or not valid YAML (the message names the file and line).
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     except yaml.MarkedYAMLError as err:
@@ -355,10 +373,25 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Config:
         raise ConfigError(f"{path}: not valid YAML: {err.problem}{where}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
+
+
+def load_data(path: str | Path) -> dict[str, Any]:
+    """A config file's plain data, unvalidated (:func:`from_dict` builds the config from it).
+
+    Raises:
+        ConfigError: As :func:`read_yaml`, or the file is empty or not a mapping.
+    """
+    data = read_yaml(path)
     if data is None:
         raise ConfigError(f"{path}: the file is empty; a config needs at least `task:` (see configs/*.yaml)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
+    return data
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config file (strict) and apply overrides."""
+    data = load_data(path)
     try:
         return from_dict(data, overrides)
     except ConfigError as err:

@@ -28,6 +28,7 @@ import yaml
 
 from alam_control import config as config_lib
 from alam_control import rundir
+from alam_control.sweep.spec import TRIALS_DIR
 
 METRICS = ("return", "cost", "violation_rate", "lambda_osc", "cost_osc", "train_cost", "risk_auroc")
 """DESIGN.md section 7 names, read from each run's summary.json (the final evaluation + whole-run metrics)."""
@@ -63,8 +64,8 @@ def find_runs(sweep_dir: str | Path) -> tuple[list[RunResult], list[Path]]:
         (finished runs, sorted by path; unfinished run directories).
     """
     root = Path(sweep_dir)
-    if (root / "trials").is_dir():
-        root = root / "trials"
+    if (root / TRIALS_DIR).is_dir():
+        root = root / TRIALS_DIR
     finished, unfinished = [], []
     for cfg_path in sorted(root.rglob(rundir.CONFIG)):
         run = cfg_path.parent
@@ -282,7 +283,7 @@ def report(sweep_dir: str | Path, out_dir: str | Path | None = None) -> dict[str
     if not runs:
         raise FileNotFoundError(
             f"no finished run under {sweep_dir} ({len(unfinished)} unfinished): a run is finished when its "
-            "summary.json records train.total_steps steps"
+            f"{rundir.SUMMARY} records train.total_steps steps"
         )
     out = Path(out_dir) if out_dir else sweep_dir
     out.mkdir(parents=True, exist_ok=True)

@@ -141,7 +141,7 @@ def test_base_is_found_relative_to_the_sweep_file_and_name_defaults_to_the_stem(
         ({"grid": {"train.total_steps": ["many"]}}, ConfigError, "train.total_steps: expected an integer"),
         ({"grid": {"algo.name": ["sac", "ppo"]}}, ConfigError, "trial algo.name=ppo"),
         ({"grid": {"seed.value": [1]}}, ConfigError, "seed: expected an integer"),
-        ({"grid": {"train.threads.n": [1]}}, sweep.SweepError, "train.threads.n: threads is not a config section"),
+        ({"grid": {"train.threads.n": [1]}}, ConfigError, "train.threads.n: threads is not a config section"),
         ({"base": "no/such/config.yaml"}, sweep.SweepError, "base config 'no/such/config.yaml' not found"),
         ({"name": "a b"}, sweep.SweepError, "name: 'a b'"),
     ],
@@ -150,6 +150,21 @@ def test_bad_sweep_files_are_refused_naming_the_key(tmp_path: Path, fields: dict
     with pytest.raises(error) as info:
         sweep.load(_write_sweep(tmp_path / "s.yaml", **fields))
     assert message in str(info.value)
+
+
+def test_sweep_files_and_bases_are_read_by_the_config_loader(tmp_path: Path) -> None:
+    # The strict YAML reader of alam_control.config: a key written twice is an error, not "the last one wins".
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(f"base: {SMOKE}\ngrid:\n  seed: [0]\ngrid:\n  seed: [1]\n")
+    with pytest.raises(sweep.SweepError, match=r"duplicate key 'grid' \(line 4\)"):
+        sweep.load(twice)
+    base = tmp_path / "base.yaml"
+    base.write_text(SMOKE.read_text() + "sac:\n  gamma: 0.9\n")  # a second `sac:` would replace the first
+    with pytest.raises(ConfigError, match="duplicate key 'sac'"):
+        sweep.load(_write_sweep(tmp_path / "s.yaml", base=str(base)))
+    base.write_text("")
+    with pytest.raises(ConfigError, match="the file is empty"):
+        sweep.load(_write_sweep(tmp_path / "s.yaml", base=str(base)))
 
 
 def test_trial_names_are_sanitized_bounded_and_deterministic() -> None:
@@ -175,7 +190,7 @@ def test_existing_sweep_is_not_overwritten_and_resume_refuses_a_changed_sweep(
 ) -> None:
     path = _write_sweep(tmp_path / "s.yaml")
     s = sweep.load(path)
-    sweep._prepare(s, resume=False)
+    sweep.prepare(s, resume=False)
     manifest = sweep.read_manifest(s.out)
     assert manifest["grid"] == {"seed": [0, 1]}
     assert [(t["name"], t["status"], t["run_dir"]) for t in manifest["trials"]] == [
@@ -188,13 +203,13 @@ def test_existing_sweep_is_not_overwritten_and_resume_refuses_a_changed_sweep(
     assert "already holds a sweep; pass --resume" in capsys.readouterr().err
 
     with pytest.raises(sweep.SweepError, match="new trials: seed=2"):
-        sweep._prepare(sweep.load(_write_sweep(tmp_path / "s.yaml", grid={"seed": [0, 1, 2]})), resume=True)
+        sweep.prepare(sweep.load(_write_sweep(tmp_path / "s.yaml", grid={"seed": [0, 1, 2]})), resume=True)
     with pytest.raises(sweep.SweepError, match=r"trial seed=0: config differs in sac\.gamma"):
-        sweep._prepare(sweep.load(_write_sweep(tmp_path / "s.yaml", set={"sac.gamma": 0.9})), resume=True)
+        sweep.prepare(sweep.load(_write_sweep(tmp_path / "s.yaml", set={"sac.gamma": 0.9})), resume=True)
     with pytest.raises(sweep.SweepError, match="has no sweep.json"):
-        sweep._prepare(sweep.load(_write_sweep(tmp_path / "s.yaml"), out=tmp_path / "fresh"), resume=True)
+        sweep.prepare(sweep.load(_write_sweep(tmp_path / "s.yaml"), out=tmp_path / "fresh"), resume=True)
     # Extending the step budget is allowed, as for `alam train --resume`.
-    sweep._prepare(sweep.load(_write_sweep(tmp_path / "s.yaml", set={"train.total_steps": 800})), resume=True)
+    sweep.prepare(sweep.load(_write_sweep(tmp_path / "s.yaml", set={"train.total_steps": 800})), resume=True)
 
 
 def test_resume_allows_a_raised_budget_inside_a_named_axis_and_nothing_else(tmp_path: Path) -> None:
@@ -202,15 +217,15 @@ def test_resume_allows_a_raised_budget_inside_a_named_axis_and_nothing_else(tmp_
         task = {"cp": {"task": "cartpole-safe_swingup", "train.total_steps": steps, "sac.gamma": gamma}}
         return _write_sweep(tmp_path / "s.yaml", grid={"seed": [0], "task": task})
 
-    sweep._prepare(sweep.load(named(400)), resume=False)
-    sweep._prepare(sweep.load(named(800)), resume=True)  # the per-task budget was raised: allowed
+    sweep.prepare(sweep.load(named(400)), resume=False)
+    sweep.prepare(sweep.load(named(800)), resume=True)  # the per-task budget was raised: allowed
     with pytest.raises(sweep.SweepError, match="grid was"):
-        sweep._prepare(sweep.load(named(400, gamma=0.9)), resume=True)
+        sweep.prepare(sweep.load(named(400, gamma=0.9)), resume=True)
 
 
 def test_resume_skips_finished_trials_without_starting_ray(tmp_path: Path) -> None:
     s = sweep.load(_write_sweep(tmp_path / "s.yaml"))
-    sweep._prepare(s, resume=False)
+    sweep.prepare(s, resume=False)
     for t in s.trials:
         t.run_dir.mkdir(parents=True)
         (t.run_dir / "summary.json").write_text(json.dumps({"steps": t.config.train.total_steps}))
@@ -257,7 +272,7 @@ def test_trial_resumes_from_its_checkpoint_and_a_checkpointless_dir_starts_clean
 
 # ----------------------------------------------------------------------------------------------- live table
 def _rows(s: sweep.Sweep) -> list:
-    rows = [sweep._Row(t) for t in s.trials]
+    rows = [sweep.Row(t) for t in s.trials]
     rows[0].state, rows[0].progress = "DONE", sweep.Progress(step=600, eval_ret=12.5, eval_cost=3.0, attempts=1)
     rows[1].state, rows[1].progress = "RUNNING", sweep.Progress(step=300, ret=7.0, cost=1.0, attempts=2)
     rows[1].attempts_at_submit = 0
