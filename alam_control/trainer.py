@@ -1,14 +1,16 @@
 """The training loop: rollout -> buffer -> agent.update -> evaluate / checkpoint / log.
 
-What it writes (config.yaml, train.csv, eval.csv, tb/, checkpoint.pt, summary.json) is the run directory format of
-`alam_control.rundir`.
+`train` reads top to bottom as that loop; what it writes (config.yaml, train.csv, eval.csv, tb/, checkpoint.pt,
+summary.json) is the run directory format of `alam_control.rundir`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from alam_control import checkpoint, metrics, rundir
 from alam_control import config as config_lib
 from alam_control.agent import Agent
 from alam_control.buffer import ReplayBuffer
-from alam_control.config import Config
+from alam_control.config import Config, TrainConfig
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with training episodes
 
@@ -99,19 +101,108 @@ def replay_risk(agent: Agent, buffer: ReplayBuffer, horizon: int, window: int) -
     return {f"replay_{k}": v for k, v in quality.items()}
 
 
+@dataclass
+class LoopState:
+    """The training loop's counters. Checkpoints store it as a plain dict (``dataclasses.asdict``: they hold only
+    tensors and plain containers, see `checkpoint`); :meth:`from_dict` reads it back."""
+
+    step: int = 0
+    """Env steps taken."""
+    episodes: int = 0
+    """Training episodes finished."""
+    ep_return: float = 0.0
+    """Return of the episode in progress, so far."""
+    ep_cost: float = 0.0
+    """Cost of the episode in progress, so far."""
+    train_cost: float = 0.0
+    """Cost incurred while training, all episodes (DESIGN.md section 7 ``train_cost``)."""
+    wall: float = 0.0
+    """Training wall time in seconds, summed over every attempt of the run (resumes included)."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoopState:
+        """The inverse of ``dataclasses.asdict``; a key missing from an older checkpoint takes its default."""
+        return cls(**{f.name: data.get(f.name, f.default) for f in dataclasses.fields(cls)})
+
+
+class TrainLog:
+    """What the loop reports, kept out of its body: the update metrics and finished episodes gathered between two
+    train.csv rows, the eval.csv rows, the progress bar, and the wall clock (continued across resumes)."""
+
+    def __init__(self, run_dir: Path, loop: LoopState, resume: bool, total_steps: int, progress: bool):
+        self.logger = rundir.RunLogger(run_dir, loop.step if resume else None)
+        self.bar = _progress_bar(total_steps, loop.step, progress)
+        self.pending: dict[str, list[torch.Tensor]] = {}
+        """Update metric -> its value at each update since the last train.csv row (averaged into the row)."""
+        self.recent: list[tuple[float, float]] = []
+        """(return, cost) of the episodes finished since the last train.csv row."""
+        self.t_start, self.step_at_start, self.wall_before = time.perf_counter(), loop.step, loop.wall
+
+    def wall(self) -> float:
+        """Training wall time so far: earlier attempts' plus this one's."""
+        return self.wall_before + time.perf_counter() - self.t_start
+
+    def add_update(self, scalars: dict[str, torch.Tensor]) -> None:
+        """The metrics of one ``agent.update`` (0-d tensors, averaged at the next train.csv row)."""
+        for k, v in scalars.items():
+            self.pending.setdefault(k, []).append(v)
+
+    def add_episode(self, ret: float, cost: float) -> None:
+        """A finished training episode's return and cost."""
+        self.recent.append((ret, cost))
+
+    def train_row(self, loop: LoopState, env: sim.SafeEnv) -> None:
+        """A train.csv row at ``loop.step``: the mean of each update metric and of the finished episodes since the
+        previous row (none before learning starts), the run's train_cost, the current episode's randomization draw
+        and the throughput."""
+        if not self.pending:
+            return
+        wall = self.wall()
+        scalars = {k: float(torch.stack(v).mean()) for k, v in self.pending.items()}
+        if self.recent:
+            scalars["episode_return"] = float(np.mean([r for r, _ in self.recent]))
+            scalars["episode_cost"] = float(np.mean([c for _, c in self.recent]))
+        scalars["train_cost"] = loop.train_cost
+        if env.randomization is not None:  # the current episode's draw, as mean scale per parameter kind
+            scalars.update({f"dr_{k}": v for k, v in sim.randomization.summarize(env.randomization).items()})
+        scalars["steps_per_s"] = (loop.step - self.step_at_start) / max(time.perf_counter() - self.t_start, 1e-9)
+        scalars["wall_s"] = wall
+        self.logger.write("train", loop.step, scalars)
+        self.bar.set_postfix(
+            ret=f"{scalars.get('episode_return', math.nan):.1f}",
+            cost=f"{scalars.get('episode_cost', math.nan):.1f}",
+            lam=f"{scalars.get('lambda', 0.0):.3g}",
+            refresh=False,
+        )
+        self.pending.clear()
+        self.recent.clear()
+
+    def eval_row(self, step: int, result: dict[str, float]) -> dict[str, float]:
+        """An eval.csv row; returns it with its step (the form checkpoints keep the evaluations in)."""
+        self.logger.write("eval", step, result)
+        self.bar.write(
+            f"eval @ {step}: return {result['return']:.1f}  cost {result['cost']:.1f}  "
+            f"violation_rate {result['violation_rate']:.3f}  lambda_probe {result['lambda_probe']:.3g}"
+        )
+        return {"step": step, **result}
+
+    def tick(self) -> None:
+        """One env step done (the progress bar)."""
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+        self.logger.close()
+
+
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train ``cfg`` in ``run_dir``; with ``resume`` continue bit-exactly from its latest checkpoint.
 
     Returns:
         The final summary (also written to ``summary.json``).
     """
-    run_dir = Path(run_dir)
-    tc = cfg.train
-    config_lib.check_device_available(tc.device)
-    torch.set_num_threads(tc.threads)
-    # Tiny gradients late in training become denormal floats, which the CPU handles ~100x slower (measured: a
-    # sac_alam update went from 15.3 to 10.9 ms with flushing on). Flushing them to zero changes nothing we need.
-    torch.set_flush_denormal(True)
+    run_dir, tc = Path(run_dir), cfg.train
+    _set_up_torch(tc)
     if not resume and checkpoint.is_run(run_dir):
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or pick another --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -122,131 +213,142 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     agent = build_agent(cfg, env, generator)
     act_dim = env.action_space.shape[0]
     buffer = ReplayBuffer(min(tc.buffer_size, tc.total_steps), env.observation_space.shape[0], act_dim, tc.device)
-
-    loop = {"step": 0, "episodes": 0, "ep_return": 0.0, "ep_cost": 0.0, "train_cost": 0.0, "wall": 0.0}
-    evals: list[dict[str, float]] = []
-    probe: torch.Tensor | None = None
+    loop, evals, probe = LoopState(), [], None
     if resume:
-        state, path = checkpoint.load_latest(run_dir)
-        rundir.check_resumable(cfg, state, path)
-        agent.load_state_dict(state["agent"])
-        buffer.load_state_dict(state["buffer"])
-        generator.set_state(state["generator"])
-        env.set_state(state["env"])
-        loop, evals, probe = dict(state["loop"]), list(state["evals"]), state["probe"]
-        obs = state["obs"].numpy()
-        print(f"resumed {run_dir} from {path.name} at step {loop['step']}")
+        loop, evals, probe, obs = _restore(cfg, run_dir, agent, buffer, generator, env)
     else:
         obs, _ = env.reset(seed=cfg.seed)
     config_lib.save(cfg, run_dir / rundir.CONFIG)
-    logger = rundir.RunLogger(run_dir, loop["step"] if resume else None)
+    log = TrainLog(run_dir, loop, resume, tc.total_steps, progress)
 
-    def save_checkpoint() -> None:
-        checkpoint.save(
-            {
-                "config": config_lib.to_dict(cfg),
-                "config_hash": config_lib.config_hash(cfg),
-                "agent": agent.state_dict(),
-                "buffer": buffer.state_dict(),
-                "generator": generator.get_state(),
-                "env": env.get_state(),
-                "obs": torch.as_tensor(obs),
-                "loop": loop,
-                "evals": evals,
-                "probe": probe,
-            },
-            run_dir,
-        )
-
-    bar = _progress_bar(tc.total_steps, loop["step"], progress)
-    pending: dict[str, list[torch.Tensor]] = {}
-    recent: list[tuple[float, float]] = []  # (return, cost) of episodes since the last log
-    t_start, step_at_start = time.perf_counter(), loop["step"]
-    wall_before = loop["wall"]
-    while loop["step"] < tc.total_steps:
-        if loop["step"] < tc.learning_starts:
+    while loop.step < tc.total_steps:
+        if loop.step < tc.learning_starts:
             action = (torch.rand(act_dim, generator=generator) * 2.0 - 1.0).numpy()
         else:
             action = agent.act(obs)
         next_obs, reward, cost, terminated, truncated, _ = env.step(action)
         buffer.add(obs, action, reward, cost, next_obs, terminated)
-        loop["ep_return"] += reward
-        loop["ep_cost"] += cost
-        loop["train_cost"] += cost
+        loop.ep_return += reward
+        loop.ep_cost += cost
+        loop.train_cost += cost
         obs = next_obs
         if terminated or truncated:
-            recent.append((loop["ep_return"], loop["ep_cost"]))
-            loop["episodes"] += 1
-            loop["ep_return"] = loop["ep_cost"] = 0.0
+            log.add_episode(loop.ep_return, loop.ep_cost)
+            loop.episodes += 1
+            loop.ep_return = loop.ep_cost = 0.0
             obs, _ = env.reset()
-        loop["step"] += 1
-        step = loop["step"]
+        loop.step += 1
 
-        if step == tc.learning_starts:
-            if cfg.sac.normalize_obs:
-                agent.obs_norm.fit(buffer.observations())
-            idx = torch.randperm(len(buffer), generator=generator)[: tc.probe_size]
-            probe = buffer.observations()[idx].clone()
-        if step >= tc.learning_starts:
+        if loop.step == tc.learning_starts:
+            probe = _start_learning(cfg, agent, buffer, generator)
+        if loop.step >= tc.learning_starts:
             for _ in range(tc.updates_per_step):
-                for k, v in agent.update(buffer.sample(cfg.sac.batch_size, generator)).items():
-                    pending.setdefault(k, []).append(v)
-
-        if step % tc.log_every == 0 and pending:
-            loop["wall"] = wall_before + time.perf_counter() - t_start
-            scalars = {k: float(torch.stack(v).mean()) for k, v in pending.items()}
-            if recent:
-                scalars["episode_return"] = float(np.mean([r for r, _ in recent]))
-                scalars["episode_cost"] = float(np.mean([c for _, c in recent]))
-            scalars["train_cost"] = loop["train_cost"]
-            if env.randomization is not None:  # the current episode's draw, as mean scale per parameter kind
-                scalars.update({f"dr_{k}": v for k, v in sim.randomization.summarize(env.randomization).items()})
-            scalars["steps_per_s"] = (step - step_at_start) / max(time.perf_counter() - t_start, 1e-9)
-            scalars["wall_s"] = loop["wall"]
-            logger.write("train", step, scalars)
-            bar.set_postfix(
-                ret=f"{scalars.get('episode_return', math.nan):.1f}",
-                cost=f"{scalars.get('episode_cost', math.nan):.1f}",
-                lam=f"{scalars.get('lambda', 0.0):.3g}",
-                refresh=False,
-            )
-            pending.clear()
-            recent.clear()
-        if step % tc.eval_every == 0 or step == tc.total_steps:
-            result = evaluate(agent, eval_env, tc.eval_episodes, cfg.seed + EVAL_SEED_OFFSET, tc.risk_horizon)
-            result["lambda_probe"] = float(agent.lambdas(probe).mean()) if probe is not None else 0.0
-            result.update(replay_risk(agent, buffer, tc.risk_horizon, tc.risk_window))
-            evals.append({"step": step, **result})
-            logger.write("eval", step, result)
-            bar.write(
-                f"eval @ {step}: return {result['return']:.1f}  cost {result['cost']:.1f}  "
-                f"violation_rate {result['violation_rate']:.3f}  lambda_probe {result['lambda_probe']:.3g}"
-            )
-        if step % tc.checkpoint_every == 0 or step == tc.total_steps:
-            loop["wall"] = wall_before + time.perf_counter() - t_start
-            save_checkpoint()
-        bar.update(1)
-    bar.close()
-    logger.close()
+                log.add_update(agent.update(buffer.sample(cfg.sac.batch_size, generator)))
+        if loop.step % tc.log_every == 0:
+            log.train_row(loop, env)
+        if loop.step % tc.eval_every == 0 or loop.step == tc.total_steps:
+            evals.append(log.eval_row(loop.step, _evaluation(cfg, agent, eval_env, buffer, probe)))
+        if loop.step % tc.checkpoint_every == 0 or loop.step == tc.total_steps:
+            loop.wall = log.wall()
+            checkpoint.save(_snapshot(cfg, agent, buffer, generator, env, obs, loop, evals, probe), run_dir)
+        log.tick()
+    log.close()
 
     summary = summarize(evals, loop, cfg)
     rundir.write_summary(run_dir, summary)
     return summary
 
 
-def summarize(evals: list[dict[str, float]], loop: dict[str, Any], cfg: Config) -> dict[str, Any]:
+def _set_up_torch(tc: TrainConfig) -> None:
+    config_lib.check_device_available(tc.device)
+    torch.set_num_threads(tc.threads)
+    # Tiny gradients late in training become denormal floats, which the CPU handles ~100x slower (measured: a
+    # sac_alam update went from 15.3 to 10.9 ms with flushing on). Flushing them to zero changes nothing we need.
+    torch.set_flush_denormal(True)
+
+
+def _restore(
+    cfg: Config, run_dir: Path, agent: Agent, buffer: ReplayBuffer, generator: torch.Generator, env: sim.SafeEnv
+) -> tuple[LoopState, list[dict[str, float]], torch.Tensor | None, np.ndarray]:
+    """Load the latest checkpoint into the agent, buffer, generator and env (after `rundir.check_resumable`).
+
+    Returns:
+        (loop state, evaluations so far, probe states [P, O] or None before learning started, current obs [O]).
+    """
+    state, path = checkpoint.load_latest(run_dir)
+    rundir.check_resumable(cfg, state, path)
+    agent.load_state_dict(state["agent"])
+    buffer.load_state_dict(state["buffer"])
+    generator.set_state(state["generator"])
+    env.set_state(state["env"])
+    loop = LoopState.from_dict(state["loop"])
+    print(f"resumed {run_dir} from {path.name} at step {loop.step}")
+    return loop, list(state["evals"]), state["probe"], state["obs"].numpy()
+
+
+def _start_learning(cfg: Config, agent: Agent, buffer: ReplayBuffer, generator: torch.Generator) -> torch.Tensor:
+    """At ``train.learning_starts``: fit the observation normalizer (if on) to the random-action buffer and draw the
+    fixed probe set of states whose mean lambda is ``lambda_probe`` (DESIGN.md section 7).
+
+    Returns:
+        The probe states [train.probe_size, O].
+    """
+    if cfg.sac.normalize_obs:
+        agent.obs_norm.fit(buffer.observations())
+    idx = torch.randperm(len(buffer), generator=generator)[: cfg.train.probe_size]
+    return buffer.observations()[idx].clone()
+
+
+def _evaluation(
+    cfg: Config, agent: Agent, eval_env: sim.SafeEnv, buffer: ReplayBuffer, probe: torch.Tensor | None
+) -> dict[str, float]:
+    """One eval.csv row: :func:`evaluate` on the evaluation seeds, ``lambda_probe`` and :func:`replay_risk`."""
+    tc = cfg.train
+    result = evaluate(agent, eval_env, tc.eval_episodes, cfg.seed + EVAL_SEED_OFFSET, tc.risk_horizon)
+    result["lambda_probe"] = float(agent.lambdas(probe).mean()) if probe is not None else 0.0
+    result.update(replay_risk(agent, buffer, tc.risk_horizon, tc.risk_window))
+    return result
+
+
+def _snapshot(
+    cfg: Config,
+    agent: Agent,
+    buffer: ReplayBuffer,
+    generator: torch.Generator,
+    env: sim.SafeEnv,
+    obs: np.ndarray,
+    loop: LoopState,
+    evals: list[dict[str, float]],
+    probe: torch.Tensor | None,
+) -> dict[str, Any]:
+    """Everything a bit-exact resume needs, as tensors and plain containers (see `checkpoint`)."""
+    return {
+        "config": config_lib.to_dict(cfg),
+        "config_hash": config_lib.config_hash(cfg),
+        "agent": agent.state_dict(),
+        "buffer": buffer.state_dict(),
+        "generator": generator.get_state(),
+        "env": env.get_state(),
+        "obs": torch.as_tensor(obs),
+        "loop": dataclasses.asdict(loop),
+        "evals": evals,
+        "probe": probe,
+    }
+
+
+def summarize(evals: list[dict[str, float]], loop: LoopState, cfg: Config) -> dict[str, Any]:
     """Final metrics: the last evaluation plus lambda_osc, cost_osc, train_cost and wall time."""
     final = evals[-1] if evals else {}
     return {
         "task": cfg.task,
         "algo": cfg.algo.name,
         "seed": cfg.seed,
-        "steps": loop["step"],
+        "steps": loop.step,
         **{k: v for k, v in final.items() if k != "step"},
         "lambda_osc": metrics.lambda_osc([e["lambda_probe"] for e in evals]),
         "cost_osc": metrics.cost_osc([e["cost"] for e in evals]),
-        "train_cost": loop["train_cost"],
-        "wall_time_s": loop["wall"],
+        "train_cost": loop.train_cost,
+        "wall_time_s": loop.wall,
     }
 
 

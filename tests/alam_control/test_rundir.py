@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import pytest
 
-from alam_control import checkpoint, rundir
+from alam_control import checkpoint, rundir, trainer
 from alam_control import config as config_lib
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,6 +68,18 @@ def test_discard_logs_leaves_nothing_a_fresh_run_would_append_to(tmp_path: Path)
     (tmp_path / rundir.TENSORBOARD / "events").write_text("x")
     rundir.discard_logs(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["worker.pid"]  # not a run-dir file: not ours to delete
+
+
+def test_the_loop_state_of_a_checkpoint_reads_back(smoke_run: Path) -> None:
+    state, _ = checkpoint.load_latest(smoke_run)
+    assert isinstance(state["loop"], dict)  # checkpoints keep plain containers (weights_only loading)
+    loop = trainer.LoopState.from_dict(state["loop"])
+    assert loop.step == 600 and dataclasses.asdict(loop) == state["loop"]
+    # The dict every checkpoint so far has written, key for key.
+    old = {"step": 400, "episodes": 3, "ep_return": 1.5, "ep_cost": 2.0, "train_cost": 7.0, "wall": 3.25}
+    assert dataclasses.asdict(trainer.LoopState.from_dict(old)) == old
+    summary = json.loads((smoke_run / rundir.SUMMARY).read_text())
+    assert (summary["steps"], summary["train_cost"]) == (loop.step, loop.train_cost)
 
 
 def test_load_run_reads_the_weights_and_builds_the_env_it_is_asked_for(smoke_run: Path) -> None:
