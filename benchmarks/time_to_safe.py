@@ -1,0 +1,131 @@
+"""Time to a safe policy: wall-clock seconds of training until the deterministic evaluation first clears a
+task's bar (a return at least the bar's, at a violation rate no higher than the bar's), per method and seed.
+
+Each trial trains in chunks of ``--eval-every`` steps through the real trainer, resuming bit-exactly from its
+checkpoint after each chunk (``trainer.train(..., resume=True)``), and stops at the first evaluation that clears
+the bar or at ``--budget`` steps. The time reported is the run's own training wall time (``summary.json``
+``wall_time_s``, evaluations included, restarts excluded), so a method that needs fewer steps and a faster update
+both show.
+
+    .venv/bin/python benchmarks/time_to_safe.py                                      # cart-pole, 3 methods x 3 seeds
+    .venv/bin/python benchmarks/time_to_safe.py --task point-safe_goal --budget 60000 --set train.precision=bfloat16
+
+Prints one row per (method, seed) as it finishes, then a table: seeds that reached the bar, median time and steps
+to it (over the seeds that reached it). Run directories go to ``--out`` (default runs/time_to_safe).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from alam_control import checkpoint, rundir, trainer  # noqa: E402
+from alam_control import config as config_lib  # noqa: E402
+
+# (minimum return, maximum violation rate) of the deterministic evaluation. Cart-pole: the scripted safe swing-up
+# returns 368.7 at zero violations (docs/tasks.md); the bar asks for 80 % of it.
+BARS: dict[str, tuple[float, float]] = {
+    "cartpole-safe_swingup": (300.0, 0.0),
+    "point-safe_goal": (20.0, 0.005),
+    "walker-safe_walk": (150.0, 0.005),
+    "diffdrive-safe_navigate": (12.0, 0.005),
+}
+CONFIGS = {
+    "cartpole-safe_swingup": "cartpole_safe_swingup",
+    "point-safe_goal": "point_safe_goal",
+    "walker-safe_walk": "walker_safe_walk",
+    "diffdrive-safe_navigate": "diffdrive_safe_navigate",
+}
+METHODS = ("sac_alam", "sac_lag", "fac")
+
+
+@dataclass
+class Outcome:
+    method: str
+    seed: int
+    reached: bool
+    steps: int  # steps at the first evaluation that cleared the bar (else the budget)
+    wall_s: float  # training wall time to that evaluation
+
+
+def clears(row: dict[str, float], bar: tuple[float, float]) -> bool:
+    """Whether an evaluation row (eval.csv) clears ``bar`` = (minimum return, maximum violation rate)."""
+    return row["return"] >= bar[0] and row["violation_rate"] <= bar[1]
+
+
+def base_config(task: str, method: str) -> Path:
+    """The task's per-method config file (configs/<task>_<alam|sac_lag|fac>.yaml)."""
+    suffix = "alam" if method == "sac_alam" else method
+    return REPO / "configs" / f"{CONFIGS[task]}_{suffix}.yaml"
+
+
+def run_trial(
+    task: str, method: str, seed: int, bar: tuple[float, float], budget: int, every: int, sets: list[str], out: Path
+) -> Outcome:
+    """Train chunk by chunk until the bar is cleared or the budget spent (resumes a trial left in ``out``)."""
+    run = out / f"{task}-{method}-s{seed}"
+    overrides = [f"seed={seed}", f"train.eval_every={every}", f"train.checkpoint_every={every}", *sets]
+    while True:
+        done = 0
+        if (run / rundir.SUMMARY).exists():
+            for row in rundir.read_evals(run):
+                if clears(row, bar):
+                    return Outcome(method, seed, True, int(row["step"]), wall_at(run, int(row["step"])))
+            done = int(rundir.read_summary(run)["steps"])
+        if done >= budget:
+            return Outcome(method, seed, False, done, float(rundir.read_summary(run)["wall_time_s"]))
+        cfg = config_lib.load(base_config(task, method), [*overrides, f"train.total_steps={min(done + every, budget)}"])
+        trainer.train(cfg, run, resume=checkpoint.is_run(run), progress=False)
+
+
+def wall_at(run: Path, step: int) -> float:
+    """Training wall time when ``step`` was reached: the train.csv row of that step (logged before its evaluation)."""
+    with open(run / rundir.TRAIN_LOG, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+    return float(rows[-1]["wall_s"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="cartpole-safe_swingup", choices=sorted(BARS))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--budget", type=int, default=40_000, help="steps per trial at most")
+    parser.add_argument("--eval-every", type=int, default=2_000)
+    parser.add_argument("--bar", type=float, nargs=2, metavar=("RETURN", "VIOLATION_RATE"), help="override the bar")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, all trials")
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "time_to_safe")
+    args = parser.parse_args()
+
+    bar = tuple(args.bar) if args.bar else BARS[args.task]
+    sets = [f"train.log_every={args.eval_every}", *args.set]
+    outcomes: list[Outcome] = []
+    for method in args.methods:
+        for seed in args.seeds:
+            o = run_trial(args.task, method, seed, bar, args.budget, args.eval_every, sets, args.out)
+            outcomes.append(o)
+            verdict = f"reached at step {o.steps} after {o.wall_s:.0f} s" if o.reached else f"not within {o.steps}"
+            print(f"{method:10s} seed {seed}: {verdict}", flush=True)
+
+    print(
+        f"\n{args.task}: bar return >= {bar[0]:g} at violation rate <= {bar[1]:g}; budget {args.budget} steps, "
+        f"evaluation every {args.eval_every}; overrides {' '.join(args.set) or 'none'}"
+    )
+    print("| method | reached | median time to bar (s) | median steps to bar |\n|---|---|---|---|")
+    for method in args.methods:
+        mine = [o for o in outcomes if o.method == method]
+        hit = [o for o in mine if o.reached]
+        t = f"{statistics.median(o.wall_s for o in hit):.0f}" if hit else "-"
+        s = f"{statistics.median(o.steps for o in hit):.0f}" if hit else "-"
+        print(f"| {method} | {len(hit)}/{len(mine)} | {t} | {s} |")
+
+
+if __name__ == "__main__":
+    main()
