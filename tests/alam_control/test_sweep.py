@@ -1,8 +1,10 @@
 """`alam sweep`: sweep files, trial names, the manifest and --resume rules, the live table, the trial body
-(resume from checkpoint), and real sweeps on a local Ray with a worker killed mid-run and a driver interrupted."""
+(resume from checkpoint), real sweeps on a local Ray with a worker killed mid-run and a driver interrupted, and
+one on a simulated three-node cluster whose node running the trial is removed."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -15,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from alam_control import checkpoint, cli, sweep, trainer
@@ -454,3 +457,80 @@ def test_a_failing_trial_is_reported_and_the_others_finish(tmp_path: Path) -> No
     assert bad["status"] == "failed" and "train.device is 'cuda:99'" in bad["error"]
     assert "train.device=cuda_99: FAILED" in out and "rerun with --resume" in out
     assert len(_attempts(tmp_path / "sweep" / "trials" / "train.device=cuda_99")) == 1  # not retried
+
+
+def test_a_trial_on_a_lost_node_resumes_on_another_node_and_ends_as_an_uninterrupted_run(tmp_path: Path) -> None:
+    """A Ray cluster of a head and two worker nodes on this machine (ray.cluster_utils); the node running the trial
+    is removed mid-run. Ray retries the trial on the other node, which resumes from the checkpoint (the run
+    directory is on a filesystem every node sees, as a real cluster needs)."""
+    pytest.importorskip("ray")
+    import threading
+
+    import ray
+    from ray.cluster_utils import Cluster
+
+    total = 1200
+    path = _write_sweep(
+        tmp_path / "nodes.yaml",
+        grid={"seed": [0]},
+        set={"train.total_steps": total, "train.checkpoint_every": 200, "train.eval_every": 600},
+        out=str(tmp_path / "sweep"),
+    )
+    s = sweep.load(path)
+    run = s.trials[0].run_dir
+    # The head has no CPUs, so the trial runs on a worker node. The GCS declares a silent node dead after 3 missed
+    # 0.5 s health checks (default 5 x 3 s), so Ray does not go on offering the lost node's free CPU to the retry.
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "include_dashboard": False,
+                        "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 3}},
+    )  # fmt: skip
+    lost: dict = {}
+
+    def lose_the_trials_node() -> None:
+        try:
+            deadline = time.monotonic() + 90
+            while not (run / checkpoint.PREVIOUS).exists():  # two checkpoints: mid-run, updates under way
+                assert time.monotonic() < deadline, "the trial wrote no second checkpoint within 90 s"
+                time.sleep(0.01)
+            attempt = _attempts(run)[-1]
+            node = next(n for n in workers if n.node_id == attempt["node"])
+            cluster.remove_node(node, allow_graceful=False)  # its raylet and agents, SIGKILLed
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(attempt["pid"], signal.SIGKILL)  # and its worker (Ray's would exit on noticing the raylet)
+            lost.update(node=node.node_id, pid=attempt["pid"], step=checkpoint.load_latest(run)[0]["loop"]["step"])
+        except BaseException as err:  # reported by the main thread, which is running the sweep
+            lost["error"] = err
+
+    try:
+        workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+        cluster.wait_for_nodes()
+        watcher = threading.Thread(target=lose_the_trials_node, daemon=True)
+        watcher.start()
+        out = io.StringIO()
+        code = sweep.run(s, address=cluster.address, stream=out)
+        watcher.join(timeout=5)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert "error" not in lost, lost.get("error")
+    assert code == 0, out.getvalue()
+    assert 0 < lost["step"] < total
+    first, second = _attempts(run)
+    other = next(n.node_id for n in workers if n.node_id != lost["node"])
+    assert (first["node"], first["pid"], first["resume"]) == (lost["node"], lost["pid"], False)
+    assert (second["node"], second["resume"], second["start_step"]) == (other, True, lost["step"])
+    assert "seed=0: worker lost; retrying from its last checkpoint" in out.getvalue()
+    assert [t["status"] for t in sweep.read_manifest(s.out)["trials"]] == ["done"]
+    assert _steps(run, "train.csv") == list(range(200, total + 1, 100))  # no row lost or repeated
+
+    straight = tmp_path / "straight"
+    reference = trainer.train(s.trials[0].config, straight, progress=False)
+    resumed = json.loads((run / "summary.json").read_text())
+    same = {"wall_time_s": None}  # the only figure that may differ; json.dumps compares NaN (risk_auroc) too
+    assert json.dumps({**resumed, **same}) == json.dumps({**reference, **same})
+    a, _ = checkpoint.load_latest(straight)
+    b, _ = checkpoint.load_latest(run)
+    for part in ("actor", "critic", "multiplier"):
+        for name, tensor in a["agent"][part].items():
+            assert torch.equal(tensor, b["agent"][part][name]), f"{part}.{name} differs after the node was lost"
