@@ -1,7 +1,7 @@
 """Cart-pole domain: swing the pole up while the cart stays inside a band around the rail's center.
 
-The model is dm_control's cart-pole (1 kg cart on a +-1.8 m rail, 0.1 kg 1 m pole, 10 N motor) plus two
-visual-only posts at the band edges.
+The model (`sim/cartpole.xml`) is dm_control's cart-pole (1 kg cart on a +-1.8 m rail, 0.1 kg 1 m pole, 10 N
+motor) plus two visual-only posts at the band edges.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import math
 import numpy as np
 import scipy.linalg
 from dm_control import mujoco
-from dm_control.suite import cartpole as suite_cartpole
-from lxml import etree
 
+from sim import mjcf
 from sim.base import SafeTask
 from sim.registry import TASKS
 
@@ -29,25 +28,9 @@ def safe_swingup(random: np.random.RandomState | int | None = None) -> tuple[Phy
     return Physics.from_xml_string(*get_model_and_assets()), SafeSwingup(random=random)
 
 
-def get_model_and_assets(x_max: float = X_MAX) -> tuple[bytes, dict[str, bytes]]:
-    """Returns dm_control's cart-pole MJCF with band-edge posts at +-x_max, and its assets."""
-    xml, assets = suite_cartpole.get_model_and_assets()
-    mjcf = etree.fromstring(xml)
-    worldbody = mjcf.find("worldbody")
-    for side, x in (("left", -x_max), ("right", x_max)):
-        # Behind the rail (+y is away from the fixed camera), no collisions: purely a rendering aid.
-        etree.SubElement(
-            worldbody,
-            "geom",
-            name=f"band_{side}",
-            type="box",
-            pos=f"{x} 0.25 0.5",
-            size="0.01 0.01 0.55",
-            rgba="0.9 0.3 0.2 1",
-            contype="0",
-            conaffinity="0",
-        )
-    return etree.tostring(mjcf), assets
+def get_model_and_assets() -> tuple[bytes, dict[str, bytes]]:
+    """Returns the cart-pole MJCF (`sim/cartpole.xml`: dm_control's, band-edge posts at +-X_MAX) and its assets."""
+    return mjcf.load("cartpole")
 
 
 class Physics(mujoco.Physics):

@@ -41,14 +41,12 @@ from __future__ import annotations
 
 import collections
 import math
-import os
 
 import mujoco as mj
 import numpy as np
 from dm_control import mujoco
-from dm_control.suite import common
-from lxml import etree
 
+from sim import mjcf
 from sim.base import GoalTask
 from sim.registry import TASKS
 
@@ -85,7 +83,6 @@ GOAL_RADIUS = 0.3  # m, Safety-Gym's goal_size
 GOAL_MIN_DISTANCE = 1.0  # m, least distance from the robot to a new goal
 GOAL_BONUS = 1.0  # reward for reaching a goal (Safety-Gym's reward_goal)
 
-_MODEL_PATH = os.path.join(os.path.dirname(__file__), "diffdrive.xml")
 _SENSOR_FLAG = int(mj.mjtDisableBit.mjDSBL_SENSOR)
 _BATCH = 32  # candidates drawn at once by the rejection samplers
 _POINTS_PER_SECTOR = 3  # obstacle points that NavigateController makes of each sector reading
@@ -99,31 +96,33 @@ def safe_navigate(random: np.random.RandomState | int | None = None) -> tuple[Ph
 
 
 def get_model_and_assets(num_pillars: int = NUM_PILLARS) -> tuple[bytes, dict[str, bytes]]:
-    """Returns the MJCF with the lidar's rangefinders (RAY_ANGLES) and `num_pillars` pillars, and its assets."""
-    with open(_MODEL_PATH, "rb") as f:
-        mjcf = etree.fromstring(f.read())
-    robot = mjcf.find("./worldbody/body[@name='robot']")
-    sensor = etree.SubElement(mjcf, "sensor")
-    lidar_z = LIDAR_HEIGHT - WHEEL_RADIUS
-    for i, angle in enumerate(RAY_ANGLES):
-        zaxis = f"{math.cos(angle):.9f} {math.sin(angle):.9f} 0"  # a rangefinder looks along its site's z-axis
-        etree.SubElement(robot, "site", name=f"ray_{i:02d}", pos=f"0 0 {lidar_z}", zaxis=zaxis, **{"class": "ray"})
-        etree.SubElement(sensor, "rangefinder", name=f"ray_{i:02d}", site=f"ray_{i:02d}")
-    worldbody = mjcf.find("worldbody")
-    for i in range(num_pillars):
-        # Parked in a row outside the arena until the task places them. The cylinder part spans the hull's and the
-        # lidar's heights, so there the capsule is a cylinder of radius PILLAR_RADIUS.
-        body = etree.SubElement(worldbody, "body", name=f"pillar_{i}", mocap="true", pos=f"{3 + 0.5 * i} 3 0")
-        etree.SubElement(
-            body,
-            "geom",
-            name=f"pillar_{i}",
-            type="capsule",
-            fromto="0 0 -.2 0 0 .35",
-            size=str(PILLAR_RADIUS),
-            **{"class": "obstacle"},
-        )
-    return etree.tostring(mjcf), common.ASSETS
+    """Returns `sim/diffdrive.xml` with the lidar's rangefinders (RAY_ANGLES) and `num_pillars` pillars, and its
+    assets."""
+
+    def edit(root: mjcf.Element) -> None:
+        robot = root.find("./worldbody/body[@name='robot']")
+        sensor = mjcf.add(root, "sensor")
+        lidar_z = LIDAR_HEIGHT - WHEEL_RADIUS
+        for i, angle in enumerate(RAY_ANGLES):
+            zaxis = f"{math.cos(angle):.9f} {math.sin(angle):.9f} 0"  # a rangefinder looks along its site's z-axis
+            mjcf.add(robot, "site", name=f"ray_{i:02d}", pos=f"0 0 {lidar_z}", zaxis=zaxis, class_="ray")
+            mjcf.add(sensor, "rangefinder", name=f"ray_{i:02d}", site=f"ray_{i:02d}")
+        worldbody = root.find("worldbody")
+        for i in range(num_pillars):
+            # Parked in a row outside the arena until the task places them. The cylinder part spans the hull's and
+            # the lidar's heights, so there the capsule is a cylinder of radius PILLAR_RADIUS.
+            body = mjcf.add(worldbody, "body", name=f"pillar_{i}", mocap="true", pos=f"{3 + 0.5 * i} 3 0")
+            mjcf.add(
+                body,
+                "geom",
+                name=f"pillar_{i}",
+                type="capsule",
+                fromto="0 0 -.2 0 0 .35",
+                size=PILLAR_RADIUS,
+                class_="obstacle",
+            )
+
+    return mjcf.load("diffdrive", edit)
 
 
 class Physics(mujoco.Physics):

@@ -1,8 +1,9 @@
 """Point-goal domain: a planar point robot reaching a sequence of goals around hazard disks (Safety-Gym's Goal).
 
 The robot is a 1 kg sphere on two damped slide joints (x, y) driven by world-frame force motors, inside a
-4 x 4 m arena (joint limits at +-2 m). Goal and hazards are mocap bodies, so their per-episode positions are part
-of the physics state that `SafeEnv.get_state` saves; nothing collides (hazards are costs, not obstacles).
+4 x 4 m arena (joint limits at +-2 m); the model is `sim/point_goal.xml` plus the hazard disks. Goal and hazards
+are mocap bodies, so their per-episode positions are part of the physics state that `SafeEnv.get_state` saves;
+nothing collides (hazards are costs, not obstacles).
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from collections.abc import Callable
 
 import numpy as np
 from dm_control import mujoco
-from dm_control.suite import common
 
+from sim import mjcf
 from sim.base import GoalTask
 from sim.registry import TASKS
 
 NUM_HAZARDS = 8
 HAZARD_RADIUS = 0.3  # m; see SafeGoal for how it was chosen
+# GOAL_RADIUS, ARENA, MAX_FORCE and DAMPING are also in sim/point_goal.xml; tests/sim/test_point_goal.py checks.
 GOAL_RADIUS = 0.3  # m, Safety-Gym's goal_size
 ARENA = 2.0  # m, slide joint limits
 PLACEMENT = 1.5  # m, hazards, goals and the start lie in [-PLACEMENT, PLACEMENT]^2 (Safety-Gym level 1)
@@ -31,46 +33,6 @@ MAX_FORCE = 2.0  # N, motor gear
 DAMPING = 2.0  # N s/m: full force on one axis gives MAX_FORCE / DAMPING = 1 m/s, time constant 0.5 s
 GOAL_BONUS = 1.0  # reward for reaching a goal (Safety-Gym's reward_goal)
 
-_XML = """
-<mujoco model="safe point goal">
-  <include file="./common/skybox.xml"/>
-  <include file="./common/visual.xml"/>
-  <include file="./common/materials.xml"/>
-  <option timestep="0.01"><flag contact="disable"/></option>
-  <default>
-    <geom contype="0" conaffinity="0"/>
-    <joint type="slide" limited="true" range="-{arena} {arena}" damping="{damping}"/>
-    <motor gear="{force}" ctrlrange="-1 1" ctrllimited="true"/>
-  </default>
-  <worldbody>
-    <light name="light" pos="0 0 5" dir="0 0 -1"/>
-    <camera name="top" pos="0 0 5.6" quat="1 0 0 0"/>
-    <geom name="floor" type="plane" size="{wall} {wall} .1" material="grid"/>
-    <geom name="wall_px" type="box" pos="{wall} 0 .05" size=".02 {wall} .05" material="decoration"/>
-    <geom name="wall_nx" type="box" pos="-{wall} 0 .05" size=".02 {wall} .05" material="decoration"/>
-    <geom name="wall_py" type="box" pos="0 {wall} .05" size="{wall} .02 .05" material="decoration"/>
-    <geom name="wall_ny" type="box" pos="0 -{wall} .05" size="{wall} .02 .05" material="decoration"/>
-    <body name="robot" pos="0 0 .1">
-      <joint name="x" axis="1 0 0"/>
-      <joint name="y" axis="0 1 0"/>
-      <geom name="robot" type="sphere" size=".1" mass="1" material="self"/>
-    </body>
-    <body name="goal" mocap="true" pos="0 0 .002">
-      <geom name="goal" type="cylinder" size="{goal} .002" rgba=".2 .8 .2 .6"/>
-    </body>
-    {hazards}
-  </worldbody>
-  <actuator>
-    <motor name="x" joint="x"/>
-    <motor name="y" joint="y"/>
-  </actuator>
-</mujoco>
-"""
-_HAZARD = (
-    '<body name="hazard_{i}" mocap="true" pos="0 0 .001">'
-    '<geom name="hazard_{i}" type="cylinder" size="{radius} .001" rgba=".3 .3 .9 .6"/></body>'
-)
-
 
 @TASKS.add("point-safe_goal", "benchmark", safe_policy=lambda env: GoalController())
 def safe_goal(random: np.random.RandomState | int | None = None) -> tuple[Physics, SafeGoal]:
@@ -80,13 +42,17 @@ def safe_goal(random: np.random.RandomState | int | None = None) -> tuple[Physic
 
 def get_model_and_assets(
     num_hazards: int = NUM_HAZARDS, hazard_radius: float = HAZARD_RADIUS
-) -> tuple[str, dict[str, bytes]]:
-    """Returns the point-goal MJCF with `num_hazards` hazard disks, and its assets."""
-    hazards = "\n    ".join(_HAZARD.format(i=i, radius=hazard_radius) for i in range(num_hazards))
-    xml = _XML.format(
-        arena=ARENA, wall=ARENA + 0.12, damping=DAMPING, force=MAX_FORCE, goal=GOAL_RADIUS, hazards=hazards
-    )
-    return xml, common.ASSETS
+) -> tuple[bytes, dict[str, bytes]]:
+    """Returns `sim/point_goal.xml` with `num_hazards` hazard disks of radius `hazard_radius`, and its assets."""
+
+    def edit(root: mjcf.Element) -> None:
+        worldbody = root.find("worldbody")
+        for i in range(num_hazards):  # mocap bodies 1.., drawn only: the constraint has its own radius
+            body = mjcf.add(worldbody, "body", name=f"hazard_{i}", mocap="true", pos="0 0 .001")
+            size = f"{hazard_radius} .001"
+            mjcf.add(body, "geom", name=f"hazard_{i}", type="cylinder", size=size, rgba=".3 .3 .9 .6")
+
+    return mjcf.load("point_goal", edit)
 
 
 class Physics(mujoco.Physics):

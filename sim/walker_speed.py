@@ -1,7 +1,8 @@
 """Walker domain with a speed limit: dm_control's planar walker walking forward (walker-walk) below V_LIMIT.
 
-The model, observation and reward are dm_control's `suite.walker` walk task; the constraint is Safety-Gymnasium's
-velocity constraint on the same horizontal velocity that the reward pays for. Episodes start standing.
+The model (`sim/walker_speed.xml`, dm_control's walker), observation and reward are dm_control's `suite.walker` walk
+task; the constraint is Safety-Gymnasium's velocity constraint on the same horizontal velocity that the reward pays
+for. Episodes start standing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import scipy.linalg
 import scipy.optimize
 from dm_control.suite import walker as suite_walker
 
+from sim import mjcf
 from sim.base import SafeTask
 from sim.registry import TASKS
 
@@ -31,7 +33,12 @@ _TOLERANCE_SCALE = math.sqrt(-2.0 * math.log(0.1))
 @TASKS.add("walker-safe_walk", "benchmark", safe_policy=lambda env: StandController())
 def safe_walk(random: np.random.RandomState | int | None = None) -> tuple[Physics, SafeWalk]:
     """Returns the physics and task of walker-walk with the speed limit V_LIMIT."""
-    return Physics.from_xml_string(*suite_walker.get_model_and_assets()), SafeWalk(random=random)
+    return Physics.from_xml_string(*get_model_and_assets()), SafeWalk(random=random)
+
+
+def get_model_and_assets() -> tuple[bytes, dict[str, bytes]]:
+    """Returns the walker MJCF (`sim/walker_speed.xml`, dm_control's `walker.xml`) and its assets."""
+    return mjcf.load("walker_speed")
 
 
 class Physics(suite_walker.Physics):
@@ -216,7 +223,7 @@ class StandController:
             difference_damping: PD gain on left-right joint velocity differences, action per rad/s.
         """
         self._difference_gain, self._difference_damping = difference_gain, difference_damping
-        physics = Physics.from_xml_string(*suite_walker.get_model_and_assets())
+        physics = Physics.from_xml_string(*get_model_and_assets())
         model, data = physics.model.ptr, physics.data.ptr
 
         def pose(z: float, hip: float, tilt: float) -> np.ndarray:

@@ -9,12 +9,15 @@ import pytest
 
 import sim
 from sim.point_goal import (
+    ARENA,
+    DAMPING,
     GOAL_BONUS,
     GOAL_CLEARANCE,
     GOAL_MIN_DISTANCE,
     GOAL_RADIUS,
     HAZARD_GAP,
     HAZARD_RADIUS,
+    MAX_FORCE,
     NUM_HAZARDS,
     PLACEMENT,
     START_CLEARANCE,
@@ -48,6 +51,17 @@ def test_fixed_indices_match_names() -> None:
         "goal_vector": (2, 4),
         "hazard_vectors": (4, 4 + 2 * NUM_HAZARDS),
     }
+
+
+def test_model_matches_module_constants() -> None:
+    model = sim.load(TASK, seed=0).physics.model
+    np.testing.assert_array_equal(model.jnt_range, [[-ARENA, ARENA]] * 2)
+    np.testing.assert_array_equal(model.dof_damping, DAMPING)
+    np.testing.assert_array_equal(model.actuator_gear[:, 0], MAX_FORCE)
+    assert model.geom_size[model.name2id("goal", "geom"), 0] == GOAL_RADIUS
+    for i in range(NUM_HAZARDS):
+        assert model.geom_size[model.name2id(f"hazard_{i}", "geom"), 0] == HAZARD_RADIUS
+    assert model.body_mass[model.name2id("robot", "body")] == 1.0
 
 
 def test_hazard_constraint_is_depth_inside_nearest_hazard() -> None:
