@@ -30,6 +30,7 @@ from sim import (
     cartpole,  # noqa: E402, F401  (importing a domain module registers its tasks)
     diffdrive,  # noqa: E402, F401
     point_goal,  # noqa: E402, F401
+    scripted,  # noqa: E402, F401  (registers each task's scripted safe policy)
     walker_speed,  # noqa: E402, F401
 )
 from sim.env import SafeEnv, TaskSpec  # noqa: E402

@@ -24,8 +24,8 @@ a return closer than RANGE_MIN reads RANGE_MIN (-Inf). The simulator measures ea
 MuJoCo rangefinders at RAY_ANGLES (uniform, 7.5 degrees apart; a rangefinder's -1 for no hit maps to RANGE_MAX);
 a real scan is binned onto the same sectors by angle, minimum valid range per sector. The lidar sits at the
 robot's center (the midpoint of the wheel axle, which is also its turning center).
-`Lidar` simulates a real lidar's full scan instead: MuJoCo ray casts of any resolution over 360 degrees from the
-lidar's position (the ROS sim bridge publishes them as LaserScan).
+`sim.lidar.Lidar` (importable from here too) simulates a real lidar's full scan instead: MuJoCo ray casts of any
+resolution over 360 degrees from the lidar's position (the ROS sim bridge publishes them as LaserScan).
 
 Domain randomization (generic, `sim.randomization`): masses scale the robot's inertia and so its acceleration;
 friction scales the wheels' grip; there is no joint damping to scale; actuator gain scales the servos' gear, and
@@ -35,6 +35,8 @@ default ranges), as with a wheel radius or encoder calibration error, while its 
 Cost per step: `SafeEnv.step` takes 120 us (up to ~190 us under load from other jobs) on this project's shared
 2-core machine: 5 physics sub-steps 60 us, the 48 rangefinders 13-20 us once per step, the rest Python
 (`benchmarks/diffdrive_binding.py`).
+
+The scripted safe controller is `sim.scripted.diffdrive.NavigateController` (importable from here too).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from dm_control import mujoco
 
 from sim import mjcf
 from sim.base import GoalTask
+from sim.lidar import Lidar as Lidar  # re-exported: the ROS sim bridge imports it from here
 from sim.registry import TASKS
 
 # Robot (must match sim/diffdrive.xml; tests/sim/test_diffdrive.py checks).
@@ -85,11 +88,9 @@ GOAL_BONUS = 1.0  # reward for reaching a goal (Safety-Gym's reward_goal)
 
 _SENSOR_FLAG = int(mj.mjtDisableBit.mjDSBL_SENSOR)
 _BATCH = 32  # candidates drawn at once by the rejection samplers
-_POINTS_PER_SECTOR = 3  # obstacle points that NavigateController makes of each sector reading
-_GOAL_JUMP = 0.3  # m; a goal distance growing by more than this in one step means a new goal
 
 
-@TASKS.add("diffdrive-safe_navigate", "benchmark", safe_policy=lambda env: NavigateController())
+@TASKS.add("diffdrive-safe_navigate", "benchmark")
 def safe_navigate(random: np.random.RandomState | int | None = None) -> tuple[Physics, SafeNavigate]:
     """Returns the physics and task of the differential-drive robot reaching goals among pillars."""
     return Physics.from_xml_string(*get_model_and_assets()), SafeNavigate(random=random)
@@ -212,59 +213,6 @@ class Physics(mujoco.Physics):
         for px, py, _ in self.data.mocap_pos[1:].tolist():  # pillars; a Python loop beats numpy at this size
             nearest = min(nearest, math.hypot(px - x, py - y) - PILLAR_RADIUS)
         return nearest - HULL_RADIUS
-
-
-class Lidar:
-    """A planar 360-degree lidar simulated with MuJoCo ray casts (mj_multiRay), returning REP 117 ranges.
-
-    Casts from the position of the model's first rangefinder site (the sim's own lidar), excluding the robot's
-    body as MuJoCo's rangefinders do; geoms further than range_max are ignored.
-    """
-
-    def __init__(self, physics: mujoco.Physics, beams: int, range_min: float, range_max: float, site: str = "ray_00"):
-        """Looks up the site the rays start from.
-
-        Raises:
-            ValueError: If the model has no site named `site`.
-        """
-        self.model, self.data = physics.model.ptr, physics.data.ptr
-        self.site = mj.mj_name2id(self.model, mj.mjtObj.mjOBJ_SITE, site)
-        if self.site < 0:
-            raise ValueError(f"the model has no lidar site {site!r}")
-        self.body = int(self.model.site_bodyid[self.site])
-        self.beams = beams
-        self.angle_min = 0.0
-        self.angle_increment = 2.0 * math.pi / beams
-        self.angles = self.angle_min + self.angle_increment * np.arange(beams)
-        self.range_min, self.range_max = range_min, range_max
-        self._vec = np.zeros(3 * beams)
-        self._dist = np.zeros(beams)
-        self._geom = np.zeros(beams, np.int32)
-
-    def scan(self, heading: float) -> np.ndarray:
-        """Ranges [beams] in m (float32), beam i at angle_min + i * angle_increment from the robot's heading."""
-        world = heading + self.angles
-        vec = self._vec.reshape(self.beams, 3)
-        vec[:, 0], vec[:, 1] = np.cos(world), np.sin(world)
-        pnt = np.array(self.data.site_xpos[self.site], np.float64)
-        mj.mj_multiRay(
-            self.model,
-            self.data,
-            pnt,
-            self._vec,
-            None,
-            1,
-            self.body,
-            self._geom,
-            self._dist,
-            None,
-            self.beams,
-            self.range_max,
-        )
-        ranges = self._dist.copy()
-        ranges[(ranges < 0.0) | (ranges > self.range_max)] = np.inf  # no return within range_max
-        ranges[ranges < self.range_min] = -np.inf  # closer than the sensor can measure
-        return ranges.astype(np.float32)
 
 
 class SafeNavigate(GoalTask):
@@ -400,112 +348,10 @@ class SafeNavigate(GoalTask):
         raise RuntimeError("could not place the robot or a goal; too many or too large pillars for the arena")
 
 
-class NavigateController:
-    """Scripted goal seeking with lidar obstacle avoidance, from the observation alone (tangent-bug like).
+def __getattr__(name: str) -> object:
+    # The controller lives in sim/scripted/diffdrive.py (it builds on this module); still importable from here.
+    if name == "NavigateController":
+        from sim.scripted.diffdrive import NavigateController
 
-    Needs nothing a ROS robot lacks (goal in the robot frame, lidar sectors), so it could also serve as a fallback.
-    Each lidar sector's reading becomes obstacle points at that range across the middle half of the sector (where
-    the simulated rays lie; a real scan's return is at most a quarter sector further out, which `margin` covers).
-    For each of `num_directions` candidate directions it computes the free travel: how far the robot's center can
-    go straight that way before coming within `rho` = hull radius + clearance + margin of an obstacle point. It
-    heads for the candidate closest to the goal's bearing among those free for min(goal distance, `lookahead`)
-    (the most open one when none is), turning in place when that is more than `turn_in_place` away from its
-    heading (the round hull makes turning in place always safe), and caps its speed at `brake_gain` times the free
-    travel straight ahead, so it stops short of what it cannot steer around. A short lookahead makes it slide along
-    obstacles towards the goal; longer ones (0.3-0.5 m) made it circle in front of gaps it could not resolve.
-
-    Its only state is the direction of a turn in place in progress (hysteresis: without it, the sector readings
-    shifting as the robot turns made it dither in place, worst with an action delay); it is forgotten whenever the
-    goal moves, so one instance serves episode after episode.
-
-    With the defaults it is the safe policy of `SafeNavigate` (see there for its figures). With `avoid=False` it
-    drives straight at the goal, ignoring obstacles; with `clearance=0` it hugs obstacles, as a shortest path would.
-    """
-
-    def __init__(
-        self,
-        avoid: bool = True,
-        speed: float = V_MAX,
-        clearance: float = CLEARANCE,
-        margin: float = 0.06,
-        lookahead: float = 0.2,
-        turn_gain: float = 3.0,
-        turn_in_place: float = 1.0,
-        brake_gain: float = 1.5,
-        sector_spread: float = 0.5,
-        num_directions: int = 72,
-    ):
-        """Sets the gains.
-
-        Args:
-            avoid: Steer around obstacles and brake for them.
-            speed: Top forward speed in m/s.
-            clearance: Clearance in m to keep from obstacles (the task's CLEARANCE).
-            margin: Extra distance in m kept on top of `clearance`, for the sector arcs' coarseness and braking.
-            lookahead: Free travel in m that a direction needs (less when the goal is nearer).
-            turn_gain: Yaw rate per rad of heading error, in 1/s.
-            turn_in_place: Heading error in rad above which the robot stops and turns.
-            brake_gain: Forward speed per m of free travel ahead, in 1/s.
-            sector_spread: Each sector's reading becomes obstacle points across this fraction of the sector's width
-                (1: center and both edges, as the reading's return may lie anywhere in the sector).
-            num_directions: Candidate directions, evenly spaced (including straight ahead).
-        """
-        self._avoid, self._speed = avoid, speed
-        self._rho = HULL_RADIUS + clearance + margin
-        self._lookahead, self._turn_gain = lookahead, turn_gain
-        self._turn_in_place, self._brake_gain = turn_in_place, brake_gain
-        self._directions = np.linspace(-math.pi, math.pi, num_directions, endpoint=False)
-        self._ahead = num_directions // 2  # index of direction 0
-        self._unit = np.stack([np.cos(self._directions), np.sin(self._directions)], axis=1)  # [D, 2]
-        offsets = sector_spread * BEAM_WIDTH * np.linspace(-0.5, 0.5, _POINTS_PER_SECTOR)
-        point_angles = (BEAM_ANGLES[:, None] + offsets).ravel()
-        self._point_dirs = np.stack([np.cos(point_angles), np.sin(point_angles)])  # [2, P]
-        self._preference = 0.1 * np.abs(self._directions)  # tie-break towards the current heading
-        self._turning = 0.0  # direction of the turn in place in progress (+1 left, -1 right), 0 when none
-        self._last_distance = math.inf
-
-    def reset(self) -> None:
-        """Forgets the turn in place in progress (it also does so by itself whenever the goal moves)."""
-        self._turning = 0.0
-        self._last_distance = math.inf
-
-    def free_travel(self, ranges: np.ndarray) -> np.ndarray:
-        """Free travel in m along each candidate direction for lidar sector readings [NUM_BEAMS]; [num_directions]."""
-        points = self._point_dirs * np.repeat(np.asarray(ranges, np.float64), _POINTS_PER_SECTOR)  # [2, P]
-        along = self._unit @ points  # [D, P]
-        lateral = self._unit[:, :1] * points[1] - self._unit[:, 1:] * points[0]
-        reach = self._rho**2 - lateral**2
-        ahead = (along > 0.0) & (reach > 0.0)
-        travel = np.where(ahead, along - np.sqrt(np.maximum(reach, 0.0)), np.inf)
-        return np.minimum(travel.min(axis=1), RANGE_MAX)
-
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        """Returns the action [2] in [-1, 1] for a `diffdrive-safe_navigate` observation [29]."""
-        distance, cos, sin = (float(v) for v in obs[:3])
-        bearing = math.atan2(sin, cos)
-        if distance > self._last_distance + _GOAL_JUMP:  # a new goal, or a new episode
-            self._turning = 0.0
-        self._last_distance = distance
-        if not self._avoid:
-            target, speed_cap = bearing, self._speed
-        else:
-            free = self.free_travel(obs[5 : 5 + NUM_BEAMS])
-            feasible = free >= min(distance, self._lookahead)
-            if feasible.any():
-                error = np.abs(np.angle(np.exp(1j * (self._directions - bearing)))) + self._preference
-                target = float(self._directions[np.argmin(np.where(feasible, error, np.inf))])
-            else:
-                target = float(self._directions[np.argmax(free)])
-            # Hysteresis: a turn in place goes on the way it started until the target lies on that side or ahead.
-            # Without it, the sector readings shifting as the robot turns can flip the choice back and forth and
-            # leave the robot dithering in place.
-            if abs(target) > self._turn_in_place and target * self._turning < 0.0:
-                target = math.copysign(math.pi, self._turning)
-            self._turning = math.copysign(1.0, target) if abs(target) > self._turn_in_place else 0.0
-            speed_cap = max(0.0, self._brake_gain * float(free[self._ahead]))
-        omega = min(max(self._turn_gain * target, -OMEGA_MAX), OMEGA_MAX)
-        if abs(target) > self._turn_in_place:
-            v = 0.0
-        else:
-            v = min(self._speed * math.cos(target), speed_cap)
-        return np.array([v / V_MAX, omega / OMEGA_MAX])
+        return NavigateController
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,9 @@
 """Task registry in the dm_control suite style: domain modules register factories under a name and tags.
 
-Adding a task is a one-module job: write `sim/<domain>.py` with a `SafeTask`, decorate its factory with
-`@TASKS.add("<domain>-<task>", *tags)` and import the module in `sim/__init__.py`.
+Adding a task: write `sim/<domain>.py` with a `SafeTask` (its model in `sim/<domain>.xml`, read with `sim.mjcf`),
+decorate its factory with `@TASKS.add("<domain>-<task>", *tags)`, write its scripted safe controller in
+`sim/scripted/<domain>.py` ending in `TASKS.add_safe_policy("<domain>-<task>", ...)`, and import the modules in
+`sim/__init__.py` and `sim/scripted/__init__.py`.
 
 Tags: "benchmark" (part of the results suite), "smoke" (cheap enough for CI training smoke runs).
 """
@@ -32,10 +34,8 @@ class TaggedTasks(Mapping[str, TaskFactory]):
         self._tags: dict[str, tuple[str, ...]] = {}
         self._safe_policies: dict[str, SafePolicyFactory] = {}
 
-    def add(
-        self, name: str, *tags: str, safe_policy: SafePolicyFactory | None = None
-    ) -> Callable[[TaskFactory], TaskFactory]:
-        """Returns a decorator registering a factory under `name` with `tags` and its scripted safe policy.
+    def add(self, name: str, *tags: str) -> Callable[[TaskFactory], TaskFactory]:
+        """Returns a decorator registering a factory under `name` with `tags`.
 
         Raises:
             ValueError: If `name` is already registered.
@@ -46,11 +46,21 @@ class TaggedTasks(Mapping[str, TaskFactory]):
                 raise ValueError(f"task {name!r} is already registered")
             self._factories[name] = factory
             self._tags[name] = tags
-            if safe_policy is not None:
-                self._safe_policies[name] = safe_policy
             return factory
 
         return register
+
+    def add_safe_policy(self, name: str, safe_policy: SafePolicyFactory) -> None:
+        """Registers the scripted safe policy of task `name` (`sim/scripted/<domain>.py` does, for its task).
+
+        Raises:
+            ValueError: If `name` is not registered, or already has a safe policy.
+        """
+        if name not in self._factories:
+            raise ValueError(f"unknown task {name!r}; register the task before its safe policy")
+        if name in self._safe_policies:
+            raise ValueError(f"task {name!r} already has a safe policy")
+        self._safe_policies[name] = safe_policy
 
     def tags(self, name: str) -> tuple[str, ...]:
         """Returns the tags `name` was registered with."""

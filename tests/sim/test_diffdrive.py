@@ -23,9 +23,9 @@ from sim.diffdrive import (
     RANGE_MIN,
     RAY_ANGLES,
     V_MAX,
-    Lidar,
-    NavigateController,
 )
+from sim.lidar import Lidar
+from sim.scripted.diffdrive import NavigateController
 
 TASK = "diffdrive-safe_navigate"
 FAR = 50.0  # m; pillars parked here are out of the way

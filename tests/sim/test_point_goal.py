@@ -21,8 +21,8 @@ from sim.point_goal import (
     NUM_HAZARDS,
     PLACEMENT,
     START_CLEARANCE,
-    GoalController,
 )
+from sim.scripted.point_goal import GoalController
 
 TASK = "point-safe_goal"
 

@@ -13,7 +13,8 @@ import torch
 from dm_control.suite import cartpole as suite_cartpole
 
 import sim
-from sim.cartpole import X_MAX, SwingupController
+from sim.cartpole import X_MAX
+from sim.scripted.cartpole import SwingupController
 
 
 @pytest.fixture(params=sim.ALL_TASKS)
@@ -178,6 +179,26 @@ def test_unknown_task_lists_valid_names() -> None:
     with pytest.raises(ValueError) as error:
         sim.load("cartpole-no_such_task")
     assert all(name in str(error.value) for name in sim.ALL_TASKS)
+
+
+def test_scripted_controllers_import_from_their_domain_modules_too() -> None:
+    """benchmarks/ and the ROS tests import the controllers (and the lidar) from the domain modules."""
+    from sim import cartpole, diffdrive, lidar, point_goal, scripted, walker_speed
+
+    assert cartpole.SwingupController is scripted.cartpole.SwingupController is scripted.SwingupController
+    assert diffdrive.NavigateController is scripted.diffdrive.NavigateController
+    assert point_goal.GoalController is scripted.point_goal.GoalController
+    assert walker_speed.StandController is scripted.walker_speed.StandController
+    assert diffdrive.Lidar is lidar.Lidar
+    with pytest.raises(AttributeError, match="has no attribute 'NoSuchController'"):
+        cartpole.NoSuchController  # noqa: B018
+
+
+def test_safe_policies_register_once_for_known_tasks() -> None:
+    with pytest.raises(ValueError, match="unknown task 'cartpole-no_such_task'"):
+        sim.TASKS.add_safe_policy("cartpole-no_such_task", lambda env: SwingupController())
+    with pytest.raises(ValueError, match="already has a safe policy"):
+        sim.TASKS.add_safe_policy("cartpole-safe_swingup", lambda env: SwingupController())
 
 
 def test_randomization_changes_physics_reproducibly(name: str) -> None:

@@ -7,7 +7,8 @@ import pytest
 from dm_control.suite import walker as suite_walker
 
 import sim
-from sim.walker_speed import INIT_NOISE, MOVE_SPEED, V_LIMIT, StandController, _feet_bottom, _joint_angles
+from sim.scripted.walker_speed import StandController, _joint_angles
+from sim.walker_speed import INIT_NOISE, MOVE_SPEED, V_LIMIT, _feet_bottom
 
 TASK = "walker-safe_walk"
 
