@@ -66,15 +66,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--updates", type=int, default=100)
+    parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--table", type=int, default=0, help="print the top-N ops of a torch.profiler run")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    agent, batch = make_agent(args.task, args.algo, args.hidden, args.batch)
+    agent, batch = make_agent(args.task, args.algo, args.hidden, args.batch, {"train": {"precision": args.precision}})
     samples = time_updates(agent, batch, args.updates)
     print(
-        f"{args.algo} {args.hidden}x{args.hidden} batch {args.batch}, {args.threads} threads: "
+        f"{args.algo} {args.precision} {args.hidden}x{args.hidden} batch {args.batch}, {args.threads} threads: "
         f"{statistics.median(samples):.2f} ms/update (median of {len(samples)} x {args.updates}; "
         f"min {min(samples):.2f}, max {max(samples):.2f})"
     )

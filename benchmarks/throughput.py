@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import csv
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +28,7 @@ from alam_control import trainer
 WARMUP = 1000  # random steps before learning (not timed)
 
 
-def ours(task: str, algo: str, steps: int, threads: int, compile_: bool) -> float:
+def ours(task: str, algo: str, steps: int, threads: int, compile_: bool, precision: str = "float32") -> float:
     """env-steps/s of the real training loop (alam_control.trainer.train) during its learning phase."""
     log_every = 250
     cfg = config_lib.from_dict(
@@ -44,6 +46,7 @@ def ours(task: str, algo: str, steps: int, threads: int, compile_: bool) -> floa
                 "log_every": log_every,
                 "threads": threads,
                 "compile": compile_,
+                "precision": precision,
             },
         }
     )
@@ -91,6 +94,12 @@ def sb3(task: str, steps: int, threads: int) -> float:
     return (steps - 250) / (clock.marks[WARMUP + steps] - clock.marks[WARMUP + 250])
 
 
+def start_load(n: int) -> list[subprocess.Popen]:
+    """``n`` single-threaded busy processes (a tight float loop each): the 'another job shares the machine' case."""
+    code = "x = 0.0\nwhile True:\n    x = (x + 1.5) * 0.999"
+    return [subprocess.Popen([sys.executable, "-c", code]) for _ in range(n)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="cartpole-safe_swingup")
@@ -98,23 +107,31 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--compile", action="store_true", help="also measure sac_alam with torch.compile")
+    parser.add_argument("--load", type=int, default=0, help="busy processes running beside the contenders")
     args = parser.parse_args()
+    hogs = start_load(args.load)
 
     contenders = {
         "sb3_sac": lambda: sb3(args.task, args.steps, args.threads),
         "alam_sac_alam": lambda: ours(args.task, "sac_alam", args.steps, args.threads, False),
         "alam_sac": lambda: ours(args.task, "sac", args.steps, args.threads, False),
+        "alam_sac_alam_bf16": lambda: ours(args.task, "sac_alam", args.steps, args.threads, False, "bfloat16"),
+        "alam_sac_bf16": lambda: ours(args.task, "sac", args.steps, args.threads, False, "bfloat16"),
     }
     if args.compile:
         contenders["alam_sac_alam_compiled"] = lambda: ours(args.task, "sac_alam", args.steps, args.threads, True)
     results: dict[str, list[float]] = {name: [] for name in contenders}
-    for r in range(args.rounds):
-        for name, run in contenders.items():
-            results[name].append(run())
-            print(f"round {r + 1}/{args.rounds}  {name:24s} {results[name][-1]:7.1f} env-steps/s", flush=True)
-
+    try:
+        for r in range(args.rounds):
+            for name, run in contenders.items():
+                results[name].append(run())
+                print(f"round {r + 1}/{args.rounds}  {name:24s} {results[name][-1]:7.1f} env-steps/s", flush=True)
+    finally:
+        for hog in hogs:
+            hog.kill()
     print(
         f"\ntask {args.task}, batch 256, 256x256 MLPs, UTD 1, {args.threads} torch threads, "
+        f"{args.load} busy process(es) beside, "
         f"{args.steps} timed steps x {args.rounds} rounds (median)"
     )
     base = statistics.median(results["sb3_sac"])
