@@ -96,10 +96,15 @@ class Agent:
     def update(self, batch: Batch) -> dict[str, Tensor]:
         """One gradient step of critics, actor, temperature and (every ``dual_interval``) multiplier."""
         self.updates += 1
+        # The policy noise of the next-state and the current-state samples, drawn here (in this order) so that the
+        # update itself holds no RNG call and compiles to one graph.
+        shape, dtype = (batch.obs.shape[0], self.act_dim), self.obs_norm.mean.dtype
+        eps_next = torch.randn(shape, generator=self.generator, dtype=dtype, device=self.device)
+        eps = torch.randn(shape, generator=self.generator, dtype=dtype, device=self.device)
         with self._precision:
-            return self._update_fn(batch, self.updates % self.cfg.multiplier.dual_interval == 0)
+            return self._update_fn(batch, eps_next, eps, self.updates % self.cfg.multiplier.dual_interval == 0)
 
-    def _update(self, batch: Batch, dual_due: bool) -> dict[str, Tensor]:
+    def _update(self, batch: Batch, eps_next: Tensor, eps: Tensor, dual_due: bool) -> dict[str, Tensor]:
         """All losses in one backward pass.
 
         The losses touch disjoint parameters (TD targets, the critic's weights inside the actor loss, lambda inside
@@ -114,7 +119,7 @@ class Agent:
 
         # Critic ensemble: reward twins regress to the soft target, the cost head to the (clipped) cost target.
         with torch.no_grad():
-            next_act, next_logp = self.actor.sample(next_obs, self.generator)
+            next_act, next_logp = self.actor.sample(next_obs, eps=eps_next)
             next_q = self.critic_target(next_obs, next_act)
             y = losses.soft_q_target(
                 batch.reward * sac.reward_scale, batch.terminated, next_q[:2], next_logp, alpha, sac.gamma
@@ -130,7 +135,7 @@ class Agent:
         critic_loss = losses.critic_loss(q, target)
 
         # Actor: critic weights detached, so its loss reaches only the action (and through it the policy).
-        act, logp = self.actor.sample(obs, self.generator)
+        act, logp = self.actor.sample(obs, eps=eps)
         q_pi = self.critic(obs, act, detach_params=True)
         metrics = {"critic_loss": critic_loss.detach(), "q": q[0].detach().mean(), "alpha": alpha}
         dual_loss = None

@@ -177,7 +177,10 @@ class TrainConfig:
     risk_window: int = 10_000
     """Most recent replay transitions on which each evaluation scores lambda as a risk signal (replay_* metrics)."""
     threads: int = 2
-    """torch intra-op threads."""
+    """torch intra-op threads (at most; see adapt_threads)."""
+    adapt_threads: bool = True
+    """Every 500 steps, run with the cores other processes leave free (alam_control.cpu): 2 threads beside a busy
+    process slowed an update 3-6x, 1 thread did not. The thread count does not change the numbers."""
     device: str = "cpu"
     """torch device."""
     compile: bool = False

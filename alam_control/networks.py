@@ -84,10 +84,18 @@ class Actor(nn.Module):
         mu, _ = self._dist_params(obs)
         return torch.tanh(mu)
 
-    def sample(self, obs: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """Reparameterised sample and its log-probability: ``[B, O] -> ([B, A], [B])``."""
+    def sample(
+        self, obs: Tensor, generator: torch.Generator | None = None, eps: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Reparameterised sample and its log-probability: ``[B, O] -> ([B, A], [B])``.
+
+        Args:
+            eps: the standard-normal noise ``[B, A]``; drawn from ``generator`` when None. The update passes it in,
+                so that no RNG call sits inside a compiled graph.
+        """
         mu, log_std = self._dist_params(obs)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        if eps is None:
+            eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         u = mu + log_std.exp() * eps
         # log N(u; mu, std) minus the tanh Jacobian log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), stably.
         logp = (-0.5 * eps.square() - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)

@@ -18,13 +18,14 @@ import numpy as np
 import torch
 
 import sim
-from alam_control import checkpoint, metrics, rundir
+from alam_control import checkpoint, cpu, metrics, rundir
 from alam_control import config as config_lib
 from alam_control.agent import Agent
 from alam_control.buffer import ReplayBuffer
 from alam_control.config import Config, TrainConfig
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with training episodes
+THREAD_CHECK_EVERY = 500  # steps between two thread decisions (~5 s of training at 100 steps/s)
 
 
 def cost_threshold_for(cfg: Config, env: sim.SafeEnv) -> float:
@@ -151,10 +152,10 @@ class TrainLog:
         """A finished training episode's return and cost."""
         self.recent.append((ret, cost))
 
-    def train_row(self, loop: LoopState, env: sim.SafeEnv) -> None:
+    def train_row(self, loop: LoopState, env: sim.SafeEnv, threads: int) -> None:
         """A train.csv row at ``loop.step``: the mean of each update metric and of the finished episodes since the
-        previous row (none before learning starts), the run's train_cost, the current episode's randomization draw
-        and the throughput."""
+        previous row (none before learning starts), the run's train_cost, the current episode's randomization draw,
+        the throughput and the torch threads in use."""
         if not self.pending:
             return
         wall = self.wall()
@@ -167,6 +168,7 @@ class TrainLog:
             scalars.update({f"dr_{k}": v for k, v in sim.randomization.summarize(env.randomization).items()})
         scalars["steps_per_s"] = (loop.step - self.step_at_start) / max(time.perf_counter() - self.t_start, 1e-9)
         scalars["wall_s"] = wall
+        scalars["threads"] = threads
         self.logger.write("train", loop.step, scalars)
         self.bar.set_postfix(
             ret=f"{scalars.get('episode_return', math.nan):.1f}",
@@ -220,6 +222,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         obs, _ = env.reset(seed=cfg.seed)
     config_lib.save(cfg, run_dir / rundir.CONFIG)
     log = TrainLog(run_dir, loop, resume, tc.total_steps, progress)
+    governor = cpu.ThreadGovernor(tc.threads) if tc.adapt_threads else None
 
     while loop.step < tc.total_steps:
         if loop.step < tc.learning_starts:
@@ -244,8 +247,10 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         if loop.step >= tc.learning_starts:
             for _ in range(tc.updates_per_step):
                 log.add_update(agent.update(buffer.sample(cfg.sac.batch_size, generator)))
+        if governor is not None and loop.step % THREAD_CHECK_EVERY == 0:
+            governor.update()
         if loop.step % tc.log_every == 0:
-            log.train_row(loop, env)
+            log.train_row(loop, env, torch.get_num_threads())
         if loop.step % tc.eval_every == 0 or loop.step == tc.total_steps:
             evals.append(log.eval_row(loop.step, _evaluation(cfg, agent, eval_env, buffer, probe)))
         if loop.step % tc.checkpoint_every == 0 or loop.step == tc.total_steps:
