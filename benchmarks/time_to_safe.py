@@ -81,7 +81,12 @@ def run_trial(
             done = int(rundir.read_summary(run)["steps"])
         if done >= budget:
             return Outcome(method, seed, False, done, float(rundir.read_summary(run)["wall_time_s"]))
-        cfg = config_lib.load(base_config(task, method), [*overrides, f"train.total_steps={min(done + every, budget)}"])
+        # The next chunk ends at the next evaluation step after learning has started.
+        starts = config_lib.load(
+            base_config(task, method), [*overrides, f"train.total_steps={budget}"]
+        ).train.learning_starts
+        target = min(max(done, starts) // every * every + every, budget)
+        cfg = config_lib.load(base_config(task, method), [*overrides, f"train.total_steps={target}"])
         trainer.train(cfg, run, resume=checkpoint.is_run(run), progress=False)
 
 
