@@ -8,7 +8,7 @@ from dm_control.suite import walker as suite_walker
 
 import sim
 from sim.scripted.walker_speed import StandController, _joint_angles
-from sim.walker_speed import INIT_NOISE, MOVE_SPEED, V_LIMIT, _feet_bottom
+from sim.walker_speed import INIT_NOISE, MOVE_SPEED, TORSO_Z0, V_LIMIT, _feet_bottom
 
 TASK = "walker-safe_walk"
 
@@ -37,6 +37,7 @@ def test_matches_dm_control_walker_walk() -> None:
         assert reward == pytest.approx(reference.get_reward(physics), abs=1e-12)
         assert info["constraints"]["speed"] == physics.named.data.sensordata["torso_subtreelinvel"][0] - V_LIMIT
     assert env.spec.obs_layout == {"orientations": (0, 14), "height": (14, 15), "velocity": (15, 24)}
+    assert physics.model.body_pos[physics.model.name2id("torso", "body"), 2] == TORSO_Z0  # StandController's z0
 
 
 def test_joint_angles_from_observation() -> None:
