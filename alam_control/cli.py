@@ -68,7 +68,7 @@ def _eval(args: argparse.Namespace) -> int:
     frames: list = []
     on_frame = None
     if args.video:
-        from alam_control.calibration import overlay
+        from alam_control.deploy.calibration import overlay
 
         def on_frame(e: sim.SafeEnv) -> None:  # the policy alone: lambda(s) of the frame's state
             lam = float(agent.lambdas(e.observe()[None])[0])
@@ -97,7 +97,7 @@ def _eval_ranges(args: argparse.Namespace, training: sim.Randomization) -> sim.R
 
 
 def _eval_bundle(args: argparse.Namespace) -> int:
-    from alam_control import calibration
+    from alam_control.deploy import calibration
     from alam_control.runtime import MonitorConfig, load_bundle
 
     bundle = load_bundle(args.bundle)
@@ -125,7 +125,7 @@ def _eval_bundle(args: argparse.Namespace) -> int:
               "randomize_width": (args.randomize_width or 1.0) if ranges else None, **data.summary()}  # fmt: skip
     if args.plot:
         rows = data.map_rows(float(bundle.manifest["control_period_s"]))
-        from alam_control import riskmap
+        from alam_control.deploy import riskmap
 
         view = riskmap.SLICES.get(bundle.manifest["task"])
         drawn = calibration.plot_map(rows, data.layouts, data.goals, args.plot, view) if rows else None
@@ -140,7 +140,7 @@ def _eval_bundle(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from alam_control import export
+    from alam_control.deploy import export
 
     manifest = export.export(args.run_dir, args.out, risk_signal=args.risk_signal)
     print(json.dumps({k: manifest[k] for k in ("task", "algo", "obs_dim", "act_dim", "train_step", "files")}, indent=2))
@@ -149,7 +149,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from alam_control import calibration
+    from alam_control.deploy import calibration
 
     result = calibration.calibrate(args.bundle, args.episodes, args.recall, not args.no_randomize, args.horizon)
     table = result.pop("reliability")
@@ -166,7 +166,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _riskmap(args: argparse.Namespace) -> int:
-    from alam_control import riskmap
+    from alam_control.deploy import riskmap
 
     if args.label and len(args.label) != len(args.bundle):
         raise ValueError(f"{len(args.bundle)} --bundle but {len(args.label)} --label; give one label per bundle")

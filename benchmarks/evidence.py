@@ -37,7 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import sim  # noqa: E402
-from alam_control import calibration, export, report, riskmap, rundir  # noqa: E402
+from alam_control import report, rundir  # noqa: E402
+from alam_control.deploy import calibration, export, riskmap  # noqa: E402
 from alam_control.runtime import MonitorConfig, load_bundle  # noqa: E402
 
 ALGOS = ("fac", "sac_alam")

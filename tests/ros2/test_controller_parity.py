@@ -20,7 +20,7 @@ from nav_msgs.msg import Odometry
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import LaserScan
 
-from alam_control import calibration
+from alam_control.deploy import calibration
 from alam_control.runtime import MonitorConfig, load_bundle
 
 REPO = Path(__file__).resolve().parents[2]

@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             if args.record is not None:
                 write_trace(status.trace, args.record, _thresholds(args.bundle, params, args.policy_param))
-                from alam_control.calibration import plot_map
+                from alam_control.deploy.calibration import plot_map
 
                 drawn = plot_map(status.trace, status.episodes, status.goal_points, args.record.parent / "map.png")
                 if drawn is not None:

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 import sim
-from alam_control import cli, riskmap
+from alam_control import cli
+from alam_control.deploy import riskmap
 from alam_control.runtime import load_bundle
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DIFFDRIVE_BUNDLE = REPO / "bundles" / "diffdrive"
 
 

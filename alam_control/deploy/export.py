@@ -42,7 +42,7 @@ class ExportedPolicy(nn.Module):
     Built for a robot's control tick, where onnxruntime's cost is per graph node (~0.5 us each at these sizes),
     not per FLOP: the actor head keeps only its mean rows (no log-std, no split), and the cost critic is the
     ensemble's head 2 alone as plain Linear layers (not the three-head batched matmul). Same numbers as the agent's
-    forward pass (tests/alam_control/test_export.py compares them).
+    forward pass (tests/alam_control/deploy/test_export.py compares them).
     """
 
     def __init__(self, agent: Agent, ctrl_low: tuple[float, ...], ctrl_high: tuple[float, ...]):

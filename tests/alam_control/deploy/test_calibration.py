@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alam_control import calibration, cli, metrics
+from alam_control import cli, metrics
+from alam_control.deploy import calibration
 from alam_control.runtime import MonitorConfig, load_bundle
 
 
@@ -73,7 +74,7 @@ def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, cap
 
 def test_cost_q_risk_signal_is_what_calibration_and_monitor_watch(smoke_run: Path, tmp_path: Path) -> None:
     import sim
-    from alam_control import export
+    from alam_control.deploy import export
 
     manifest = export.export(smoke_run, tmp_path / "q", risk_signal="cost_q")
     assert manifest["risk_signal"] == "cost_q"
@@ -89,7 +90,7 @@ def test_cost_q_risk_signal_is_what_calibration_and_monitor_watch(smoke_run: Pat
 
 
 def test_a_mobile_robots_rollout_carries_its_path_and_map(tmp_path: Path, capsys) -> None:
-    shipped = Path(__file__).resolve().parents[2] / "bundles" / "diffdrive"
+    shipped = Path(__file__).resolve().parents[3] / "bundles" / "diffdrive"
     data = calibration.rollout(load_bundle(shipped), 1, seed=5)
     assert data.positions.shape == (300, 2) and (data.episode == 0).all()
     assert len(data.layouts) == 1 and len(data.layouts[0]) == 5 and data.goals[0][0] == 0
