@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from alam_control import losses
+from alam_control import cpu, losses
 from alam_control.buffer import Batch
 from alam_control.config import Config
 from alam_control.multipliers import build_multiplier
@@ -62,9 +62,8 @@ class Agent:
         self.updates = 0
         # Hidden-layer matmuls of the update in bf16 where asked (train.precision); networks keep their output
         # layers in float32 (networks.full_precision), and acting/evaluation never enter this region.
-        self._precision = torch.autocast(
-            self.device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bfloat16"
-        )
+        self.precision = cpu.resolve_precision(cfg.train.precision, cfg.train.device)
+        self._precision = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
         self._update_fn = torch.compile(self._update) if cfg.train.compile else self._update
 
     # ------------------------------------------------------------------ acting

@@ -185,10 +185,11 @@ class TrainConfig:
     """torch device."""
     compile: bool = False
     """torch.compile the update step."""
-    precision: Literal["float32", "bfloat16"] = "float32"
+    precision: Literal["auto", "float32", "bfloat16"] = "float32"
     """Matmul precision of the hidden layers in a gradient update. 'bfloat16' runs them in bf16 with fp32
-    accumulation (output layers, losses, optimizer state and acting stay float32): ~2x faster on CPUs with native
-    bf16 (avx512_bf16 / AMX), slower where it is emulated. Evaluation, export and deployment are float32."""
+    accumulation (output layers, losses, optimizer state and acting stay float32): ~2x faster matmuls on CPUs with
+    native bf16 (avx512_bf16 / AMX), slower where it is emulated. 'auto': bfloat16 where the CPU has it natively,
+    else float32 (summary.json records which ran). Evaluation, export and deployment are float32."""
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,29 @@ def read_proc(stat: Path = Path("/proc/stat"), self_stat: Path = Path("/proc/sel
     return total - idle, float(own[11]) + float(own[12]), total / cpus
 
 
+def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU has bf16 matmul instructions (x86 avx512_bf16 / amx_bf16, Arm bf16), read from Linux's
+    /proc/cpuinfo; False where that cannot be read. Elsewhere bf16 is emulated and slower than float32."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``train.precision`` as run: 'auto' is 'bfloat16' on a CPU with native bf16 (:func:`native_bf16`), else
+    'float32' (GPUs too: bf16 there is untested here)."""
+    if precision != "auto":
+        return precision
+    return "bfloat16" if torch.device(device).type == "cpu" and native_bf16() else "float32"
+
+
 class ThreadGovernor:
     """Sets torch's intra-op threads from the CPU share the other processes took since the last call.
 

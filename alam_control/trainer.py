@@ -259,7 +259,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         log.tick()
     log.close()
 
-    summary = summarize(evals, loop, cfg)
+    summary = summarize(evals, loop, cfg, agent.precision)
     rundir.write_summary(run_dir, summary)
     return summary
 
@@ -341,8 +341,9 @@ def _snapshot(
     }
 
 
-def summarize(evals: list[dict[str, float]], loop: LoopState, cfg: Config) -> dict[str, Any]:
-    """Final metrics: the last evaluation plus lambda_osc, cost_osc, train_cost and wall time."""
+def summarize(evals: list[dict[str, float]], loop: LoopState, cfg: Config, precision: str) -> dict[str, Any]:
+    """Final metrics: the last evaluation plus lambda_osc, cost_osc, train_cost, wall time and the update's matmul
+    precision as run (``train.precision`` resolved)."""
     final = evals[-1] if evals else {}
     return {
         "task": cfg.task,
@@ -354,6 +355,7 @@ def summarize(evals: list[dict[str, float]], loop: LoopState, cfg: Config) -> di
         "cost_osc": metrics.cost_osc([e["cost"] for e in evals]),
         "train_cost": loop.train_cost,
         "wall_time_s": loop.wall,
+        "precision": precision,
     }
 
 

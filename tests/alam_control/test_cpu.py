@@ -84,3 +84,24 @@ def test_one_and_two_threads_give_bit_identical_updates() -> None:
     finally:
         torch.set_num_threads(before)
     assert torch.equal(params[0], params[1])
+
+
+def test_native_bf16_reads_cpu_flags(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
+    assert not cpu.native_bf16(info)
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n")
+    assert cpu.native_bf16(info)
+    info.write_text("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n")  # aarch64 (e.g. Graviton3)
+    assert cpu.native_bf16(info)
+    assert not cpu.native_bf16(tmp_path / "missing")
+
+
+def test_auto_precision_is_bf16_only_on_a_native_bf16_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cpu.resolve_precision("float32", "cpu") == "float32"
+    assert cpu.resolve_precision("bfloat16", "cpu") == "bfloat16"
+    monkeypatch.setattr(cpu, "native_bf16", lambda: True)
+    assert cpu.resolve_precision("auto", "cpu") == "bfloat16"
+    assert cpu.resolve_precision("auto", "cuda") == "float32"
+    monkeypatch.setattr(cpu, "native_bf16", lambda: False)
+    assert cpu.resolve_precision("auto", "cpu") == "float32"
