@@ -195,14 +195,14 @@ def _bundle(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from alam_control import sweep
+    from alam_control.experiments import sweep
 
     spec = sweep.load(args.config, out=args.out)
     return sweep.run(spec, args.address, args.max_concurrent, args.resume, args.max_retries, args.refresh)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from alam_control import report
+    from alam_control.experiments import report
 
     result = report.report(args.sweep_dir, args.out)
     print(result["markdown"])

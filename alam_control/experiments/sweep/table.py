@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from alam_control.sweep.spec import Trial
-from alam_control.sweep.trial import Progress
+from alam_control.experiments.sweep.spec import Trial
+from alam_control.experiments.sweep.trial import Progress
 
 
 def _fmt_num(x: float, width: int) -> str:

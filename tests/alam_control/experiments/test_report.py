@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alam_control import cli, report
+from alam_control import cli
 from alam_control import config as config_lib
+from alam_control.experiments import report
 
 
 def _fake_run(root: Path, name: str, overrides: list[str], final: dict[str, float], steps: int | None = None) -> Path:

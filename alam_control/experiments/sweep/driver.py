@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from alam_control import config as config_lib
-from alam_control.sweep.spec import Sweep, SweepError
-from alam_control.sweep.table import LiveTable, Row, format_duration, render_table
-from alam_control.sweep.trial import poll, prepare, run_trial, write_manifest
+from alam_control.experiments.sweep.spec import Sweep, SweepError
+from alam_control.experiments.sweep.table import LiveTable, Row, format_duration, render_table
+from alam_control.experiments.sweep.trial import poll, prepare, run_trial, write_manifest
 
 DRIVER_LOCK = "driver.lock"
 LOCAL_OBJECT_STORE_BYTES = 128 * 1024**2  # trials return a small summary dict; Ray's default (30% of RAM) is waste
@@ -142,7 +142,7 @@ def _drive(
         need = max(r.trial.config.train.threads for r in todo)
         if need > cpus:
             raise SweepError(f"a trial needs train.threads = {need} CPUs, the Ray cluster has {cpus:g}")
-        remote = ray.remote(run_trial)  # by module path: workers import alam_control.sweep.trial
+        remote = ray.remote(run_trial)  # by module path: workers import alam_control.experiments.sweep.trial
         # Ctrl-C sets a flag checked once per loop pass: a KeyboardInterrupt raised inside ray.wait or Ray's own
         # handlers can be lost, and then the sweep would run on. Installed after ray.init, so it is ours that runs.
         interrupted: list[int] = []

@@ -13,8 +13,8 @@ the checkpoint instead of starting over.
 
 from __future__ import annotations
 
-from alam_control.sweep.driver import DRIVER_LOCK, LOCAL_OBJECT_STORE_BYTES, run
-from alam_control.sweep.spec import (
+from alam_control.experiments.sweep.driver import DRIVER_LOCK, LOCAL_OBJECT_STORE_BYTES, run
+from alam_control.experiments.sweep.spec import (
     REPO,
     SWEEP_KEYS,
     TRIAL_DEFAULTS,
@@ -26,8 +26,8 @@ from alam_control.sweep.spec import (
     trial_name,
     trial_overrides,
 )
-from alam_control.sweep.table import LiveTable, Row, format_duration, render_table
-from alam_control.sweep.trial import (
+from alam_control.experiments.sweep.table import LiveTable, Row, format_duration, render_table
+from alam_control.experiments.sweep.trial import (
     ATTEMPTS,
     MANIFEST,
     MANIFEST_FORMAT,

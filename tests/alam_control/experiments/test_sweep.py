@@ -20,11 +20,12 @@ import pytest
 import torch
 import yaml
 
-from alam_control import checkpoint, cli, sweep, trainer
+from alam_control import checkpoint, cli, trainer
 from alam_control import config as config_lib
 from alam_control.config import ConfigError
+from alam_control.experiments import sweep
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SMOKE = REPO / "configs" / "smoke.yaml"
 
 

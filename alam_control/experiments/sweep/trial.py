@@ -25,7 +25,7 @@ from typing import Any
 
 from alam_control import config as config_lib
 from alam_control import rundir
-from alam_control.sweep.spec import TRIALS_DIR, Sweep, SweepError, Trial
+from alam_control.experiments.sweep.spec import TRIALS_DIR, Sweep, SweepError, Trial
 
 MANIFEST = "sweep.json"
 MANIFEST_FORMAT = 1

@@ -40,7 +40,7 @@ from typing import Any
 from alam_control import config as config_lib
 from alam_control.config import Config, ConfigError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TRIALS_DIR = "trials"
 """Sweep directory subfolder that holds one run directory per trial."""
 SWEEP_KEYS = ("name", "base", "set", "grid", "out")
