@@ -50,7 +50,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check alam_control sim tests benchmarks
 
-# Mutation testing of losses.py, multipliers.py and agent.py against the fast algorithm tests (settings in
+# Mutation testing of alam_control/learn/{losses,multipliers,agent}.py against the fast algorithm tests (settings in
 # pyproject.toml [tool.mutmut]); one child process, as other jobs may share the CPU. Results stay in mutants/
 # (reruns test only changed code); `$(BIN)/mutmut show <mutant>` prints one mutant's diff.
 mutate: $(STAMP)

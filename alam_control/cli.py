@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def _train(args: argparse.Namespace) -> int:
     from alam_control import config as config_lib
-    from alam_control import rundir, trainer
+    from alam_control.learn import rundir, trainer
 
     run_dir = Path(args.run_dir) if args.run_dir else None
     if args.config:
@@ -57,7 +57,7 @@ def _eval(args: argparse.Namespace) -> int:
     if args.monitor:
         raise ValueError("--monitor evaluates an exported bundle: pass --bundle (see `alam export`)")
     import sim
-    from alam_control import rundir, trainer
+    from alam_control.learn import rundir, trainer
 
     def make_env(cfg: Config) -> sim.SafeEnv:  # evaluation seeds; the run's ranges if randomized
         ranges = _eval_ranges(args, cfg.randomization)
@@ -301,8 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        from alam_control.checkpoint import CheckpointError
         from alam_control.config import ConfigError
+        from alam_control.learn.checkpoint import CheckpointError
 
         return args.func(args)
     except ModuleNotFoundError as err:

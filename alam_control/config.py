@@ -179,7 +179,7 @@ class TrainConfig:
     threads: int = 2
     """torch intra-op threads (at most; see adapt_threads)."""
     adapt_threads: bool = True
-    """Every 500 steps, run with the cores other processes leave free (alam_control.cpu): 2 threads beside a busy
+    """Every 500 steps, run with the cores other processes leave free (alam_control.learn.cpu): 2 threads beside a busy
     process slowed an update 3-6x, 1 thread did not. The thread count does not change the numbers."""
     device: str = "cpu"
     """torch device."""

@@ -37,9 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import sim  # noqa: E402
-from alam_control import rundir  # noqa: E402
 from alam_control.deploy import calibration, export, riskmap  # noqa: E402
 from alam_control.experiments import report  # noqa: E402
+from alam_control.learn import rundir  # noqa: E402
 from alam_control.runtime import MonitorConfig, load_bundle  # noqa: E402
 
 ALGOS = ("fac", "sac_alam")

@@ -22,8 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from alam_control import rundir  # noqa: E402
 from alam_control.experiments import report  # noqa: E402
+from alam_control.learn import rundir  # noqa: E402
 
 SCRIPTED = {"cartpole": 368.7, "point": 25.7, "walker": 167.0, "diffdrive": 14.7}  # docs/tasks.md binding table
 

@@ -23,7 +23,7 @@ from scipy import stats
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from alam_control import rundir  # noqa: E402
+from alam_control.learn import rundir  # noqa: E402
 
 METRICS = ("return", "violation_rate", "wall_time_s")
 

@@ -16,8 +16,8 @@ import torch
 
 import sim
 from alam_control import config as config_lib
-from alam_control.buffer import Batch
-from alam_control.trainer import build_agent
+from alam_control.learn.buffer import Batch
+from alam_control.learn.trainer import build_agent
 
 
 def make_agent(task: str, algo: str, hidden: int, batch: int, overrides: dict | None = None):

@@ -47,8 +47,8 @@ SETUPS = [("scan", "single_threaded"), ("scan", "events"), ("timer", "single_thr
 def smoke_bundle(directory: Path) -> Path:
     """Trains and exports a tiny diffdrive run (~10 s): the network's size, not its quality, sets the cost."""
     from alam_control import config as config_lib
-    from alam_control import trainer
     from alam_control.deploy import export
+    from alam_control.learn import trainer
 
     config = config_lib.load(REPO / "configs" / "smoke.yaml", ["task=diffdrive-safe_navigate"])
     trainer.train(config, directory / "run", progress=False)

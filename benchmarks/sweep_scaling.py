@@ -25,8 +25,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from alam_control import rundir  # noqa: E402
 from alam_control.experiments import sweep  # noqa: E402
+from alam_control.learn import rundir  # noqa: E402
 
 
 def write_sweep(directory: Path, trials: int, steps: int, hidden: int) -> Path:

@@ -23,7 +23,7 @@ import numpy as np
 
 import sim
 from alam_control import config as config_lib
-from alam_control import trainer
+from alam_control.learn import trainer
 
 
 def rollout(env: sim.SafeEnv, policy, episodes: int, seed: int) -> tuple[float, float, float]:

@@ -23,13 +23,13 @@ import torch
 
 import sim
 from alam_control import config as config_lib
-from alam_control import trainer
+from alam_control.learn import trainer
 
 WARMUP = 1000  # random steps before learning (not timed)
 
 
 def ours(task: str, algo: str, steps: int, threads: int, compile_: bool, precision: str = "float32") -> float:
-    """env-steps/s of the real training loop (alam_control.trainer.train) during its learning phase."""
+    """env-steps/s of the real training loop (alam_control.learn.trainer.train) during its learning phase."""
     log_every = 250
     cfg = config_lib.from_dict(
         {

@@ -26,8 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from alam_control import checkpoint, rundir, trainer  # noqa: E402
 from alam_control import config as config_lib  # noqa: E402
+from alam_control.learn import checkpoint, rundir, trainer  # noqa: E402
 
 # (minimum return, maximum violation rate) of the deterministic evaluation. Cart-pole: the scripted safe swing-up
 # returns 368.7 at zero violations (docs/tasks.md); the bar asks for 80 % of it.

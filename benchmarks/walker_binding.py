@@ -57,8 +57,8 @@ def sac_policies(pattern: str) -> dict[str, Policy]:
     """Deterministic policies of the checkpoints matching `pattern`, keyed by their training step."""
     import torch
 
-    from alam_control import checkpoint, trainer
     from alam_control import config as config_lib
+    from alam_control.learn import checkpoint, trainer
 
     torch.set_num_threads(1)
     policies = {}

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 import sim
-from alam_control import metrics
 from alam_control.deploy import riskmap
+from alam_control.learn import metrics
 from alam_control.runtime import POLICY, Bundle, Controller, MonitorConfig, Tick, load_bundle
 from alam_control.runtime.bundle import write_manifest
 from sim.diffdrive import PILLAR_RADIUS

@@ -19,8 +19,8 @@ from torch import Tensor, nn
 
 import alam_control
 from alam_control import config as config_lib
-from alam_control import rundir, trainer
-from alam_control.agent import Agent
+from alam_control.learn import rundir, trainer
+from alam_control.learn.agent import Agent
 from alam_control.runtime.bundle import (
     FORMAT_VERSION,
     MANIFEST_FILE,

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 import sim
-from alam_control import metrics
+from alam_control.learn import metrics
 from alam_control.runtime import Bundle, Controller, load_bundle
 from sim import cartpole
 

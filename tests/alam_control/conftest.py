@@ -9,8 +9,8 @@ import torch
 
 import sim  # noqa: F401  (imported before dm_control elsewhere, so sim picks the headless OpenGL backend)
 from alam_control import config as config_lib
-from alam_control import trainer
 from alam_control.deploy import export
+from alam_control.learn import trainer
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "configs" / "smoke.yaml"

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from alam_control import cli, trainer
+from alam_control import cli
 from alam_control import config as config_lib
+from alam_control.learn import trainer
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "configs" / "smoke.yaml"

@@ -40,8 +40,8 @@ _domains = itertools.count()
 
 def _train_and_export(task: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from alam_control import config as config_lib
-    from alam_control import trainer
     from alam_control.deploy import export
+    from alam_control.learn import trainer
 
     root = tmp_path_factory.mktemp(task.split("-")[0])
     trainer.train(config_lib.load(SMOKE, [f"task={task}"]), root / "run", progress=False)

@@ -6,7 +6,7 @@
 - `table`: the live terminal table (`render_table`, `LiveTable`).
 - `driver`: Ray: `run` submits the unfinished trials, retries lost workers and keeps the table and manifest.
 
-Every trial is an ordinary run directory (`alam_control.rundir`) that resumes from its latest checkpoint when it
+Every trial is an ordinary run directory (`alam_control.learn.rundir`) that resumes from its latest checkpoint when it
 has one, so a Ray retry after a lost worker or node, and ``--resume`` after an interrupted sweep, continue from
 the checkpoint instead of starting over.
 """

@@ -4,7 +4,7 @@ manifest.
 Sweep directory layout::
 
     SWEEP_DIR/sweep.json              manifest: the grid, each trial's params, resolved config and status
-    SWEEP_DIR/trials/<trial name>/    an ordinary `alam train` run directory (`alam_control.rundir`), plus
+    SWEEP_DIR/trials/<trial name>/    an ordinary `alam train` run directory (`alam_control.learn.rundir`), plus
         worker.pid                    pid of the process running (or that last ran) the trial
         attempts.jsonl                one line per attempt: pid, host, Ray node, whether it resumed, from which step
         trial.log                     the trainer's stdout/stderr (appended across attempts)
@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from alam_control import config as config_lib
-from alam_control import rundir
 from alam_control.experiments.sweep.spec import TRIALS_DIR, Sweep, SweepError, Trial
+from alam_control.learn import rundir
 
 MANIFEST = "sweep.json"
 MANIFEST_FORMAT = 1
@@ -115,7 +115,7 @@ def run_trial(config: dict[str, Any], run_dir: str) -> dict[str, Any]:
     Returns:
         The trainer's summary (``summary.json``).
     """
-    from alam_control import checkpoint, trainer
+    from alam_control.learn import checkpoint, trainer
 
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alam_control import cli, metrics
+from alam_control import cli
 from alam_control.deploy import calibration
+from alam_control.learn import metrics
 from alam_control.runtime import MonitorConfig, load_bundle
 
 

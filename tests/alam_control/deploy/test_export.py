@@ -10,7 +10,8 @@ import onnxruntime
 import pytest
 
 import sim
-from alam_control import cli, rundir
+from alam_control import cli
+from alam_control.learn import rundir
 from alam_control.runtime.bundle import file_sha256
 
 

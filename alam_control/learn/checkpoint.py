@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from alam_control import rundir
+from alam_control.learn import rundir
 
 if TYPE_CHECKING:
     from alam_control.config import Config

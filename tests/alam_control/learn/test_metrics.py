@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from alam_control import metrics
+from alam_control.learn import metrics
 
 
 def test_upcoming_violation_labels_one_episode() -> None:

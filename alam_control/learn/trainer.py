@@ -1,7 +1,7 @@
 """The training loop: rollout -> buffer -> agent.update -> evaluate / checkpoint / log.
 
 `train` reads top to bottom as that loop; what it writes (config.yaml, train.csv, eval.csv, tb/, checkpoint.pt,
-summary.json) is the run directory format of `alam_control.rundir`.
+summary.json) is the run directory format of `alam_control.learn.rundir`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 import sim
-from alam_control import checkpoint, cpu, metrics, rundir
 from alam_control import config as config_lib
-from alam_control.agent import Agent
-from alam_control.buffer import ReplayBuffer
 from alam_control.config import Config, TrainConfig
+from alam_control.learn import checkpoint, cpu, metrics, rundir
+from alam_control.learn.agent import Agent
+from alam_control.learn.buffer import ReplayBuffer
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with training episodes
 THREAD_CHECK_EVERY = 500  # steps between two thread decisions (~5 s of training at 100 steps/s)

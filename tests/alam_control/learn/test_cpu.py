@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from alam_control import config as config_lib
-from alam_control import cpu
-from alam_control.agent import Agent
-from alam_control.buffer import Batch
+from alam_control.learn import cpu
+from alam_control.learn.agent import Agent
+from alam_control.learn.buffer import Batch
 
 
 @pytest.mark.parametrize(

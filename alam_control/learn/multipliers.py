@@ -27,9 +27,9 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from alam_control import losses
 from alam_control.config import Config, MultiplierConfig
-from alam_control.networks import MultiplierNet
+from alam_control.learn import losses
+from alam_control.learn.networks import MultiplierNet
 
 
 class NoMultiplier(nn.Module):

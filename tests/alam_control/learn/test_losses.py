@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from alam_control import losses
+from alam_control.learn import losses
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -160,3 +160,12 @@ def test_multiplier_ascent_loss() -> None:
     loss.backward()
     torch.testing.assert_close(lam.grad, t(-0.2, 0.1))  # descent raises lam where g > 0
     assert g.grad is None
+
+
+def test_the_design_name_is_this_module() -> None:
+    # DESIGN.md section 3 fixes `alam_control.losses.phr_penalty` / `.dual_target` for acceptance checks.
+    import alam_control.losses
+    from alam_control.losses import dual_target, phr_penalty
+
+    assert alam_control.losses is losses
+    assert (phr_penalty, dual_target) == (losses.phr_penalty, losses.dual_target)

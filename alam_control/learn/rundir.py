@@ -28,8 +28,8 @@ from alam_control import config as config_lib
 
 if TYPE_CHECKING:
     import sim
-    from alam_control.agent import Agent
     from alam_control.config import Config
+    from alam_control.learn.agent import Agent
 
 CONFIG = "config.yaml"
 TRAIN_LOG = "train.csv"
@@ -155,7 +155,7 @@ def check_resumable(cfg: Config, state: dict[str, Any], path: Path) -> None:
         CheckpointError: The configs differ in more than :data:`RESUMABLE` (the keys are named), or the run is
             already past ``cfg.train.total_steps``.
     """
-    from alam_control.checkpoint import CheckpointError
+    from alam_control.learn.checkpoint import CheckpointError
 
     saved = config_lib.to_dict(config_lib.from_dict(state["config"]))
     diffs = resume_differences(config_lib.to_dict(cfg), saved)
@@ -204,7 +204,7 @@ def load_run(run_dir: str | Path, make_env: Callable[[Config], sim.SafeEnv] | No
     import torch
 
     import sim
-    from alam_control import checkpoint, trainer
+    from alam_control.learn import checkpoint, trainer
 
     state, path = checkpoint.load_latest(run_dir)
     cfg = checkpoint.run_config(state, path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from alam_control.buffer import ReplayBuffer
+from alam_control.learn.buffer import ReplayBuffer
 
 
 def fill(buffer: ReplayBuffer, episodes: list[int], terminate_last: bool = False) -> None:

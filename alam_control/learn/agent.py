@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from alam_control import cpu, losses
-from alam_control.buffer import Batch
 from alam_control.config import Config
-from alam_control.multipliers import build_multiplier
-from alam_control.networks import Actor, CriticEnsemble, ObsNormalizer
+from alam_control.learn import cpu, losses
+from alam_control.learn.buffer import Batch
+from alam_control.learn.multipliers import build_multiplier
+from alam_control.learn.networks import Actor, CriticEnsemble, ObsNormalizer
 
 
 class Agent:

@@ -3,7 +3,7 @@
 These tests catch wiring mistakes that still train: a flipped sign, a missing detach, a target network bypassed,
 a discount or mask dropped. Each builds a tiny agent in float64 and compares what ``Agent.update`` computes (its TD
 targets, the gradient it sends to every parameter, its metrics, its Polyak steps) with a reference written here from
-the equations, not from ``alam_control.losses``. Every setup asserts that the branches it relies on are exercised
+the equations, not from ``alam_control.learn.losses``. Every setup asserts that the branches it relies on are exercised
 (both twins win the min somewhere, both sides of the PHR kink, targets on both sides of every clip).
 """
 
@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from alam_control import config as config_lib
-from alam_control import losses
-from alam_control.agent import Agent
-from alam_control.buffer import Batch
+from alam_control.learn import losses
+from alam_control.learn.agent import Agent
+from alam_control.learn.buffer import Batch
 
 OBS, ACT, B = 3, 1, 8
 D = 0.3  # cost threshold d

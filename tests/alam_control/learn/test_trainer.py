@@ -17,10 +17,11 @@ import pytest
 import torch
 import yaml
 
-from alam_control import checkpoint, cli, trainer
+from alam_control import cli
 from alam_control import config as config_lib
+from alam_control.learn import checkpoint, trainer
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SMOKE = REPO / "configs" / "smoke.yaml"
 
 ALGO_VARIANTS = {

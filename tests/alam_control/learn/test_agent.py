@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from alam_control import config as config_lib
-from alam_control.agent import Agent
-from alam_control.buffer import Batch, ReplayBuffer
-from alam_control.networks import CriticEnsemble
+from alam_control.learn.agent import Agent
+from alam_control.learn.buffer import Batch, ReplayBuffer
+from alam_control.learn.networks import CriticEnsemble
 
 OBS, ACT = 4, 2
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from alam_control import checkpoint, rundir, trainer
 from alam_control import config as config_lib
+from alam_control.learn import checkpoint, rundir, trainer
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SMOKE = REPO / "configs" / "smoke.yaml"
 
 

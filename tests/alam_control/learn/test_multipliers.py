@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from alam_control import config as config_lib
-from alam_control.multipliers import (
+from alam_control.learn.multipliers import (
     NetworkMultiplier,
     NoMultiplier,
     PIDLagrange,
