@@ -189,7 +189,7 @@ def _walk(cls: type, prefix: str = "") -> None:
 _walk(config_lib.Config)
 _WITH_OPTIONALS = config_lib.from_dict({"multiplier": {"dual_decay": 0.1}})  # optional fields set, so ranged too
 _RANGES = {key: (low, high, lo_open, hi_open) for key, _, low, high, lo_open, hi_open in
-           config_lib._ranges(_WITH_OPTIONALS)}  # fmt: skip
+           config_lib.validation._ranges(_WITH_OPTIONALS)}  # fmt: skip
 # Strings whose every value is valid: nothing invalid to draw but the wrong type.
 _FREE_TEXT = {"algo.label", "train.device"}
 
