@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from visualization_msgs.msg import Marker, MarkerArray
+
+if TYPE_CHECKING:
+    from alam_control.runtime import Controller
 
 HULL_DIAMETER = 0.21  # m: the diff-drive robot's collision hull (sim/diffdrive.py HULL_RADIUS 0.105)
 
@@ -57,3 +60,19 @@ def risk_markers(
         marker.header.stamp, marker.header.frame_id = stamp, frame
         marker.pose.orientation.w = 1.0
     return MarkerArray(markers=markers)
+
+
+def controller_markers(controller: Controller, label: str, stamp: Any) -> MarkerArray:
+    """`risk_markers` of a controller's latest state: a diff-drive robot's pose and goal in its odometry frame
+    ("odom" before the first odometry), a joint robot's text only; `label` is the mode last published."""
+    inputs, config = controller.inputs, controller.monitor.config
+    mobile = controller.bundle.manifest["ros_interface"] == "diff_drive"
+    return risk_markers(
+        inputs.pose if mobile else None,
+        inputs.goal_xy if mobile else None,
+        controller.risk,
+        (config.risk_low, config.risk_high),
+        label,
+        (inputs.odom_frame if mobile else "") or "odom",
+        stamp,
+    )

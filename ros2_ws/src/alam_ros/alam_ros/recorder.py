@@ -159,6 +159,39 @@ class McapRecorder:
             self.written += 1
 
 
+class NodeRecording:
+    """alam_policy_node's `record:=FILE`: the inputs as received, per tick the command, ~/risk and ~/mode (built in
+    the writer thread, as the node reuses those messages), and /diagnostics.
+
+    Args:
+        path: The MCAP file.
+        topics: Resolved topic name per key: the node's inputs (odom, scan, goal_pose, joint_states) and outputs
+            (cmd, risk, mode, diagnostics).
+    """
+
+    def __init__(self, path: Path, topics: dict[str, str]):
+        self.recorder = McapRecorder(path)
+        self.topics = topics
+
+    def input(self, key: str, msg: Any, now: float) -> None:
+        """Records an input message received at node-clock time `now` (s)."""
+        self.recorder.record(self.topics[key], msg, int(now * 1e9))
+
+    def tick(self, now: float, command: tuple[type, list[float], Any, str], risk: float, label: str) -> None:
+        """Records one tick's outputs; `command` is `command_message`'s arguments (type, values, stamp, frame)."""
+        t_ns = int(now * 1e9)
+        self.recorder.record_later(self.topics["cmd"], command_message, command, t_ns)
+        self.recorder.record_later(self.topics["risk"], float32_message, (risk,), t_ns)
+        self.recorder.record_later(self.topics["mode"], string_message, (label,), t_ns)
+        self.recorder.notify()
+
+    def diagnostics(self, array: Any, t_ns: int) -> None:
+        self.recorder.record(self.topics["diagnostics"], array, t_ns)
+
+    def close(self) -> None:
+        self.recorder.close()
+
+
 # Builders of recorded copies of the messages the node reuses every tick (run in the writer thread).
 
 
