@@ -7,7 +7,7 @@ process). One thread is immune (11.9 ms beside the same process). So the trainer
 every few seconds how much CPU the *other* processes take, and runs with the cores they leave free.
 
 Changing the thread count does not change the numbers: a 2-thread and a 1-thread update are bit-identical on this
-machine (``tests/alam_control/test_cpu.py`` checks it), so kill-and-resume stays exact.
+machine (``tests/alam_control/learn/test_cpu.py`` checks it), so kill-and-resume stays exact.
 """
 
 from __future__ import annotations
