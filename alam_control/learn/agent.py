@@ -63,7 +63,7 @@ class Agent:
         # Hidden-layer matmuls of the update in bf16 where asked (train.precision); networks keep their output
         # layers in float32 (networks.full_precision), and acting/evaluation never enter this region.
         self.precision = cpu.resolve_precision(cfg.train.precision, cfg.train.device)
-        self._precision = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
+        self._autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
         self._update_fn = torch.compile(self._update) if cfg.train.compile else self._update
 
     # ------------------------------------------------------------------ acting
@@ -100,7 +100,7 @@ class Agent:
         shape, dtype = (batch.obs.shape[0], self.act_dim), self.obs_norm.mean.dtype
         eps_next = torch.randn(shape, generator=self.generator, dtype=dtype, device=self.device)
         eps = torch.randn(shape, generator=self.generator, dtype=dtype, device=self.device)
-        with self._precision:
+        with self._autocast:
             return self._update_fn(batch, eps_next, eps, self.updates % self.cfg.multiplier.dual_interval == 0)
 
     def _update(self, batch: Batch, eps_next: Tensor, eps: Tensor, dual_due: bool) -> dict[str, Tensor]:
