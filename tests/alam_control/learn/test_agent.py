@@ -190,7 +190,11 @@ def test_bfloat16_precision_runs_hidden_layers_in_bf16_and_stays_close_to_float3
     results = {}
     for precision in ("float32", "bfloat16"):
         agent = make_agent(algo={"name": "sac_alam"}, train={"precision": precision})
+        seen: list[torch.dtype] = []  # the actor trunk's output dtype at each call during the update
+        hook = agent.actor.trunk.register_forward_hook(lambda module, args, out, seen=seen: seen.append(out.dtype))
         agent.update(batch())
+        hook.remove()
+        assert set(seen) == {getattr(torch, precision)}
         results[precision] = [p.detach().clone() for p in agent.critic.parameters()]
         assert agent.act(np.zeros(OBS, np.float32), deterministic=True).dtype == np.float32
     moved = [(b - a).abs().max().item() for a, b in zip(results["float32"], results["bfloat16"], strict=True)]
@@ -213,3 +217,12 @@ def test_output_layers_stay_float32_under_autocast() -> None:
     assert q.dtype == a.dtype == logp.dtype == logits.dtype == torch.float32
     assert hidden.dtype == torch.bfloat16  # the trunk did run in bf16
     assert torch.equal(deterministic, torch.tanh(actor.head(hidden.float()).chunk(2, dim=-1)[0]))
+
+
+def test_auto_precision_resolves_per_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """'auto' is bf16 on a CPU with native bf16 and float32 elsewhere; the agent reports what it runs."""
+    from alam_control.learn import cpu
+
+    for native, expected in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(cpu, "native_bf16", lambda native=native: native)
+        assert make_agent(train={"precision": "auto"}).precision == expected
