@@ -23,7 +23,7 @@ import torch
 
 import sim
 from alam_control import config as config_lib
-from alam_control.learn import trainer
+from alam_control.learn import rundir, trainer
 
 WARMUP = 1000  # random steps before learning (not timed)
 
@@ -52,7 +52,7 @@ def ours(task: str, algo: str, steps: int, threads: int, compile_: bool, precisi
     )
     with tempfile.TemporaryDirectory() as tmp:
         trainer.train(cfg, Path(tmp) / "run", progress=False)
-        with open(Path(tmp) / "run" / "train.csv") as f:
+        with open(Path(tmp) / "run" / rundir.TRAIN_LOG) as f:
             rows = [(int(r["step"]), float(r["wall_s"])) for r in csv.DictReader(f)]
     # From the first logged row after warm-up (excludes start-up and any compile time) to the last row.
     (s0, t0), (s1, t1) = rows[1], rows[-1]
