@@ -96,7 +96,8 @@ class Agent:
         """One gradient step of critics, actor, temperature and (every ``dual_interval``) multiplier."""
         self.updates += 1
         # The policy noise of the next-state and the current-state samples, drawn here (in this order) so that the
-        # update itself holds no RNG call and compiles to one graph.
+        # update holds no RNG call: under train.compile its forward and losses are one graph (torch._dynamo.explain:
+        # 2 graphs, the one break at optimizer.zero_grad).
         shape, dtype = (batch.obs.shape[0], self.act_dim), self.obs_norm.mean.dtype
         eps_next = torch.randn(shape, generator=self.generator, dtype=dtype, device=self.device)
         eps = torch.randn(shape, generator=self.generator, dtype=dtype, device=self.device)

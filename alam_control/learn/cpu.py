@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-Sample = tuple[float, float, float]  # (busy jiffies of all CPUs, jiffies of this process, elapsed jiffies per CPU)
+Sample = tuple[float, float, float]  # jiffies so far: (busy, all CPUs; this process; busy + idle, all CPUs)
 
 
 def threads_for(others: float, cpus: int, max_threads: int) -> int:
@@ -40,9 +40,8 @@ def read_proc(stat: Path = Path("/proc/stat"), self_stat: Path = Path("/proc/sel
         return None
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
     total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (guest time is inside user)
-    cpus = os.cpu_count() or 1
     # utime and stime are fields 14 and 15 of /proc/self/stat, i.e. 12 and 13 after the ')' of the command name.
-    return total - idle, float(own[11]) + float(own[12]), total / cpus
+    return total - idle, float(own[11]) + float(own[12]), total
 
 
 def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -90,11 +89,11 @@ class ThreadGovernor:
         if now is None or self._last is None:
             self._last = now
             return self.threads
-        busy, own, elapsed = (a - b for a, b in zip(now, self._last, strict=True))
+        busy, own, total = (a - b for a, b in zip(now, self._last, strict=True))
         self._last = now
-        if elapsed <= 0:
+        if total <= 0:
             return self.threads
-        self.others = (busy - own) / elapsed
+        self.others = (busy - own) / (total / self.cpus)  # in cores: busy jiffies per elapsed jiffy of one CPU
         threads = threads_for(self.others, self.cpus, self.max_threads)
         if threads != self.threads:
             torch.set_num_threads(threads)

@@ -22,6 +22,8 @@ def full_precision(layer: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     output layer stays float32: a Q value of ~100 in bf16 has a spacing of 0.5, coarser than the TD errors the
     critic learns from, and log-std / logits feed exponentials.
     """
+    if not torch.is_autocast_enabled(x.device.type):  # acting, evaluation, export, a float32 update: no context
+        return layer(x)
     if x.dtype in (torch.bfloat16, torch.float16):
         x = x.float()
     with torch.autocast(x.device.type, enabled=False):
@@ -156,7 +158,10 @@ class MultiplierNet(nn.Module):
 
     def logits(self, obs: Tensor) -> Tensor:
         """The pre-sigmoid output z, lambda = lambda_max * sigmoid(z): ``[B, O] -> [B]``."""
-        return full_precision(self.net[-1], self.net[:-1](obs)).squeeze(-1)
+        *hidden, head = self.net  # not self.net[:-1]: slicing builds a new Sequential on every call (~12 us)
+        for layer in hidden:
+            obs = layer(obs)
+        return full_precision(head, obs).squeeze(-1)
 
     def forward(self, obs: Tensor) -> Tensor:
         """``[B, O] -> [B]``."""
