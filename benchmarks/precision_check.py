@@ -23,6 +23,7 @@ from scipy import stats
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from alam_control.experiments import report  # noqa: E402
 from alam_control.learn import rundir  # noqa: E402
 
 METRICS = ("return", "violation_rate", "wall_time_s")
@@ -44,11 +45,9 @@ def welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
 
 
 def mean_ci(values: list[float]) -> str:
-    x = np.asarray(values, float)
-    if len(x) < 2:
-        return f"{x.mean():.3g}"
-    half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
-    return f"{x.mean():.3g} ± {half:.2g}"
+    """'mean ± half-width' of the 95 % t-interval (report.interval, as every results table here)."""
+    mean, low, high, _ = report.interval(values)
+    return f"{mean:.3g}" if math.isnan(low) else f"{mean:.3g} ± {(high - low) / 2:.2g}"
 
 
 def main() -> None:
