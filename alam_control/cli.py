@@ -87,8 +87,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _eval_ranges(args: argparse.Namespace, training: sim.Randomization) -> sim.Randomization | None:
-    """The randomization an evaluation runs under: None (nominal), or the training ranges (a run's config; sim's
-    defaults for a bundle) widened by --randomize-width."""
+    """The randomization an evaluation runs under: None (nominal), or the training ranges (a run's config; a
+    bundle's manifest) widened by --randomize-width."""
     if args.randomize_width is not None and args.randomize_width < 1.0:
         raise ValueError(f"--randomize-width must be >= 1 (the training ranges or wider), got {args.randomize_width}")
     if not args.randomize and args.randomize_width is None:
@@ -112,7 +112,7 @@ def _eval_bundle(args: argparse.Namespace) -> int:
     seed = calibration.EVAL_SEED if args.seed is None else args.seed
     import sim
 
-    ranges = _eval_ranges(args, sim.Randomization())
+    ranges = _eval_ranges(args, calibration.training_ranges(bundle.manifest))
     frames: list = []
 
     def on_frame(env: sim.SafeEnv, tick) -> None:  # the state, and the risk and mode the controller decided there
@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--randomize-width",
         type=float,
         metavar="K",
-        help="randomization K times as wide as the training ranges (implies --randomize; sim defaults for a bundle)",
+        help="randomization K times as wide as the training ranges (implies --randomize; a bundle's are in its manifest)",
     )
     p.add_argument("--video", type=_writable_file, metavar="OUT.mp4",
                    help="record the episodes (MuJoCo offscreen), each frame labelled with risk and mode")  # fmt: skip

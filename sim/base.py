@@ -6,6 +6,7 @@ import abc
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 from dm_control import mujoco
 from dm_control.suite import base
 
@@ -52,6 +53,14 @@ class SafeTask(base.Task, abc.ABC):
         (the default) means the task cannot be driven through ROS; export still works.
         """
         return {}
+
+    def push_action(self, physics: mujoco.Physics, strength: float) -> np.ndarray:
+        """The action in [-1, 1] [act_dim] a push applies in this state (`SafeEnv.push`, randomization's pushes).
+
+        Default: ``strength`` on every actuator (a constant shove of the joints); tasks with a more meaningful
+        disturbance override it (the diff drive drives toward the nearest obstacle).
+        """
+        return np.full(physics.model.nu, strength)
 
     def get_state(self) -> dict[str, Any]:
         """Returns per-episode task state that lives outside the physics state, as plain Python types.

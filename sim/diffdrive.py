@@ -215,6 +215,28 @@ class Physics(mujoco.Physics):
         return nearest - HULL_RADIUS
 
 
+def push_command(angles: np.ndarray, ranges: np.ndarray, speed: float, omega_max: float) -> tuple[float, float]:
+    """(v, omega) that drives a diff-drive base toward the nearest return of a scan (forward or backward): the
+    push disturbance of randomization and of the ROS demo (`SafeNavigate.push_action`).
+
+    Args:
+        angles: [N] beam angles in rad (robot frame, CCW from forward).
+        ranges: [N] ranges in m; -inf (closer than the minimum) counts as 0, NaN as no return.
+        speed: forward speed of the push in m/s.
+        omega_max: yaw-rate limit in rad/s of the turn toward the return.
+    """
+    readings = np.where(np.isneginf(ranges), 0.0, ranges)
+    readings = np.where(np.isnan(readings), np.inf, readings)
+    if not np.isfinite(readings).any():
+        return speed, 0.0
+    bearing = float(angles[int(np.argmin(readings))])
+    bearing = math.atan2(math.sin(bearing), math.cos(bearing))
+    if math.cos(bearing) >= 0.0:  # ahead: turn toward it and drive forward
+        return speed, float(np.clip(3.0 * bearing, -omega_max, omega_max))
+    rear = math.atan2(math.sin(bearing - math.pi), math.cos(bearing - math.pi))
+    return -speed, float(np.clip(3.0 * rear, -omega_max, omega_max))
+
+
 class SafeNavigate(GoalTask):
     """Reach goal after goal among pillars, keeping CLEARANCE from every obstacle (Safety-Gym's Goal, with a lidar).
 
@@ -285,6 +307,11 @@ class SafeNavigate(GoalTask):
         data.qpos[3] = self.random.uniform(-math.pi, math.pi)
         data.qvel[:] = 0.0
         super().initialize_episode(physics)
+
+    def push_action(self, physics: Physics, strength: float) -> np.ndarray:
+        """Drive toward the nearest obstacle in the lidar's sectors at ``strength`` V_MAX (`push_command`)."""
+        v, omega = push_command(BEAM_ANGLES, physics.ranges(), strength * V_MAX, OMEGA_MAX)
+        return np.array([v / V_MAX, omega / OMEGA_MAX])
 
     def goal_distance(self, physics: Physics) -> float:
         """Returns the robot-to-goal distance in m."""

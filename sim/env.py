@@ -127,6 +127,13 @@ class SafeEnv:
         self._obs_noise = 0.0 if randomization is None else randomization.obs_noise
         # Actions chosen but not yet applied (action delay); holds the controls in actuator units.
         self._pending: collections.deque[np.ndarray] = collections.deque()
+        # A push in progress: control steps left and its strength (random ones from `randomization`, or `push`).
+        self._push_left, self._push_strength = 0, 0.0
+        self._push_p = 0.0  # chance per step that a random push starts (push_rate * control_timestep)
+        if randomization is not None and randomization.push_rate > 0.0:
+            self._push_p = min(1.0, randomization.push_rate * task.control_timestep)
+            self._push_steps = max(1, round(randomization.push_duration_s / task.control_timestep))
+            self._push_random_strength = randomization.push_strength
 
     @property
     def randomization(self) -> dict[str, Any] | None:
@@ -156,6 +163,7 @@ class SafeEnv:
         with self.physics.reset_context():
             self.task.initialize_episode(self.physics)
         self._step_count = 0
+        self._push_left = 0
         self._needs_reset = False
         info["constraints"] = self.task.get_constraints(self.physics)
         return self._observation(), info
@@ -172,7 +180,8 @@ class SafeEnv:
             cost: 1.0 if any constraint is violated in the new state, else 0.0.
             terminated: The task ended the episode (bootstrapping must stop).
             truncated: The time limit was reached (bootstrapping continues).
-            info: {"constraints": {name: g}}, g > 0 meaning violated.
+            info: {"constraints": {name: g}}, g > 0 meaning violated, and "push": whether a push overrode this
+                step's action (`push`, or randomization's random pushes).
 
         Raises:
             RuntimeError: If the episode has ended (or never started) and `reset` was not called.
@@ -187,6 +196,12 @@ class SafeEnv:
         if self._pending:  # action delay: apply the control chosen `action_delay` steps ago
             self._pending.append(ctrl)
             ctrl = self._pending.popleft()
+        if self._push_p and not self._push_left and self.task.random.uniform() < self._push_p:
+            self.push(self._push_steps * self.task.control_timestep, self._push_random_strength)
+        pushed = self._push_left > 0
+        if pushed:  # the disturbance drives; the agent's action (already queued above) is ignored
+            self._push_left -= 1
+            ctrl = self._ctrl_mid + self._ctrl_half * self.task.push_action(self.physics, self._push_strength)
 
         self.task.before_step(ctrl, self.physics)
         self.physics.step(self._n_sub_steps)
@@ -204,8 +219,23 @@ class SafeEnv:
             self.task.get_cost(constraints),
             terminated,
             truncated,
-            {"constraints": constraints},
+            {"constraints": constraints, "push": pushed},
         )
+
+    def push(self, duration_s: float, strength: float) -> None:
+        """Starts a push now (replacing one in progress): for the next ``duration_s`` of sim time `step` applies the
+        task's disturbance (`SafeTask.push_action` at ``strength``, a fraction of the actuator range in [0, 1])
+        instead of the agent's actions. The ROS sim bridge's scheduled pushes call this; randomization's random
+        pushes too."""
+        if not (0.0 <= strength <= 1.0 and duration_s >= 0.0):
+            raise ValueError(f"push needs duration_s >= 0 and strength in [0, 1], got {duration_s}, {strength}")
+        self._push_left = round(duration_s / self.task.control_timestep)
+        self._push_strength = float(strength)
+
+    @property
+    def pushing(self) -> bool:
+        """Whether the next `step` is pushed (a push is in progress)."""
+        return self._push_left > 0
 
     def get_state(self) -> dict[str, Any]:
         """Returns everything needed to continue the episode bit-exactly, as plain Python types.
@@ -227,6 +257,7 @@ class SafeEnv:
             "needs_reset": self._needs_reset,
             "randomization": self._dr_params,
             "pending_actions": [a.tolist() for a in self._pending],
+            "push": [self._push_left, self._push_strength],
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -249,6 +280,7 @@ class SafeEnv:
             self._randomizer.apply(params)
         self._dr_params = params
         self._pending = collections.deque(np.asarray(a, dtype=np.float64) for a in state.get("pending_actions", []))
+        self._push_left, self._push_strength = state.get("push", [0, 0.0])
         self.physics.set_state(physics_state, sig=_PHYSICS_STATE)
         # Recompute derived quantities (poses, xmat) that observations and rendering read.
         self.physics.forward()

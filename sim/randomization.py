@@ -1,4 +1,4 @@
-"""Domain randomization for sim-to-real: per-episode physics parameters, observation noise and action delay.
+"""Domain randomization for sim-to-real: per-episode physics parameters, observation noise, action delay and pushes.
 
 Generic over tasks: it scales the model's own parameters (every body's mass and inertia, every geom's sliding
 friction, every joint's damping, every actuator's gain) by factors drawn per element and per episode, so a new
@@ -34,6 +34,16 @@ class Randomization:
     """Std of zero-mean Gaussian noise added to every observation entry, in the entry's own units."""
     action_delay: tuple[int, ...] = (0, 1)
     """Range (inclusive) of the number of control steps between choosing an action and applying it."""
+    push_rate: float = 0.0
+    """Random pushes per second of sim time (a Poisson process; 0 = none). A push overrides the agent's actions
+    for `push_duration_s` with the task's disturbance (`SafeTask.push_action`: the diff drive is driven toward the
+    nearest obstacle its lidar sees, joint robots get a constant action on every actuator), the disturbance the ROS
+    demo applies. Training with them lets the cost critic, and so lambda(s), learn the risk of being pushed: states
+    where the robot could not stop before the clearance is gone (docs/multiplier.md, "Pushes")."""
+    push_duration_s: float = 1.5
+    """Length of each random push in s."""
+    push_strength: float = 0.6
+    """Push action as a fraction of the actuator range (0.6: 0.3 m/s on the diff drive, the ROS demo's push)."""
 
     def __post_init__(self) -> None:
         for name in ("mass", "friction", "damping", "actuator_gain"):
@@ -47,6 +57,10 @@ class Randomization:
             raise ValueError(
                 f"randomization.action_delay must be [low, high] control steps with 0 <= low <= high, got {list(delay)}"
             )
+        for name, low, high in (("push_rate", 0.0, 100.0), ("push_duration_s", 0.0, 60.0), ("push_strength", 0.0, 1.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                raise ValueError(f"randomization.{name} must be a number in [{low:g}, {high:g}], got {value!r}")
 
     def widened(self, factor: float) -> Randomization:
         """Ranges ``factor`` times as wide around the nominal model, for stress tests beyond the training ranges.
@@ -54,7 +68,7 @@ class Randomization:
         Each scale range [low, high] becomes [1 - factor (1 - low), 1 + factor (high - 1)] (floored at 0.05 so a
         mass stays positive), obs_noise is multiplied by ``factor``, and the largest action delay is rounded up
         from ``factor`` times the old one: ``Randomization().widened(2)`` draws masses in [0.6, 1.4] and delays
-        of 0-2 steps.
+        of 0-2 steps. Pushes come ``factor`` times as often (their length and strength stay).
 
         Raises:
             ValueError: factor < 1 would narrow the ranges (use explicit ranges for that).
@@ -74,6 +88,7 @@ class Randomization:
             actuator_gain=wide(self.actuator_gain),
             obs_noise=self.obs_noise * factor,
             action_delay=(self.action_delay[0], int(np.ceil(self.action_delay[1] * factor))),
+            push_rate=min(100.0, self.push_rate * factor),
         )
 
     @classmethod

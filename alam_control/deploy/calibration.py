@@ -331,6 +331,13 @@ def pick_thresholds(lam: np.ndarray, labels: np.ndarray, recall: float) -> tuple
     return risk_high, risk_low, {"recall": achieved, "flag_rate": float(flagged.mean()), "precision": precision}
 
 
+def training_ranges(manifest: dict[str, Any]) -> sim.Randomization:
+    """The randomization a bundle was trained under (manifest "randomization"); sim's defaults for a bundle
+    trained on the nominal model or exported before the manifest recorded it."""
+    recorded = manifest.get("randomization")
+    return sim.Randomization.from_mapping(recorded) if recorded else sim.Randomization()
+
+
 def calibrate(
     bundle_dir: str | Path,
     episodes: int = 20,
@@ -339,7 +346,7 @@ def calibrate(
     horizon: int = 20,
     seed: int = EVAL_SEED,
 ) -> dict[str, Any]:
-    """Rolls the bundle out, measures risk_auroc and reliability, writes risk_high/low into its manifest.
+    """Rolls the bundle out (``randomize`` True: under the ranges it was trained under, `training_ranges`), measures risk_auroc and reliability, writes risk_high/low into its manifest.
 
     The manifest's file hashes are unchanged (only manifest.json is rewritten, atomically).
 
@@ -347,6 +354,8 @@ def calibrate(
         The "calibration" entry written to the manifest.
     """
     bundle = load_bundle(bundle_dir)
+    if randomize is True:
+        randomize = training_ranges(bundle.manifest)
     data = rollout(bundle, episodes, seed=seed, randomize=randomize, horizon=horizon)
     risk_high, risk_low, quality = pick_thresholds(data.risk, data.labels, recall)
     signal = bundle.risk_signal

@@ -149,6 +149,9 @@ def export(run_dir: str | Path, out: str | Path, opset: int = 18, risk_signal: s
             "risk_high": None,
             "risk_low": None,
             "calibration": None,
+            # The domain randomization it was trained under (pushes included): what `alam calibrate` and
+            # `alam eval --bundle --randomize` roll it out under; None = trained on the nominal model.
+            "randomization": config_lib.to_dict(cfg)["randomization"] if cfg.randomize else None,
             "config_hash": config_lib.config_hash(cfg),
             "train_step": int(run.state["loop"]["step"]),
             "package_version": alam_control.__version__,

@@ -274,7 +274,9 @@ _UNBOUNDED = {
     "sac.log_std_min", "sac.log_std_max",  # any reals with min < max (checked as a pair)
     "sac.target_entropy",  # any real; None = -action_dim
     "cost.threshold",  # its range depends on cost.critic (checked in validate)
-    "randomization.obs_noise",  # sim.Randomization checks its own fields
+    # sim.Randomization checks its own fields (tests/sim/test_tasks.py, test_bad_randomization_ranges_are_named)
+    "randomization.obs_noise", "randomization.push_rate", "randomization.push_duration_s",
+    "randomization.push_strength",
 }  # fmt: skip
 
 

@@ -7,7 +7,6 @@ import math
 import time
 
 import numpy as np
-from alam_ros.sim_bridge import push_command
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
 from ros_harness import GOAL_QOS, SENSOR_QOS, wait_until
@@ -18,19 +17,6 @@ import sim
 from sim import diffdrive
 
 STARTUP_S = 20.0
-
-
-def test_push_command_heads_for_the_nearest_return():
-    angles = np.radians(np.arange(360.0))
-    ranges = np.full(360, np.inf, np.float32)
-    ranges[30] = 0.5  # ahead-left
-    v, omega = push_command(angles, ranges, 0.3, 2.0)
-    assert v == 0.3 and omega > 0
-    ranges[200] = -np.inf  # behind-right, closer than range_min: nearest
-    v, omega = push_command(angles, ranges, 0.3, 2.0)
-    assert v == -0.3 and omega > 0  # backs up, turning its rear toward 200 degrees
-    v, omega = push_command(angles, np.full(360, np.inf), 0.3, 2.0)
-    assert (v, omega) == (0.3, 0.0)
 
 
 def test_bridge_publishes_applies_cmd_vel_and_pushes(start_node, harness):

@@ -11,6 +11,7 @@ import pytest
 import sim
 from sim import diffdrive
 from sim.diffdrive import (
+    push_command,
     ARENA,
     BEAM_ANGLES,
     BEAM_WIDTH,
@@ -356,3 +357,31 @@ def test_controller_avoids_a_pillar_on_the_way() -> None:
 
 def _unit(angle: float) -> tuple[float, float]:
     return math.cos(angle), math.sin(angle)
+
+
+def test_push_command_heads_for_the_nearest_return():
+    angles = np.radians(np.arange(360.0))
+    ranges = np.full(360, np.inf, np.float32)
+    ranges[30] = 0.5  # ahead-left
+    v, omega = push_command(angles, ranges, 0.3, 2.0)
+    assert v == 0.3 and omega > 0
+    ranges[200] = -np.inf  # behind-right, closer than range_min: nearest
+    v, omega = push_command(angles, ranges, 0.3, 2.0)
+    assert v == -0.3 and omega > 0  # backs up, turning its rear toward 200 degrees
+    v, omega = push_command(angles, np.full(360, np.inf), 0.3, 2.0)
+    assert (v, omega) == (0.3, 0.0)
+    far = np.full(4, 3.5)
+    assert push_command(np.radians([0.0, 90.0, 180.0, 270.0]), far, 0.3, 2.0) == (0.3, 0.0), "no hit: straight on"
+
+
+def test_push_drives_toward_the_nearest_obstacle() -> None:
+    env = make_env()
+    place(env, 0.0, 0.0, 0.0, pillars=[(0.0, 0.7)])  # a pillar to the left, 0.7 m away
+    clearance = env.physics.obstacle_clearance()
+    env.push(1.5, 0.6)
+    for _ in range(15):
+        *_, info = env.step(np.zeros(2))
+        assert info["push"]
+    x, y = env.physics.robot_position()[:2]
+    assert y > 0.2 and abs(x) < 0.15, "turned toward the pillar and drove at it"
+    assert env.physics.obstacle_clearance() < clearance - 0.2

@@ -224,10 +224,12 @@ def test_randomization_changes_physics_reproducibly(name: str) -> None:
 
 
 def test_randomized_state_roundtrip(name: str) -> None:
-    ranges = sim.Randomization(action_delay=(2, 2))
+    ranges = sim.Randomization(action_delay=(2, 2), push_rate=2.0, push_duration_s=0.5)
     env = sim.load(name, seed=3, randomize=ranges)
     env.reset()
-    run(env, random_actions(env, 11, seed=0))
+    env.push(0.5, 0.6)  # saved mid-push: the rest of it, and the random pushes after it, must replay
+    run(env, random_actions(env, 3, seed=0))
+    assert env.pushing
     state = env.get_state()
     actions = random_actions(env, 20, seed=1)
     expected = run(env, actions)
@@ -251,6 +253,46 @@ def test_action_delay_applies_earlier_actions(name: str) -> None:
     np.testing.assert_allclose(delayed.physics.data.ctrl, delayed.physics.model.actuator_ctrlrange[:, 1])
 
 
+def test_push_overrides_the_actions_for_its_duration(name: str) -> None:
+    env = sim.load(name, seed=0)
+    env.reset()
+    steps = 4
+    env.push(steps * env.task.control_timestep, 0.5)
+    actions = random_actions(env, steps + 1, seed=0)
+    for i, action in enumerate(actions):
+        expected = env.task.push_action(env.physics, 0.5) if i < steps else np.clip(action, -1.0, 1.0)
+        *_, info = env.step(action)
+        assert info["push"] == (i < steps)
+        ctrl_low, ctrl_high = env.physics.model.actuator_ctrlrange.T
+        np.testing.assert_allclose(env.physics.data.ctrl, (ctrl_high + ctrl_low) / 2 + (ctrl_high - ctrl_low) / 2 * expected)
+    with pytest.raises(ValueError, match="strength"):
+        env.push(1.0, 1.5)
+
+
+def test_random_pushes_come_at_their_rate_and_only_when_asked(name: str) -> None:
+    dt = sim.load(name, seed=1).task.control_timestep
+    # A push starts with chance push_rate * dt on each step without one, and lasts round(push_duration_s / dt) steps
+    # (one may follow right after another).
+    env = sim.load(name, seed=1, randomize=sim.Randomization(push_rate=0.2 / dt, push_duration_s=3 * dt))
+    env.reset()
+    free, pushed, run_length = 0, 0, 0
+    for _ in range(3000):
+        *_, terminated, truncated, info = env.step(np.zeros(env.action_space.shape))
+        pushed += info["push"]
+        run_length = run_length + 1 if info["push"] else 0
+        free += not info["push"]
+        if terminated or truncated:
+            env.reset()
+            assert not env.pushing
+            pushed -= run_length % 3  # a push cut short by the episode's end
+            run_length = 0
+    starts = pushed / 3
+    assert starts / (free + starts) == pytest.approx(0.2, abs=0.03)  # ~470 starts: 3 standard errors
+    quiet = sim.load(name, seed=1, randomize=sim.Randomization())
+    quiet.reset()
+    assert not any(quiet.step(np.zeros(quiet.action_space.shape))[-1]["push"] for _ in range(200))
+
+
 @pytest.mark.parametrize(
     ("ranges", "key"),
     [
@@ -260,6 +302,9 @@ def test_action_delay_applies_earlier_actions(name: str) -> None:
         ({"obs_noise": -0.1}, "obs_noise"),
         ({"action_delay": [2, 1]}, "action_delay"),
         ({"masses": [0.9, 1.1]}, "masses"),
+        ({"push_rate": -1.0}, "push_rate"),
+        ({"push_strength": 2.0}, "push_strength"),
+        ({"push_duration_s": "long"}, "push_duration_s"),
     ],
 )
 def test_bad_randomization_ranges_are_named(ranges: dict, key: str) -> None:
@@ -375,6 +420,7 @@ def test_widened_ranges_grow_around_the_nominal_model() -> None:
     assert wide.actuator_gain == pytest.approx((0.7, 1.3)) and wide.obs_noise == pytest.approx(0.02)
     assert wide.action_delay == (0, 2)
     assert sim.Randomization().widened(1.0) == sim.Randomization()
+    assert sim.Randomization(push_rate=0.1).widened(3.0).push_rate == pytest.approx(0.3)
     assert sim.Randomization(mass=(0.5, 1.5)).widened(3.0).mass == pytest.approx((0.05, 2.5))  # floored: mass > 0
     with pytest.raises(ValueError, match="widening factor must be >= 1, got 0.5"):
         sim.Randomization().widened(0.5)

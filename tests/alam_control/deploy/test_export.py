@@ -44,6 +44,7 @@ def test_manifest(smoke_bundle: Path) -> None:
     assert manifest["cost_threshold"] == pytest.approx(0.97**20)  # d = gamma_c^H of the first_violation critic
     assert manifest["lambda_max"] == 10.0
     assert manifest["risk_high"] is None and manifest["risk_low"] is None  # until `alam calibrate`
+    assert manifest["randomization"] is None  # trained on the nominal model
     assert len(manifest["config_hash"]) == 64 and manifest["train_step"] == 600
     assert manifest["files"] == {"policy.onnx": file_sha256(smoke_bundle / "policy.onnx")}
 

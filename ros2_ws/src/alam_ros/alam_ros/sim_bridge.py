@@ -23,8 +23,10 @@ effort, keep last 1 (the policy node subscribes so; a reliable subscriber would 
 subscribed best effort, which matches reliable and best-effort publishers alike.
 
 Disturbances, so the monitor's handover can be seen: during a push (at the times in `push_times_s`, and every
-`push_period_s`, each for `push_duration_s`) the bridge ignores the commands and drives the robot toward the
-nearest obstacle the lidar sees at `push_speed` (diff drive), or applies full positive actions (joint tasks).
+`push_period_s`, each for `push_duration_s`) the env's push disturbance (`SafeEnv.push`) replaces the commands:
+it drives the robot toward the nearest obstacle its lidar sectors see at `push_speed` (diff drive,
+`sim.diffdrive.push_command`: the same push the diff-drive bundle saw in training), or applies full positive
+actions (joint tasks).
 Episode end: reset and continue.
 """
 
@@ -56,20 +58,6 @@ NODE_NAME = "alam_sim_bridge"
 def yaw_quaternion(yaw: float) -> tuple[float, float, float, float]:
     """(x, y, z, w) of a rotation by `yaw` about +z."""
     return 0.0, 0.0, math.sin(yaw / 2.0), math.cos(yaw / 2.0)
-
-
-def push_command(angles: np.ndarray, ranges: np.ndarray, speed: float, omega_max: float) -> tuple[float, float]:
-    """(v, omega) that drives a diff-drive base toward the nearest return of a scan (forward or backward)."""
-    readings = np.where(np.isneginf(ranges), 0.0, ranges)
-    readings = np.where(np.isnan(readings), np.inf, readings)
-    if not np.isfinite(readings).any():
-        return speed, 0.0
-    bearing = float(angles[int(np.argmin(readings))])
-    bearing = math.atan2(math.sin(bearing), math.cos(bearing))
-    if math.cos(bearing) >= 0.0:  # ahead: turn toward it and drive forward
-        return speed, float(np.clip(3.0 * bearing, -omega_max, omega_max))
-    rear = math.atan2(math.sin(bearing - math.pi), math.cos(bearing - math.pi))
-    return -speed, float(np.clip(3.0 * rear, -omega_max, omega_max))
 
 
 class SimBridge(Node):
@@ -242,29 +230,28 @@ class SimBridge(Node):
             return (t % self._push_period) < self._push_duration
         return False
 
-    def _action(self, pushing: bool) -> np.ndarray:
-        """The env action in [-1, 1] for this step."""
-        if pushing:
-            if self.interface == "diff_drive" and self._last_scan is not None:
-                command = np.array(
-                    push_command(self.lidar.angles, self._last_scan, self._push_speed, float(self._high[1]))
-                )
-            else:
-                return np.ones_like(self._command)
-        elif time.monotonic() - self._command_time <= self._cmd_timeout:
-            command = self._command
-        else:
-            command = np.zeros_like(self._command)
-        return self.env.action_for(command)
+    def _action(self) -> np.ndarray:
+        """The env action in [-1, 1] for this step (a push, started in `_step`, overrides it inside the env)."""
+        if time.monotonic() - self._command_time <= self._cmd_timeout:
+            return self.env.action_for(self._command)
+        return self.env.action_for(np.zeros_like(self._command))
+
+    def _push_strength(self) -> float:
+        """The push as a fraction of the actuator range: push_speed of the diff drive's top speed; joint robots
+        get full positive actions."""
+        if self.interface == "diff_drive":
+            return min(1.0, self._push_speed / float(self._high[0]))
+        return 1.0
 
     # ------------------------------------------------------------------------------------------------- stepping
 
     def _step(self) -> None:
-        pushing = self._pushing()
-        _, _, cost, terminated, truncated, info = self.env.step(self._action(pushing))
+        if self._pushing():  # one control step of the env's push disturbance (sim.diffdrive.push_command)
+            self.env.push(self.env.task.control_timestep, self._push_strength())
+        _, _, cost, terminated, truncated, info = self.env.step(self._action())
         self._sim_time += self._dt
         self._episode_cost += cost
-        self._push_pub.publish(Bool(data=pushing))
+        self._push_pub.publish(Bool(data=info["push"]))
         self._cost_pub.publish(Float32(data=float(cost)))
         names = list(info["constraints"])
         layout = Float64MultiArray()
