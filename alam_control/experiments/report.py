@@ -30,7 +30,8 @@ from alam_control import config as config_lib
 from alam_control.experiments.sweep.spec import TRIALS_DIR
 from alam_control.learn import rundir
 
-METRICS = ("return", "cost", "violation_rate", "lambda_osc", "cost_osc", "train_cost", "risk_auroc")
+METRICS = ("return", "cost", "violation_rate", "lambda_osc", "cost_osc", "train_violation_osc", "train_cost",
+           "risk_auroc")
 """DESIGN.md section 7 names, read from each run's summary.json (the final evaluation + whole-run metrics)."""
 CURVES = (
     ("return", "eval return"),

@@ -127,3 +127,24 @@ def cost_osc(eval_costs: Sequence[float]) -> float:
     """Std of the evaluation episode cost over the second half of training (NaN when empty)."""
     window = _second_half(eval_costs)
     return float(np.std(window)) if len(window) else math.nan
+
+
+def train_violation_osc(steps: Sequence[float], train_costs: Sequence[float]) -> float:
+    """Mean |change| of the training violation rate between consecutive evaluation windows over the second half
+    of training: the cost side of oscillation that is still seen when every evaluation is violation-free.
+
+    Args:
+        steps: [E] env steps at each evaluation.
+        train_costs: [E] cumulative training cost at each evaluation (NaN where not recorded: windows touching it
+            are skipped).
+
+    Returns:
+        The mean of |r_{k+1} - r_k| over the rates r_k = (C_k - C_{k-1}) / (t_k - t_{k-1}) of the windows ending in
+        the second half of the evaluations; NaN with fewer than 2 such rates.
+    """
+    t, c = np.asarray(steps, np.float64), np.asarray(train_costs, np.float64)
+    rates = np.diff(c) / np.diff(t)  # window k ends at evaluation k + 1
+    rates = _second_half(np.concatenate([[np.nan], rates]))
+    changes = np.abs(np.diff(rates))
+    changes = changes[np.isfinite(changes)]
+    return float(changes.mean()) if len(changes) else math.nan

@@ -252,7 +252,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         if loop.step % tc.log_every == 0:
             log.train_row(loop, env, torch.get_num_threads())
         if loop.step % tc.eval_every == 0 or loop.step == tc.total_steps:
-            evals.append(log.eval_row(loop.step, _evaluation(cfg, agent, eval_env, buffer, probe)))
+            result = _evaluation(cfg, agent, eval_env, buffer, probe)
+            evals.append(log.eval_row(loop.step, {**result, "train_cost": loop.train_cost}))
         if loop.step % tc.checkpoint_every == 0 or loop.step == tc.total_steps:
             loop.wall = log.wall()
             checkpoint.save(_snapshot(cfg, agent, buffer, generator, env, obs, loop, evals, probe), run_dir)
@@ -342,7 +343,7 @@ def _snapshot(
 
 
 def summarize(evals: list[dict[str, float]], loop: LoopState, cfg: Config, precision: str) -> dict[str, Any]:
-    """Final metrics: the last evaluation plus lambda_osc, cost_osc, train_cost, wall time and the update's matmul
+    """Final metrics: the last evaluation plus lambda_osc, cost_osc, train_violation_osc, train_cost, wall time and the update's matmul
     precision as run (``train.precision`` resolved)."""
     final = evals[-1] if evals else {}
     return {
@@ -353,6 +354,9 @@ def summarize(evals: list[dict[str, float]], loop: LoopState, cfg: Config, preci
         **{k: v for k, v in final.items() if k != "step"},
         "lambda_osc": metrics.lambda_osc([e["lambda_probe"] for e in evals]),
         "cost_osc": metrics.cost_osc([e["cost"] for e in evals]),
+        "train_violation_osc": metrics.train_violation_osc(
+            [e["step"] for e in evals], [e.get("train_cost", math.nan) for e in evals]
+        ),
         "train_cost": loop.train_cost,
         "wall_time_s": loop.wall,
         "precision": precision,

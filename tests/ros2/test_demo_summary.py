@@ -30,6 +30,22 @@ def test_fallback_share_episodes_and_their_causes() -> None:
     assert s["fallback_episodes"] == 4
     assert s["explained_episodes"] == 3  # startup, the push, the stale input; not the one at 4.2 s
     assert s["violation_steps"] == 1
+    assert s["violations"] == 1 and s["warned_violations"] == 1  # FALLBACK:risk since 1.5 s, 0.5 s before it
+
+
+def test_a_violation_is_warned_only_by_a_risk_handover_shortly_before_it() -> None:
+    trace = [
+        row(0.0, "FALLBACK:risk"),  # 3 s before the first violation: too early to count
+        row(1.0, "POLICY"),
+        row(3.0, "POLICY", cost=1.0),  # not warned
+        row(3.5, "POLICY", cost=1.0),  # the same violation
+        row(4.0, "FALLBACK:stale"),  # a fault is no warning
+        row(4.5, "FALLBACK:stale", cost=1.0),  # not warned
+        row(5.0, "FALLBACK:risk"),
+        row(6.9, "FALLBACK:risk", cost=1.0),  # warned (1.9 s after the handover)
+    ]
+    s = summarize_trace(trace, goals=0)
+    assert s["violations"] == 3 and s["warned_violations"] == 1
 
 
 def test_a_push_that_ended_still_explains_a_fallback_within_the_window() -> None:

@@ -44,3 +44,17 @@ def test_risk_quality_reports_auroc_cap_share_and_base_rate() -> None:
     assert q["reliability_monotone"] == 1.0
     assert "cap_share" not in metrics.risk_quality(risk, labels)
     assert math.isnan(metrics.risk_quality(risk, np.zeros(4, dtype=bool))["risk_auroc"])
+
+
+def test_oscillation_metrics_by_hand() -> None:
+    # Second halves: lambda [2, 4] -> mean |change| 2 over mean 3; evaluation cost [1, 3] -> std 1.
+    assert metrics.lambda_osc([1.0, 1.0, 2.0, 4.0]) == pytest.approx(2.0 / 3.0)
+    assert metrics.cost_osc([0.0, 0.0, 1.0, 3.0]) == pytest.approx(1.0)
+    # Training violation rates of the windows ending at evaluations 2..6: 1, 0, 2, 0, 0 per step; the windows of
+    # the second half (ending at evaluations 4, 5, 6) are 2, 0, 0 -> changes 2, 0 -> 1.
+    steps = [1, 2, 3, 4, 5, 6]
+    assert metrics.train_violation_osc(steps, [0, 1, 1, 3, 3, 3]) == pytest.approx(1.0)
+    # Evaluations without a recorded train cost (a run resumed from before it was logged) are skipped.
+    assert metrics.train_violation_osc(steps, [math.nan, math.nan, 0, 1, 3, 3]) == pytest.approx(1.5)
+    assert math.isnan(metrics.train_violation_osc([1, 2], [0, 1]))
+    assert metrics.train_violation_osc([10, 20, 30, 40], [0, 0, 0, 0]) == 0.0  # no violation: no oscillation

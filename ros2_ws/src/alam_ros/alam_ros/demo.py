@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"alam-ros-demo: {s['duration_s']:.0f} s, {s['goals']} goals reached, FALLBACK "
                     f"{100 * s['fallback_share']:.0f} % of the time in {s['fallback_episodes']} episode(s), "
                     f"{s['explained_episodes']} of them within 1 s of a push or a fault; "
-                    f"{s['violation_steps']} risk messages during a violation",
+                    f"{s['violations']} violation(s), {s['warned_violations']} of them after the monitor had handed "
+                    f"over for risk (within 2 s before); {s['violation_steps']} risk messages during a violation",
                     flush=True,
                 )
             if args.record is not None:
@@ -178,7 +179,9 @@ def _thresholds(bundle: str | None, params: Path, overrides: list[str]) -> tuple
     return config.risk_high, config.risk_low
 
 
-def summarize_trace(trace: list[tuple], goals: int, cause_window_s: float = 1.0) -> dict[str, float]:
+def summarize_trace(
+    trace: list[tuple], goals: int, cause_window_s: float = 1.0, warn_window_s: float = 2.0
+) -> dict[str, float]:
     """The demo's figures from its trace: what a user checks after `make demo`.
 
     Args:
@@ -186,14 +189,18 @@ def summarize_trace(trace: list[tuple], goals: int, cause_window_s: float = 1.0)
         goals: goals reached (the bridge's count).
         cause_window_s: a FALLBACK episode is "explained" when it begins within this long of a push (before it
             starts, during it or after it ends), or with a fault reason (anything but ``FALLBACK:risk``).
+        warn_window_s: a violation was "warned" when the monitor handed over for risk (``FALLBACK:risk``) within
+            this long before it began (2 s: the H = 20 steps of the risk label), i.e. lambda rose above risk_high
+            before the clearance was gone.
 
     Returns:
         duration_s, goals, fallback_share (of risk messages), fallback_episodes, explained_episodes,
-        violation_steps (messages with cost > 0).
+        violation_steps (messages with cost > 0), violations (onsets: cost > 0 after a row without),
+        warned_violations.
     """
     if not trace:
         return {"duration_s": 0.0, "goals": goals, "fallback_share": math.nan, "fallback_episodes": 0,
-                "explained_episodes": 0, "violation_steps": 0}  # fmt: skip
+                "explained_episodes": 0, "violation_steps": 0, "violations": 0, "warned_violations": 0}  # fmt: skip
     t = [row[0] for row in trace]
     modes = [row[2] for row in trace]
     in_fb = [m.startswith("FALLBACK") for m in modes]
@@ -210,6 +217,10 @@ def summarize_trace(trace: list[tuple], goals: int, cause_window_s: float = 1.0)
             fault = modes[i] != "FALLBACK:risk"
             pushed = any(start - cause_window_s <= t[i] <= end + cause_window_s for start, end in pushes)
             explained += int(fault or pushed)
+    onsets = [i for i, row in enumerate(trace) if row[3] > 0 and (i == 0 or not trace[i - 1][3] > 0)]
+    warned = sum(
+        any(modes[j] == "FALLBACK:risk" for j in range(i + 1) if t[i] - warn_window_s <= t[j]) for i in onsets
+    )
     return {
         "duration_s": t[-1] - t[0],
         "goals": goals,
@@ -217,6 +228,8 @@ def summarize_trace(trace: list[tuple], goals: int, cause_window_s: float = 1.0)
         "fallback_episodes": episodes,
         "explained_episodes": explained,
         "violation_steps": sum(1 for row in trace if row[3] > 0),
+        "violations": len(onsets),
+        "warned_violations": warned,
     }
 
 
