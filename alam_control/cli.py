@@ -151,7 +151,8 @@ def _export(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     from alam_control.deploy import calibration
 
-    result = calibration.calibrate(args.bundle, args.episodes, args.recall, not args.no_randomize, args.horizon)
+    result = calibration.calibrate(args.bundle, args.episodes, args.recall, not args.no_randomize, args.horizon,
+                                   hysteresis=args.hysteresis)  # fmt: skip
     table = result.pop("reliability")
     print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}, indent=2))
     signal = result["risk_signal"]
@@ -262,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", required=True)
     p.add_argument("--episodes", type=_positive_int, default=20)
     p.add_argument("--recall", type=float, default=0.9, help="share of pre-violation steps risk_high must flag")
+    p.add_argument("--hysteresis", type=float, default=0.5, help="risk_low = this x risk_high (default 0.5)")
     p.add_argument("--horizon", type=int, default=20, help="H of 'a violation within the next H steps'")
     p.add_argument("--no-randomize", action="store_true", help="calibrate on the nominal model")
     p.add_argument("--plot", type=_writable_file, metavar="OUT.png", help="also draw the reliability diagram")

@@ -305,9 +305,22 @@ def plot_reliability(table: list[dict[str, float]], result: dict[str, Any], out:
     return out
 
 
-def pick_thresholds(lam: np.ndarray, labels: np.ndarray, recall: float) -> tuple[float, float, dict[str, float]]:
-    """risk_high flags at least `recall` of the steps that precede a violation; risk_low is the threshold with
-    half the remaining miss rate, (1 + recall) / 2, so the monitor releases only well below where it engages.
+HYSTERESIS = 0.5
+"""Default risk_low / risk_high of `pick_thresholds`."""
+
+
+def pick_thresholds(
+    lam: np.ndarray, labels: np.ndarray, recall: float, hysteresis: float = HYSTERESIS
+) -> tuple[float, float, dict[str, float]]:
+    """risk_high flags at least `recall` of the steps that precede a violation; risk_low = `hysteresis` x
+    risk_high (but at least the 5th percentile of all `lam`, a level states reach), so the monitor releases only
+    well below where it engages (a Schmitt trigger).
+
+    Why a ratio: lambda is graded in the critic's margin over the threshold (its dual fixed point is
+    (rho / eta) max(0, Q_c - d), README "The algorithm"), so risk_low = risk_high / 2 hands back once that margin
+    has halved. The earlier rule, a lower quantile of the pre-violation lambdas, fell where a graded lambda
+    crowds near 0 (0.0019 for the pushed diff-drive bundle at recall 0.5): the retreating robot never got below it
+    and the demo sat in FALLBACK for 72 % of its 45 s.
 
     Returns:
         (risk_high, risk_low, {"recall": achieved, "flag_rate": fraction of all steps above risk_high,
@@ -319,12 +332,16 @@ def pick_thresholds(lam: np.ndarray, labels: np.ndarray, recall: float) -> tuple
     """
     if not 0.0 < recall < 1.0:
         raise ValueError(f"recall must be in (0, 1), got {recall}")
+    if not 0.0 < hysteresis <= 1.0:
+        raise ValueError(f"hysteresis must be in (0, 1], got {hysteresis}")
     positives = lam[labels]
     if positives.size == 0:
         raise ValueError("no violations in the calibration rollouts; use more episodes or --randomize")
     # Thresholds just below a quantile of the positives' lambdas, so `lam > threshold` flags that share.
     risk_high = float(np.quantile(positives, 1.0 - recall, method="lower")) - 1e-6
-    risk_low = min(risk_high, float(np.quantile(positives, (1.0 - recall) / 2, method="lower")) - 1e-6)
+    # Raised to the 5th percentile of every lambda seen where that is higher: a release level below almost every
+    # state's lambda would keep the monitor in FALLBACK (the bundle check refuses one below all of them).
+    risk_low = min(risk_high, max(hysteresis * risk_high, float(np.quantile(lam, 0.05))))
     flagged = lam > risk_high
     achieved = float(flagged[labels].mean())
     precision = float(labels[flagged].mean()) if flagged.any() else math.nan
@@ -345,8 +362,10 @@ def calibrate(
     randomize: bool | sim.Randomization = True,
     horizon: int = 20,
     seed: int = EVAL_SEED,
+    hysteresis: float = HYSTERESIS,
 ) -> dict[str, Any]:
-    """Rolls the bundle out (``randomize`` True: under the ranges it was trained under, `training_ranges`), measures risk_auroc and reliability, writes risk_high/low into its manifest.
+    """Rolls the bundle out (``randomize`` True: under the ranges it was trained under, `training_ranges`),
+    measures risk_auroc and reliability, writes risk_high/low (`pick_thresholds`) into its manifest.
 
     The manifest's file hashes are unchanged (only manifest.json is rewritten, atomically).
 
@@ -357,7 +376,7 @@ def calibrate(
     if randomize is True:
         randomize = training_ranges(bundle.manifest)
     data = rollout(bundle, episodes, seed=seed, randomize=randomize, horizon=horizon)
-    risk_high, risk_low, quality = pick_thresholds(data.risk, data.labels, recall)
+    risk_high, risk_low, quality = pick_thresholds(data.risk, data.labels, recall, hysteresis)
     signal = bundle.risk_signal
     cap = bundle.manifest.get("lambda_max") if signal == "lambda" else None
     table = metrics.reliability_table(data.risk, data.labels)
@@ -366,6 +385,7 @@ def calibrate(
         "randomize": bool(randomize),
         "horizon": horizon,
         "target_recall": recall,
+        "hysteresis": hysteresis,
         "risk_signal": signal,
         "risk_auroc": metrics.auroc(data.risk, data.labels),
         "violation_rate": float((data.cost > 0).mean()),

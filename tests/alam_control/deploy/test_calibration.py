@@ -19,7 +19,12 @@ def test_pick_thresholds_reaches_the_recall() -> None:
     labels = rng.random(5000) < 0.2
     lam = np.where(labels, rng.normal(5.0, 1.0, 5000), rng.normal(2.0, 1.0, 5000))
     high, low, quality = calibration.pick_thresholds(lam, labels, recall=0.9)
-    assert low <= high
+    assert low == pytest.approx(0.5 * high)  # the default hysteresis
+    assert calibration.pick_thresholds(lam, labels, recall=0.9, hysteresis=0.25)[1] == pytest.approx(0.25 * high)
+    floor = calibration.pick_thresholds(lam + 100.0, labels, recall=0.9, hysteresis=0.1)  # 0.1 x high: below all
+    assert floor[1] == pytest.approx(np.quantile(lam + 100.0, 0.05)) and floor[1] <= floor[0]
+    with pytest.raises(ValueError, match="hysteresis"):
+        calibration.pick_thresholds(lam, labels, 0.9, hysteresis=1.5)
     assert quality["recall"] >= 0.9 and quality["recall"] == pytest.approx(0.9, abs=0.01)
     assert (lam[labels] > high).mean() == pytest.approx(quality["recall"])
     assert quality["precision"] > labels.mean(), "a useful signal flags positives above their base rate"

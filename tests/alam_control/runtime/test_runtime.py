@@ -408,7 +408,8 @@ _INVALID = {
     "risk_signal": st.one_of(st.text(max_size=6).filter(lambda t: t not in RISK_SIGNALS), st.integers()),
     "lambda_max": st.one_of(_NOT_A_NUMBER, _floats(max_value=0.0)),
     "risk_high": st.one_of(_NOT_A_NUMBER, _floats(min_value=10.001), _floats(max_value=-0.001)),
-    "risk_low": st.one_of(_NOT_A_NUMBER, _floats(min_value=0.83), _floats(max_value=-0.001)),
+    "risk_low": st.one_of(_NOT_A_NUMBER, _floats(min_value=_SHIPPED_MANIFEST["risk_high"] + 0.01),  # above risk_high
+                          _floats(max_value=-0.001)),
     "files": st.one_of(_WRONG_TYPE, st.dictionaries(
         st.sampled_from(["../x", "/etc/passwd", "a/b", "..", "manifest.json", ""]), st.just("0" * 64), min_size=1),
         st.just({"policy.onnx": "not a hash"})),
