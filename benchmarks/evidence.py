@@ -2,8 +2,8 @@
 
     python benchmarks/evidence.py runs/sweeps/paper --out docs/results
 
-For every finished `fac` and `sac_alam` trial of the sweep (trial names `seed=S,task=T,algo=A`, as
-configs/sweeps/paper.yaml writes them) this:
+For every finished `fac` and `sac_alam` trial of the sweep (trial names `seed=S,task=T,algo=A` in any order, as
+configs/sweeps/*.yaml write them) this:
 
 1. exports a bundle to SWEEP_DIR/bundles/<trial> (`alam export`),
 2. calibrates it (`alam calibrate --episodes 10 --recall 0.5`, default randomization; the x2, then x3 ranges of
@@ -44,17 +44,18 @@ from alam_control.runtime import MonitorConfig, load_bundle  # noqa: E402
 
 ALGOS = ("fac", "sac_alam")
 WIDTHS = (0.0, 1.0, 2.0, 3.0)
-_TRIAL = re.compile(r"seed=(\d+),task=([\w-]+),algo=([\w-]+)$")
+_FIELD = re.compile(r"(\w+)=([\w.-]+)")
 
 
 def finished_trials(sweep_dir: Path) -> list[tuple[int, str, str, Path]]:
-    """(seed, task label, algo label, run dir) of the finished fac / sac_alam trials."""
+    """(seed, task label, algo label, run dir) of the finished fac / sac_alam trials (named by their grid values,
+    `seed=S,task=T,algo=A` in any order)."""
     runs, _ = report.find_runs(sweep_dir)
     out = []
     for r in runs:
-        m = _TRIAL.match(r.run_dir.name)
-        if m and m.group(3) in ALGOS:
-            out.append((int(m.group(1)), m.group(2), m.group(3), r.run_dir))
+        fields = dict(_FIELD.findall(r.run_dir.name))
+        if {"seed", "task", "algo"} <= set(fields) and fields["algo"] in ALGOS:
+            out.append((int(fields["seed"]), fields["task"], fields["algo"], r.run_dir))
     return sorted(out, key=lambda t: (t[1], t[2], t[0]))
 
 
@@ -161,7 +162,7 @@ def main() -> None:
     t0 = time.perf_counter()
     trials = finished_trials(args.sweep_dir)
     if not trials:
-        raise SystemExit(f"{args.sweep_dir}: no finished fac / sac_alam trials named seed=S,task=T,algo=A")
+        raise SystemExit(f"{args.sweep_dir}: no finished fac / sac_alam trials named by seed, task and algo")
     results: dict = {"sweep": str(args.sweep_dir), "episodes": args.episodes, "bundles": {}, "stress": []}
 
     maps: dict[tuple[str, str, int], riskmap.RiskMap] = {}
@@ -186,7 +187,7 @@ def main() -> None:
     if args.shipped.exists():
         shipped = args.sweep_dir / "bundles" / "shipped_diffdrive"
         shutil.rmtree(shipped, ignore_errors=True)
-        shutil.copytree(args.shipped, shipped)  # the shipped thresholds (recall 0.25), not re-calibrated
+        shutil.copytree(args.shipped, shipped)  # the shipped thresholds, not re-calibrated
         for row in stress_rows(shipped, args.episodes):
             results["stress"].append({"bundle": "bundles/diffdrive (shipped)", "task": "diffdrive-shipped", "seed": 0,
                                       **row})  # fmt: skip

@@ -187,7 +187,6 @@ class SimBridge(Node):
         self._episode_cost = 0.0
         self._last_goal: np.ndarray | None = None
         self._last_goal_pub = -math.inf
-        self._last_scan: np.ndarray | None = None
         self._bad_commands = 0
         self.env.reset()
         self._publish_obstacles()
@@ -331,7 +330,6 @@ class SimBridge(Node):
         self._odom_pub.publish(odom)
 
         ranges = self.lidar.scan(yaw)
-        self._last_scan = ranges
         scan = LaserScan()
         scan.header.stamp = stamp
         scan.header.frame_id = self._scan_frame
