@@ -110,7 +110,6 @@ def _eval_bundle(args: argparse.Namespace) -> int:
         except ValueError as err:
             raise ValueError(f"{args.bundle}: {err} (--risk-high / --risk-low)") from None
     seed = calibration.EVAL_SEED if args.seed is None else args.seed
-    import sim
 
     ranges = _eval_ranges(args, calibration.training_ranges(bundle.manifest))
     frames: list = []
@@ -240,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--randomize-width",
         type=float,
         metavar="K",
-        help="randomization K times as wide as the training ranges (implies --randomize; a bundle's are in its manifest)",
+        help="randomization K times as wide as the training ranges (implies --randomize; a bundle's: its manifest)",
     )
     p.add_argument("--video", type=_writable_file, metavar="OUT.mp4",
                    help="record the episodes (MuJoCo offscreen), each frame labelled with risk and mode")  # fmt: skip

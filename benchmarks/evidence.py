@@ -12,7 +12,7 @@ configs/sweeps/*.yaml write them) this:
 3. maps lambda(s) over the task's state slice (`alam riskmap`, cart-pole and diff-drive; grid 41, H 20), all seeds
    for the grid AUROC table, the seed-0 maps of fac and sac_alam in one figure per task (riskmap_<task>.png),
 4. evaluates each sac_alam bundle (and the shipped bundles/diffdrive, trained with randomization x1) under
-   randomization widened x0 (nominal) / x1 / x2 / x3 around the sim defaults (`alam eval --randomize-width`),
+   randomization widened x0 (nominal) / x1 / x2 / x3 around its training ranges (`alam eval --randomize-width`),
    alone and behind the runtime monitor + fallback at its calibrated thresholds (retreat for the diff-drive,
    damping for the cart-pole, stop for the walker, whose observation a robot cannot rebuild from JointState),
    10 episodes each.
@@ -36,7 +36,6 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import sim  # noqa: E402
 from alam_control.deploy import calibration, export, riskmap  # noqa: E402
 from alam_control.experiments import report  # noqa: E402
 from alam_control.learn import rundir  # noqa: E402
@@ -74,7 +73,9 @@ def stress_rows(bundle_dir: Path, episodes: int) -> list[dict]:
     guards = [None] + ([MonitorConfig.from_manifest(m)] if m["risk_high"] is not None else [])
     rows = []
     for width in WIDTHS:
-        ranges = sim.Randomization().widened(width) if width >= 1.0 else False
+        # Widened around the ranges the bundle was trained under (its manifest; sim's defaults if none), as
+        # `alam eval --bundle --randomize-width` does: the shipped diff-drive bundle's include pushes.
+        ranges = calibration.training_ranges(m).widened(width) if width >= 1.0 else False
         for monitor in guards:
             data = calibration.rollout(bundle, episodes, randomize=ranges, monitor=monitor, fallback=fallback_for(m))
             rows.append({"width": width, "monitor": monitor is not None, **data.summary()})
@@ -120,10 +121,11 @@ def process(
                     m = riskmap.RiskMap(**meta, **{k: z[k] for k in z.files})
             return entry, m
     export.export(run_dir, bundle_dir)
+    trained = calibration.training_ranges(load_bundle(bundle_dir).manifest)
     cal: dict = {}
     for width in (1.0, 2.0, 3.0):  # a bundle that never violates under x1 is calibrated on wider ranges
         try:
-            cal = calibration.calibrate(bundle_dir, episodes, 0.5, sim.Randomization().widened(width))
+            cal = calibration.calibrate(bundle_dir, episodes, 0.5, trained.widened(width))
             cal["randomize_width"] = width
             break
         except ValueError as err:  # no violation at all in the rollouts: nothing to calibrate on

@@ -38,7 +38,8 @@ from alam_control.runtime import MonitorConfig, load_bundle  # noqa: E402
 def warned_share(risk: np.ndarray, cost: np.ndarray, episode: np.ndarray, threshold: float, horizon: int) -> tuple:
     """(warned onsets, onsets): onsets of a violation with risk > threshold at some step of the `horizon` before
     it, in the same episode. All arrays [T]."""
-    onsets = [i for i in range(len(cost)) if cost[i] > 0 and (i == 0 or episode[i - 1] != episode[i] or cost[i - 1] == 0)]
+    new = np.r_[True, episode[1:] != episode[:-1]]  # the first step of each episode
+    onsets = [i for i in range(len(cost)) if cost[i] > 0 and (new[i] or cost[i - 1] == 0)]
     warned = 0
     for i in onsets:
         lo = i - horizon
@@ -89,7 +90,8 @@ def main() -> None:
     for path in args.bundles:
         m = measure(path, args.episodes, ranges, args.horizon, args.seed)
         print(f"| {path} | {m['return']:.2f} | {m['violation_rate']:.3f} | {m['auroc_lambda']:.3f} | "
-              f"{m['auroc_cost_q']:.3f} | {m['onsets']} | {m['warned_onsets']} ({m['warned']:.2f}) | {m['flagged']:.3f} | "
+              f"{m['auroc_cost_q']:.3f} | {m['onsets']} | {m['warned_onsets']} ({m['warned']:.2f}) | "
+              f"{m['flagged']:.3f} | "
               f"{m['precision']:.2f} |", flush=True)  # fmt: skip
     if args.monitor:
         print("\n| bundle | policy | return | violation rate | fallback share |\n|---|---|---|---|---|")

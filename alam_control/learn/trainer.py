@@ -343,8 +343,8 @@ def _snapshot(
 
 
 def summarize(evals: list[dict[str, float]], loop: LoopState, cfg: Config, precision: str) -> dict[str, Any]:
-    """Final metrics: the last evaluation plus lambda_osc, cost_osc, train_violation_osc, train_cost, wall time and the update's matmul
-    precision as run (``train.precision`` resolved)."""
+    """Final metrics: the last evaluation plus lambda_osc, cost_osc, train_violation_osc, train_cost, wall time and
+    the update's matmul precision as run (``train.precision`` resolved)."""
     final = evals[-1] if evals else {}
     return {
         "task": cfg.task,

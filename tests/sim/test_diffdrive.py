@@ -11,7 +11,6 @@ import pytest
 import sim
 from sim import diffdrive
 from sim.diffdrive import (
-    push_command,
     ARENA,
     BEAM_ANGLES,
     BEAM_WIDTH,
@@ -24,6 +23,7 @@ from sim.diffdrive import (
     RANGE_MIN,
     RAY_ANGLES,
     V_MAX,
+    push_command,
 )
 from sim.lidar import Lidar
 from sim.scripted.diffdrive import NavigateController

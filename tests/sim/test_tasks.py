@@ -264,7 +264,8 @@ def test_push_overrides_the_actions_for_its_duration(name: str) -> None:
         *_, info = env.step(action)
         assert info["push"] == (i < steps)
         ctrl_low, ctrl_high = env.physics.model.actuator_ctrlrange.T
-        np.testing.assert_allclose(env.physics.data.ctrl, (ctrl_high + ctrl_low) / 2 + (ctrl_high - ctrl_low) / 2 * expected)
+        ctrl = (ctrl_high + ctrl_low) / 2 + (ctrl_high - ctrl_low) / 2 * expected
+        np.testing.assert_allclose(env.physics.data.ctrl, ctrl)
     with pytest.raises(ValueError, match="strength"):
         env.push(1.0, 1.5)
 

@@ -78,21 +78,27 @@ def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, cap
     assert "--randomize-width must be >= 1" in capsys.readouterr().err
 
 
-def test_bundles_roll_out_under_the_ranges_they_were_trained_under(smoke_bundle: Path, tmp_path: Path,
-                                                                    monkeypatch, capsys) -> None:
+def test_bundles_roll_out_under_the_ranges_they_were_trained_under(
+    smoke_bundle: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
     import shutil
 
     import sim
     from alam_control.runtime.bundle import write_manifest
 
-    assert calibration.training_ranges({"randomization": None}) == sim.Randomization() == calibration.training_ranges({})
+    nominal = sim.Randomization()
+    assert calibration.training_ranges({"randomization": None}) == nominal == calibration.training_ranges({})
     bundle = Path(shutil.copytree(smoke_bundle, tmp_path / "b"))
     trained = sim.Randomization(push_rate=0.5, obs_noise=0.0)
     write_manifest(bundle, dict(load_bundle(bundle).manifest, randomization={"push_rate": 0.5, "obs_noise": 0.0}))
     seen = []
     real = calibration.rollout
-    monkeypatch.setattr(calibration, "rollout", lambda *a, **k: seen.append(k["randomize"] if "randomize" in k else a[3])
-                        or real(*a, **k))  # fmt: skip
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["randomize"] if "randomize" in kwargs else args[3])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(calibration, "rollout", spy)
     assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2"]) == 0
     assert cli.main(["eval", "--bundle", str(bundle), "--randomize", "--episodes", "1"]) == 0
     assert cli.main(["eval", "--bundle", str(bundle), "--randomize-width", "2", "--episodes", "1"]) == 0
