@@ -14,7 +14,7 @@ configs/sweeps/*.yaml write them) this:
 4. evaluates each sac_alam bundle (and the shipped bundles/diffdrive, trained with randomization x1) under
    randomization widened x0 (nominal) / x1 / x2 / x3 around its training ranges (`alam eval --randomize-width`),
    alone and behind the runtime monitor + fallback at its calibrated thresholds (retreat for the diff-drive,
-   damping for the cart-pole, stop for the walker, whose observation a robot cannot rebuild from JointState),
+   center for the cart-pole, stop for the walker, whose observation a robot cannot rebuild from JointState),
    10 episodes each.
 
 Writes OUT/evidence.json (every number) and OUT/evidence.md (the tables, mean and 95% t-interval over seeds).
@@ -59,10 +59,10 @@ def finished_trials(sweep_dir: Path) -> list[tuple[int, str, str, Path]]:
 
 
 def fallback_for(manifest: dict) -> str:
-    """retreat for the diff-drive, damping for a joint robot whose velocities the bundle can read, else stop."""
+    """retreat for the diff-drive, center for a joint robot whose joint states the bundle can read, else stop."""
     if manifest["ros_interface"] == "diff_drive":
         return "retreat"
-    return "damping" if "observation" in manifest.get("deploy", {}) else "stop"
+    return "center" if "observation" in manifest.get("deploy", {}) else "stop"
 
 
 def stress_rows(bundle_dir: Path, episodes: int) -> list[dict]:

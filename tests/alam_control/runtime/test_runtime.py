@@ -259,8 +259,9 @@ DIFF_MANIFEST = {
 
 
 def test_fallbacks_are_finite_on_any_input() -> None:
-    for name, manifest, dim in (("stop", JOINT_MANIFEST, 5), ("damping", JOINT_MANIFEST, 5),
-                                ("retreat", DIFF_MANIFEST, 21), ("stop", DIFF_MANIFEST, 21)):  # fmt: skip
+    cases = [("stop", JOINT_MANIFEST, 5), ("damping", JOINT_MANIFEST, 5), ("center", JOINT_MANIFEST, 5),
+             ("retreat", DIFF_MANIFEST, 21), ("stop", DIFF_MANIFEST, 21)]  # fmt: skip
+    for name, manifest, dim in cases:
         fallback = make_fallback(name, manifest)
         for obs in (None, np.full(dim, np.nan), np.full(dim, np.inf), np.zeros(dim)):
             command = fallback(obs)
@@ -270,6 +271,11 @@ def test_fallbacks_are_finite_on_any_input() -> None:
 def test_damping_opposes_velocity_and_retreat_backs_away() -> None:
     damping = make_fallback("damping", JOINT_MANIFEST)
     assert damping(np.array([0.0, 1.0, 0.0, 0.4, 3.0]))[0] < 0.0
+    assert damping(np.array([0.7, 1.0, 0.0, 0.0, 3.0]))[0] == 0.0  # damping ignores where the cart is
+    # center: -kp x - kd v with kp = kd = 1 (x = 0.3, v = 0.1 -> -0.4); it pulls a cart at rest back to the middle.
+    center = make_fallback("center", JOINT_MANIFEST)
+    assert center(np.array([0.3, 1.0, 0.0, 0.1, 3.0]))[0] == pytest.approx(-0.4)
+    assert center(np.array([-0.5, 1.0, 0.0, 0.0, 0.0]))[0] == pytest.approx(0.5)
     retreat = make_fallback("retreat", DIFF_MANIFEST)
     ranges = np.full(16, 2.0)
     ranges[0] = 0.2  # obstacle straight ahead
@@ -289,6 +295,8 @@ def test_fallback_names_are_checked() -> None:
         make_fallback("retreat", JOINT_MANIFEST)
     with pytest.raises(ValueError, match="for joint robots"):
         make_fallback("damping", DIFF_MANIFEST)
+    with pytest.raises(ValueError, match="'center' is for joint robots"):
+        make_fallback("center", DIFF_MANIFEST)
     # A joint task that declares no observation recipe (the walker: its observation is not rebuildable from
     # JointState) cannot damp: a clear error, not a KeyError.
     with pytest.raises(ValueError, match="damping fallback needs the bundle's joint observation recipe"):
