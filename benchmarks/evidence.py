@@ -42,6 +42,9 @@ from alam_control.learn import rundir  # noqa: E402
 from alam_control.runtime import MonitorConfig, load_bundle  # noqa: E402
 
 ALGOS = ("fac", "sac_alam")
+CACHE_VERSION = 2
+"""Part of each trial's cache key: raise it when what a trial's evidence means changes (2: calibration and stress
+around the bundle's training ranges, the cart-pole's center fallback)."""
 WIDTHS = (0.0, 1.0, 2.0, 3.0)
 _FIELD = re.compile(r"(\w+)=([\w.-]+)")
 
@@ -109,7 +112,8 @@ def process(
     """Export, calibrate, risk-map and (sac_alam) stress-test one trial. The result is cached in
     bundle_dir/evidence.json (+ riskmap.npz) and reused while the trial's final step and the settings match, so
     the script can run while a sweep is still adding trials."""
-    key = {"train_step": rundir.read_summary(run_dir)["steps"], "episodes": episodes, "grid": grid}
+    key = {"train_step": rundir.read_summary(run_dir)["steps"], "episodes": episodes, "grid": grid,
+           "version": CACHE_VERSION}  # fmt: skip
     cache, arrays = bundle_dir / "evidence.json", bundle_dir / "riskmap.npz"
     if cache.exists():
         entry = json.loads(cache.read_text())
