@@ -95,13 +95,14 @@ def ci_text(values: list[float], digits: int = 3) -> str:
 
 def throughput(sweep_dir: Path) -> list[dict]:
     """Per task x algorithm: the trials' env-steps per second of wall time (training + its evaluations), from
-    their summary.json (all trials ran one at a time, one torch thread each)."""
+    their summary.json, with their networks and torch threads (the sweep's `--max-concurrent` is not recorded)."""
     runs, _ = report.find_runs(sweep_dir)
     rows = []
     for (task, algo, _), group in report.group_runs(runs).items():
         rates = [r.summary["steps"] / r.summary["wall_time_s"] for r in group]
         walls = [r.summary["wall_time_s"] for r in group]
         rows.append({"task": task, "algo": algo, "n": len(group), "steps": group[0].summary["steps"],
+                     "hidden": group[0].config.get("sac.hidden"), "threads": group[0].config.get("train.threads"),
                      "steps_per_s": rates, "wall_s": walls})  # fmt: skip
     return rows
 
@@ -124,6 +125,8 @@ def process(
                     meta = entry["riskmap_meta"]
                     m = riskmap.RiskMap(**meta, **{k: z[k] for k in z.files})
             return entry, m
+    cache.unlink(missing_ok=True)  # stale: ours to remove (export refuses to replace a bundle with other files)
+    arrays.unlink(missing_ok=True)
     export.export(run_dir, bundle_dir)
     trained = calibration.training_ranges(load_bundle(bundle_dir).manifest)
     cal: dict = {}
@@ -237,13 +240,15 @@ def to_markdown(results: dict) -> str:
             f"| {ci_text([r['return'] for r in rows])} | {ci_text([r['violation_rate'] for r in rows])} "
             f"| {ci_text([r['fallback_fraction'] for r in rows], 2)} |"
         )
-    lines += ["", "## Training throughput of the sweep's trials (64x64, one torch thread, incl. evaluations)", "",
-              "| task | algo | n | steps | env-steps/s | wall s per trial |", "|---|---|---|---|---|---|"]  # fmt: skip
+    lines += ["", "## Training throughput of the sweep's trials (incl. evaluations)", "",
+              "| task | algo | networks | threads | n | steps | env-steps/s | wall s per trial |",
+              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     total = 0.0
     for row in results.get("throughput", []):
         total += sum(row["wall_s"])
-        lines.append(f"| {row['task']} | {row['algo']} | {row['n']} | {row['steps']} | {ci_text(row['steps_per_s'])} "
-                     f"| {ci_text(row['wall_s'])} |")  # fmt: skip
+        hidden = "x".join(str(h) for h in row.get("hidden") or []) or "?"
+        lines.append(f"| {row['task']} | {row['algo']} | {hidden} | {row.get('threads', '?')} | {row['n']} "
+                     f"| {row['steps']} | {ci_text(row['steps_per_s'])} | {ci_text(row['wall_s'])} |")  # fmt: skip
     lines += ["", f"Sum of trial wall times: {total / 3600:.2f} h."]
     return "\n".join(lines) + "\n"
 
