@@ -244,7 +244,10 @@ class Controller:
         obs_timeout_s, max_invalid_beam_fraction, topics: See `DiffDriveInputs` / `JointInputs`.
 
         Raises:
-            ValueError: A fallback that does not fit the robot, or a manifest without a deploy spec.
+            ValueError: A fallback that does not fit the robot.
+
+        A bundle whose deploy spec cannot rebuild its observation from robot readings (the point robot, the
+        walker) still runs in simulation through `step`; `inputs` is then None and `tick` raises.
         """
         self.bundle = bundle
         manifest = bundle.manifest
@@ -252,14 +255,25 @@ class Controller:
         self._use_lambda = self.risk_signal == "lambda"
         self.monitor = RiskMonitor(monitor, start_in_fallback) if monitor is not None else None
         self.fallback = make_fallback(fallback, manifest) if isinstance(fallback, str) else fallback
-        self.inputs = make_inputs(manifest, obs_timeout_s, max_invalid_beam_fraction, topics)
+        self.inputs: DiffDriveInputs | JointInputs | None = None
+        self.inputs_error = ""
+        try:
+            self.inputs = make_inputs(manifest, obs_timeout_s, max_invalid_beam_fraction, topics)
+        except (ValueError, KeyError) as err:
+            self.inputs_error = f"{err}"
         self._low, self._high = bundle.action_low, bundle.action_high
         self._obs_dim = bundle.obs_dim
         self.lam = self.cost_q = math.nan
         self.risk = 0.0
 
     def tick(self, now: float) -> Tick:
-        """One tick from the latest robot readings (`inputs`)."""
+        """One tick from the latest robot readings (`inputs`).
+
+        Raises:
+            ValueError: The bundle cannot be driven from robot readings (`inputs` is None; `inputs_error` says why).
+        """
+        if self.inputs is None:
+            raise ValueError(f"this bundle cannot be driven from robot readings: {self.inputs_error}")
         obs, fallback_obs, fault, detail = self.inputs.observe(now)
         return self._decide(now, obs, fallback_obs, fault, detail)
 

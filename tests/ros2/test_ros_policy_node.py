@@ -247,6 +247,12 @@ def _keep(bundle: Path):
     pass
 
 
+def _no_deploy_spec(bundle: Path):
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["deploy"] = {"beam_angles": []}
+    write_manifest(bundle, manifest)
+
+
 # case: (how to corrupt a copy of the bundle, or None for no bundle at all; parameter overrides; expected message)
 REFUSED = {
     "bad_hash": (_bad_hash, {}, "does not match the manifest"),
@@ -257,6 +263,7 @@ REFUSED = {
     "uncalibrated_no_thresholds": (_keep, {"risk_low": None, "risk_high": None}, "risk_high is required"),
     "damping_on_diff_drive": (_keep, {"fallback": "damping"}, "fallback 'damping' is for joint robots"),
     "integer_for_double": (_keep, {"control_rate_hz": 20}, "must be a double"),
+    "no_deploy_spec": (_no_deploy_spec, {}, "manifest deploy spec"),
 }
 
 

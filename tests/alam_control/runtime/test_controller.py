@@ -327,3 +327,17 @@ def test_scan_binner_matches_the_definition(beams, angle_min) -> None:
         got = binner(ranges, angle_min, 2 * math.pi / beams, 1.0)
         np.testing.assert_array_equal(got, reference_bin(ranges, angle_min, 2 * math.pi / beams, 0.12, 2.0,
                                                          centers, width))  # fmt: skip
+
+
+def test_a_bundle_without_a_joint_recipe_runs_in_simulation_only(smoke_bundle: Path, tmp_path: Path) -> None:
+    # The point robot and the walker declare no way to rebuild their observation from JointState: calibration and
+    # evaluation still roll them out (`step`), a robot-side tick refuses with the reason.
+    bundle_dir = Path(shutil.copytree(smoke_bundle, tmp_path / "b"))
+    write_manifest(bundle_dir, dict(load_bundle(bundle_dir).manifest, deploy={}))
+    bundle = load_bundle(bundle_dir)
+    controller = Controller(bundle, CALM, "stop", start_in_fallback=False)
+    assert controller.inputs is None and "joint observation recipe" in controller.inputs_error
+    tick = controller.step(0.0, np.zeros(bundle.obs_dim, np.float32))
+    assert tick.mode == POLICY and np.isfinite(tick.command).all()
+    with pytest.raises(ValueError, match="cannot be driven from robot readings: .*joint observation recipe"):
+        controller.tick(0.0)

@@ -191,6 +191,8 @@ class PolicyNode(LifecycleNode):
             )
         except (ValueError, KeyError) as err:
             raise BundleError(f"{self.bundle.path}: manifest deploy spec: {err}") from None
+        if self.controller.inputs is None:
+            raise BundleError(f"{self.bundle.path}: manifest deploy spec: {self.controller.inputs_error}")
         self._inputs = self.controller.inputs
 
         # Topics.
