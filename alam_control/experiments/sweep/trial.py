@@ -205,7 +205,10 @@ def _check_same_sweep(old: dict[str, Any], sweep: Sweep) -> None:
     if added:
         problems.append(f"new trials: {', '.join(added)}")
     for name in sorted(set(old_trials) & set(new_trials)):
-        diffs = rundir.resume_differences(config_lib.to_dict(new_trials[name].config), old_trials[name]["config"])
+        # The stored config read through today's schema, as a checkpoint's is (`rundir.check_resumable`): a field
+        # added since the sweep started takes its default instead of reading as a change.
+        stored = config_lib.to_dict(config_lib.from_dict(old_trials[name]["config"]))
+        diffs = rundir.resume_differences(config_lib.to_dict(new_trials[name].config), stored)
         if diffs:
             problems.append(f"trial {name}: config differs in {', '.join(diffs)}")
     if problems:

@@ -215,6 +215,13 @@ def test_existing_sweep_is_not_overwritten_and_resume_refuses_a_changed_sweep(
         sweep.prepare(sweep.load(_write_sweep(tmp_path / "s.yaml"), out=tmp_path / "fresh"), resume=True)
     # Extending the step budget is allowed, as for `alam train --resume`.
     sweep.prepare(sweep.load(_write_sweep(tmp_path / "s.yaml", set={"train.total_steps": 800})), resume=True)
+    # A sweep started before a config field existed (its sweep.json lacks the key) still resumes: the field takes
+    # its default, as in a checkpoint's config (randomization.push_* were added while a sweep ran).
+    manifest = sweep.read_manifest(s.out)
+    for trial in manifest["trials"]:
+        del trial["config"]["randomization"]["push_rate"]
+    sweep.write_manifest(s.out, manifest)
+    sweep.prepare(sweep.load(_write_sweep(tmp_path / "s.yaml", set={"train.total_steps": 800})), resume=True)
 
 
 def test_resume_allows_a_raised_budget_inside_a_named_axis_and_nothing_else(tmp_path: Path) -> None:
