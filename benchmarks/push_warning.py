@@ -42,10 +42,8 @@ def warned_share(risk: np.ndarray, cost: np.ndarray, episode: np.ndarray, thresh
     onsets = [i for i in range(len(cost)) if cost[i] > 0 and (new[i] or cost[i - 1] == 0)]
     warned = 0
     for i in onsets:
-        lo = i - horizon
-        while lo < i and episode[max(lo, 0)] != episode[i]:
-            lo += 1
-        warned += bool((risk[max(lo, 0) : i] > threshold).any())
+        before = slice(max(0, i - horizon), i)
+        warned += bool((risk[before][episode[before] == episode[i]] > threshold).any())
     return warned, len(onsets)
 
 

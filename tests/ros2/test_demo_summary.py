@@ -43,9 +43,11 @@ def test_a_violation_is_warned_only_by_a_risk_handover_shortly_before_it() -> No
         row(4.5, "FALLBACK:stale", cost=1.0),  # not warned
         row(5.0, "FALLBACK:risk"),
         row(6.9, "FALLBACK:risk", cost=1.0),  # warned (1.9 s after the handover)
+        row(7.5, "POLICY"),
+        row(9.5, "FALLBACK:risk", cost=1.0),  # handed over in the same row that shows the violation: not warned
     ]
     s = summarize_trace(trace, goals=0)
-    assert s["violations"] == 3 and s["warned_violations"] == 1
+    assert s["violations"] == 4 and s["warned_violations"] == 1
 
 
 def test_a_push_that_ended_still_explains_a_fallback_within_the_window() -> None:

@@ -218,9 +218,8 @@ def summarize_trace(
             pushed = any(start - cause_window_s <= t[i] <= end + cause_window_s for start, end in pushes)
             explained += int(fault or pushed)
     onsets = [i for i, row in enumerate(trace) if row[3] > 0 and (i == 0 or not trace[i - 1][3] > 0)]
-    warned = sum(
-        any(modes[j] == "FALLBACK:risk" for j in range(i + 1) if t[i] - warn_window_s <= t[j]) for i in onsets
-    )
+    # Strictly earlier rows: a handover in the row that first shows the violation was decided on that state.
+    warned = sum(any(modes[j] == "FALLBACK:risk" for j in range(i) if t[j] >= t[i] - warn_window_s) for i in onsets)
     return {
         "duration_s": t[-1] - t[0],
         "goals": goals,
