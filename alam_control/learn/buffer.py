@@ -94,14 +94,22 @@ class ReplayBuffer:
         return {"ptr": self.ptr, "size": n, **{k: self._torch[k][:n].clone() for k in _FIELDS}}
 
     def load_state_dict(self, state: dict) -> None:
-        n = int(state["size"])
+        """Restore a `state_dict`, into the same capacity (bit-exact resume) or a larger one.
+
+        A larger capacity (a resume that extends ``train.total_steps``, which sizes the buffer) gets a wrapped ring
+        unrolled to chronological order with the write pointer after the newest transition: kept as saved, the next
+        write would overwrite the oldest transition while ``size`` counted an empty slot as filled.
+        """
+        n, ptr = int(state["size"]), int(state["ptr"])
         if n > self.capacity:
             raise ValueError(f"checkpointed buffer holds {n} transitions, more than capacity {self.capacity}")
+        # Oldest first when the saved ring was full and wrapped (ptr != n) and there is now room after it.
+        order = (ptr + torch.arange(n)) % n if n < self.capacity and ptr != n else None
         for k in _FIELDS:
             if tuple(state[k].shape[1:]) != tuple(self._torch[k].shape[1:]):
                 raise ValueError(
                     f"checkpointed buffer field {k!r} has shape {tuple(state[k].shape)}, "
                     f"expected (*, {', '.join(map(str, self._torch[k].shape[1:]))})"
                 )
-            self._torch[k][:n] = state[k]
-        self.ptr, self.size = int(state["ptr"]), n
+            self._torch[k][:n] = state[k] if order is None else state[k][order]
+        self.ptr, self.size = (n if order is not None else ptr), n

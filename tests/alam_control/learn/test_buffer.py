@@ -37,3 +37,24 @@ def test_recent_marks_terminations_and_caps_at_the_size() -> None:
     obs, _, ends = buffer.recent(100)
     assert len(obs) == 4
     assert ends.tolist() == [False, True, False, True]
+
+
+def test_restoring_a_wrapped_ring_into_a_larger_capacity_keeps_every_transition_in_order() -> None:
+    # A resume that raises train.total_steps restores a full ring of the old size into a bigger buffer.
+    small = ReplayBuffer(capacity=5, obs_dim=1, act_dim=1)
+    fill(small, [7])  # obs 0..6: slots hold [5, 6, 2, 3, 4], ptr 2
+    big = ReplayBuffer(capacity=8, obs_dim=1, act_dim=1)
+    big.load_state_dict(small.state_dict())
+    assert big.observations()[:, 0].tolist() == [2.0, 3.0, 4.0, 5.0, 6.0]
+    big.add(np.array([7.0]), np.zeros(1), 0.0, 0.0, np.array([8.0]), False)
+    assert big.observations()[:, 0].tolist() == [2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+    assert big.recent(6)[0][:, 0].tolist() == [2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+
+
+def test_restoring_into_the_same_capacity_keeps_the_slots() -> None:
+    # Bit-exact resume: sampled indices must address the same transitions as before the checkpoint.
+    ring = ReplayBuffer(capacity=5, obs_dim=1, act_dim=1)
+    fill(ring, [7])
+    again = ReplayBuffer(capacity=5, obs_dim=1, act_dim=1)
+    again.load_state_dict(ring.state_dict())
+    assert again.observations()[:, 0].tolist() == [5.0, 6.0, 2.0, 3.0, 4.0] and again.ptr == ring.ptr == 2
