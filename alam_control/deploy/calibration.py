@@ -42,8 +42,8 @@ class Rollouts:
         commands: float64 [T, A] the physical command sent at each step.
         obs: float32 [T, O] the observation the controller received at each step.
         positions: float [T, 2] the state's two coordinates of `riskmap.SLICES` at each step (the diff-drive
-            robot's (x, y); the cart-pole's cart position and pole angle), None for tasks without a slice;
-            episode: int [T] the episode of each step.
+            robot's (x, y); the cart-pole's cart position and pole angle), None for tasks without a slice.
+        episode: int [T] the episode of each step.
         layouts: per episode, the obstacles (x, y, radius); goals: (episode, x, y) of each goal set.
     """
 
@@ -123,7 +123,7 @@ def rollout(
             if track is not None:
                 pillars = env.physics.pillar_positions().tolist() if hasattr(env.physics, "pillar_positions") else []
                 layouts.append([(x, y, PILLAR_RADIUS) for x, y in pillars])
-                episode_index.append(np.full(len(episode.costs), ep))
+            episode_index.append(np.full(len(episode.costs), ep))
             risks.append(episode.risk)
             costs.append(episode.costs)
             labels.append(metrics.upcoming_violation_labels(episode.costs, horizon))
@@ -135,7 +135,7 @@ def rollout(
     return Rollouts(
         np.concatenate(risks), np.concatenate(costs), np.concatenate(labels), np.concatenate(used), returns, ep_costs,
         modes, np.asarray(commands), np.concatenate(observations),
-        np.asarray(positions) if positions else None, np.concatenate(episode_index) if episode_index else None,
+        np.asarray(positions) if positions else None, np.concatenate(episode_index),
         layouts, goals,
     )  # fmt: skip
 
@@ -388,6 +388,9 @@ def calibrate(
         "hysteresis": hysteresis,
         "risk_signal": signal,
         "risk_auroc": metrics.auroc(data.risk, data.labels),
+        # How far to trust it: the AUROC of a few violation onsets is mostly noise (10 diff-drive episodes held 5).
+        "risk_auroc_interval": list(metrics.auroc_interval(data.risk, data.labels, data.episode)),
+        "onsets": metrics.violation_onsets(data.cost, data.episode),
         "violation_rate": float((data.cost > 0).mean()),
         "positive_rate": float(data.labels.mean()),
         "reliability_monotone": float(metrics.is_monotone(table)),

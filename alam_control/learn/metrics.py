@@ -109,6 +109,51 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def violation_onsets(costs: np.ndarray, episode: np.ndarray) -> int:
+    """Violation onsets: steps with c > 0 whose previous step in the same episode had none (or that open it).
+
+    Args:
+        costs: ``[T]`` per-step costs of several episodes in a row; episode: ``[T]`` the episode of each step.
+    """
+    viol, episode = np.asarray(costs) > 0, np.asarray(episode)
+    starts = np.ones(len(viol), dtype=bool)
+    starts[1:] = (~viol[:-1]) | (episode[1:] != episode[:-1])
+    return int((viol & starts).sum())
+
+
+def auroc_interval(
+    scores: np.ndarray, labels: np.ndarray, episode: np.ndarray, level: float = 0.95, draws: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of `auroc` over whole episodes.
+
+    States within an episode are not independent (the ~H states before one violation share its label), so the
+    resampling unit is the episode: with a handful of violation onsets the interval is wide, as it should be.
+
+    Args:
+        scores, labels, episode: ``[T]`` each; episode is the episode index of each state.
+
+    Returns:
+        (low, high); NaN, NaN when fewer than 2 episodes or no draw has both classes.
+    """
+    scores, labels, episode = np.asarray(scores, np.float64), np.asarray(labels, bool), np.asarray(episode)
+    ids, inverse = np.unique(episode, return_inverse=True)
+    if len(ids) < 2:
+        return math.nan, math.nan
+    members = [np.flatnonzero(inverse == k) for k in range(len(ids))]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(draws):
+        idx = np.concatenate([members[k] for k in rng.integers(len(ids), size=len(ids))])
+        value = auroc(scores[idx], labels[idx])
+        if not math.isnan(value):
+            values.append(value)
+    if not values:
+        return math.nan, math.nan
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
 def _second_half(values: Sequence[float]) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     return values[len(values) // 2 :]

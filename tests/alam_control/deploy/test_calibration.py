@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,9 @@ def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, cap
     assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "3"]) == 0
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["risk_low"] <= manifest["risk_high"] and manifest["calibration"]["episodes"] == 3
+    cal = manifest["calibration"]
+    low, high = cal["risk_auroc_interval"]
+    assert cal["onsets"] >= 1 and (math.isnan(low) or low <= cal["risk_auroc"] <= high)
     assert "reliability" in capsys.readouterr().out
     load_bundle(bundle)  # still verifies: the policy file and its hash are untouched
     assert cli.main(["eval", "--bundle", str(bundle), "--monitor", "--episodes", "1"]) == 0

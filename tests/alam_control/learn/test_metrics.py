@@ -58,3 +58,38 @@ def test_oscillation_metrics_by_hand() -> None:
     assert metrics.train_violation_osc(steps, [math.nan, math.nan, 0, 1, 3, 3]) == pytest.approx(1.5)
     assert math.isnan(metrics.train_violation_osc([1, 2], [0, 1]))
     assert metrics.train_violation_osc([10, 20, 30, 40], [0, 0, 0, 0]) == 0.0  # no violation: no oscillation
+
+
+def test_violation_onsets_count_runs_and_restart_at_each_episode() -> None:
+    costs = np.array([0, 1, 1, 0, 1, 1, 0], dtype=float)
+    episode = np.array([0, 0, 0, 0, 0, 1, 1])
+    # Runs starting at t = 1 and t = 4; t = 5 continues a violation but opens episode 1: a new onset.
+    assert metrics.violation_onsets(costs, episode) == 3
+    assert metrics.violation_onsets(np.zeros(4), np.zeros(4)) == 0
+
+
+def test_auroc_interval_resamples_whole_episodes() -> None:
+    # Episode 0 ranks its positive first, episode 1 last: pooled AUROC 0.5, and resampling episodes (not states)
+    # swings it between all-good and all-bad draws.
+    scores = np.array([0.9, 0.1, 0.2, 0.1, 0.9, 0.8])
+    labels = np.array([1, 0, 0, 1, 0, 0], dtype=bool)
+    episode = np.array([0, 0, 0, 1, 1, 1])
+    low, high = metrics.auroc_interval(scores, labels, episode, draws=400)
+    assert low == 0.0 and high == 1.0
+    # Perfectly separated in every episode: a point interval at 1.
+    assert metrics.auroc_interval(np.array([1.0, 0.0, 1.0, 0.0]), np.array([1, 0, 1, 0], bool),
+                                  np.array([0, 0, 1, 1])) == (1.0, 1.0)  # fmt: skip
+    assert all(math.isnan(v) for v in metrics.auroc_interval(scores, labels, np.zeros(6)))
+
+
+def test_auroc_interval_narrows_with_more_episodes() -> None:
+    rng = np.random.default_rng(0)
+
+    def width(episodes: int) -> float:
+        labels = rng.random(episodes * 50) < 0.1
+        scores = labels + rng.normal(0.0, 1.0, len(labels))  # AUROC ~0.76
+        low, high = metrics.auroc_interval(scores, labels, np.repeat(np.arange(episodes), 50), draws=300)
+        assert low < metrics.auroc(scores, labels) < high
+        return high - low
+
+    assert width(80) < 0.6 * width(10)
