@@ -6,9 +6,11 @@ For every finished `fac` and `sac_alam` trial of the sweep (trial names `seed=S,
 configs/sweeps/*.yaml write them) this:
 
 1. exports a bundle to SWEEP_DIR/bundles/<trial> (`alam export`),
-2. calibrates it (`alam calibrate --episodes 10 --recall 0.5`, default randomization; the x2, then x3 ranges of
+2. calibrates it (`alam calibrate --episodes 100 --recall 0.5` under its training ranges; the x2, then x3 ranges of
    step 4 when the bundle never violates under x1) and draws the reliability diagram of seed 0
-   (reliability_<task>_<algo>.png),
+   (reliability_<task>_<algo>.png). 100 episodes (`--calibration-episodes`): a safe policy violates rarely, and
+   10 diff-drive episodes held 5 violation onsets, an AUROC of noise; each AUROC comes with its onsets and a 95 %
+   episode-bootstrap interval,
 3. maps lambda(s) over the task's state slice (`alam riskmap`, cart-pole and diff-drive; grid 41, H 20), all seeds
    for the grid AUROC table, the seed-0 maps of fac and sac_alam in one figure per task (riskmap_<task>.png),
 4. evaluates each sac_alam bundle (and the shipped bundles/diffdrive, trained with randomization x1) under
@@ -42,9 +44,9 @@ from alam_control.learn import rundir  # noqa: E402
 from alam_control.runtime import MonitorConfig, load_bundle  # noqa: E402
 
 ALGOS = ("fac", "sac_alam")
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 """Part of each trial's cache key: raise it when what a trial's evidence means changes (2: calibration and stress
-around the bundle's training ranges, the cart-pole's center fallback)."""
+around the bundle's training ranges, the cart-pole's center fallback; 3: calibration's onsets and interval)."""
 WIDTHS = (0.0, 1.0, 2.0, 3.0)
 _FIELD = re.compile(r"(\w+)=([\w.-]+)")
 
@@ -108,13 +110,13 @@ def throughput(sweep_dir: Path) -> list[dict]:
 
 
 def process(
-    run_dir: Path, algo: str, bundle_dir: Path, episodes: int, grid: int
+    run_dir: Path, algo: str, bundle_dir: Path, episodes: int, grid: int, calibration_episodes: int
 ) -> tuple[dict, riskmap.RiskMap | None]:
     """Export, calibrate, risk-map and (sac_alam) stress-test one trial. The result is cached in
     bundle_dir/evidence.json (+ riskmap.npz) and reused while the trial's final step and the settings match, so
     the script can run while a sweep is still adding trials."""
     key = {"train_step": rundir.read_summary(run_dir)["steps"], "episodes": episodes, "grid": grid,
-           "version": CACHE_VERSION}  # fmt: skip
+           "calibration_episodes": calibration_episodes, "version": CACHE_VERSION}  # fmt: skip
     cache, arrays = bundle_dir / "evidence.json", bundle_dir / "riskmap.npz"
     if cache.exists():
         entry = json.loads(cache.read_text())
@@ -132,7 +134,7 @@ def process(
     cal: dict = {}
     for width in (1.0, 2.0, 3.0):  # a bundle that never violates under x1 is calibrated on wider ranges
         try:
-            cal = calibration.calibrate(bundle_dir, episodes, 0.5, trained.widened(width))
+            cal = calibration.calibrate(bundle_dir, calibration_episodes, 0.5, trained.widened(width))
             cal["randomize_width"] = width
             break
         except ValueError as err:  # no violation at all in the rollouts: nothing to calibrate on
@@ -163,7 +165,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--episodes", type=int, default=10, help="episodes per stress-test cell")
+    parser.add_argument("--calibration-episodes", type=int, default=100)
     parser.add_argument("--grid", type=int, default=41)
     parser.add_argument("--shipped", type=Path, default=REPO / "bundles" / "diffdrive")
     args = parser.parse_args()
@@ -172,11 +175,13 @@ def main() -> None:
     trials = finished_trials(args.sweep_dir)
     if not trials:
         raise SystemExit(f"{args.sweep_dir}: no finished fac / sac_alam trials named by seed, task and algo")
-    results: dict = {"sweep": str(args.sweep_dir), "episodes": args.episodes, "bundles": {}, "stress": []}
+    results: dict = {"sweep": str(args.sweep_dir), "episodes": args.episodes,
+                     "calibration_episodes": args.calibration_episodes, "bundles": {}, "stress": []}  # fmt: skip
 
     maps: dict[tuple[str, str, int], riskmap.RiskMap] = {}
     for seed, task, algo, run_dir in trials:
-        entry, m = process(run_dir, algo, args.sweep_dir / "bundles" / run_dir.name, args.episodes, args.grid)
+        entry, m = process(run_dir, algo, args.sweep_dir / "bundles" / run_dir.name, args.episodes, args.grid,
+                           args.calibration_episodes)  # fmt: skip
         entry.update(seed=seed, task=task, algo=algo)
         results["bundles"][run_dir.name] = entry
         cal = entry["calibration"]
@@ -228,6 +233,22 @@ def to_markdown(results: dict) -> str:
             f"| {task} | {algo} | {len(es)} | {widths(es)} | {ci_text([c['risk_auroc'] for c in cals])} "
             f"| {ci_text(top)} | {ci_text(bottom)} | {ci_text(grid_l)} | {ci_text(grid_q)} |"
         )
+    lines += ["", "## Calibration per seed (95% interval: bootstrap over episodes)", "",
+              "| task | algo | seed | width | episodes | violation onsets | AUROC (lambda) | interval | monotone "
+              "| cap share |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for (task, algo), es in sorted(by.items()):
+        for e in sorted(es, key=lambda e: e["seed"]):
+            c = e["calibration"]
+            if "error" in c:
+                lines.append(f"| {task} | {algo} | {e['seed']} | - | - | 0 | no violation | | | |")
+                continue
+            low, high = c.get("risk_auroc_interval", (math.nan, math.nan))
+            lines.append(
+                f"| {task} | {algo} | {e['seed']} | x{c['randomize_width']:g} | {c['episodes']} "
+                f"| {c.get('onsets', '?')} "
+                f"| {c['risk_auroc']:.3f} | {low:.3f}-{high:.3f} | {'yes' if c['reliability_monotone'] else 'no'} "
+                f"| {c.get('cap_share', math.nan):.4f} |"
+            )
     lines += ["", "## Stress test: sac_alam bundles under widened randomization (mean ± 95% CI over seeds)", "",
               "| task | width | monitor | n | return | violation_rate | fallback share |",
               "|---|---|---|---|---|---|---|"]  # fmt: skip
