@@ -39,7 +39,7 @@ demo: $(STAMP)
 	@test -f $(DEMO_BUNDLE)/manifest.json || { \
 	  $(BIN)/alam train --config configs/diffdrive_demo.yaml --run-dir $(DEMO_RUN) $$(test -f $(DEMO_RUN)/checkpoint.pt && echo --resume) && \
 	  $(BIN)/alam export --run-dir $(DEMO_RUN) --out $(DEMO_BUNDLE) && \
-	  $(BIN)/alam calibrate --bundle $(DEMO_BUNDLE) --recall 0.4; }
+	  $(BIN)/alam calibrate --bundle $(DEMO_BUNDLE) --episodes 100 --recall 0.4; }
 	ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=$${ROS_DOMAIN_ID:-42} \
 	  $(BIN)/alam-ros-demo --bundle $(DEMO_BUNDLE) --duration $(DEMO_SECONDS) --record runs/demo/trace
 

@@ -405,7 +405,8 @@ _INVALID = {
     "obs_dim": st.one_of(st.integers(max_value=0), _floats(), st.text(max_size=3), st.booleans()),
     "act_dim": st.one_of(st.integers(max_value=0), _floats(), st.text(max_size=3), st.booleans()),
     "obs_layout": st.one_of(_WRONG_TYPE.filter(lambda v: not isinstance(v, dict) or v),
-                            st.fixed_dictionaries({"x": st.lists(st.integers(-5, 40), max_size=3)})),
+                            st.fixed_dictionaries({"x": st.lists(st.integers(-5, 40), max_size=3).filter(
+                                lambda r: not (len(r) == 2 and 0 <= r[0] < r[1] <= _SHIPPED_MANIFEST["obs_dim"]))})),
     "action_low": st.one_of(_WRONG_TYPE, st.lists(_NOT_A_NUMBER, min_size=2, max_size=2), st.just([-0.5])),
     "action_high": st.one_of(_WRONG_TYPE, st.lists(_NOT_A_NUMBER, min_size=2, max_size=2),
                              st.just([-0.5, -2.0]), st.just([1, 2, 3])),
