@@ -14,7 +14,9 @@ ranges (manifest `randomization`, `alam_control.deploy.calibration.training_rang
 - flagged: the share of all steps with lambda > risk_high, and the precision of that flag.
 
 With --monitor it also rolls each bundle out behind its runtime monitor (manifest thresholds) and the diff
-drive's retreat fallback, and prints return, violation rate and fallback share alone vs monitored.
+drive's retreat fallback, and prints return, violation rate and fallback share alone vs monitored. With
+--scripted it adds the task's scripted safe policy (`sim.TASKS.safe_policy`) on the same episodes: issue 12's bar
+is a return at least the scripted one's at a violation rate <= 0.005.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ def main() -> None:
     parser.add_argument("--push-rate", type=float, default=None, help="pushes per s (default: the first bundle's)")
     parser.add_argument("--seed", type=int, default=calibration.EVAL_SEED, help="first episode seed")
     parser.add_argument("--monitor", action="store_true", help="also alone vs behind monitor + retreat")
+    parser.add_argument("--scripted", action="store_true", help="also the task's scripted safe policy")
     args = parser.parse_args()
     ranges = calibration.training_ranges(load_bundle(args.bundles[0]).manifest)
     if args.push_rate is not None:
@@ -101,6 +104,21 @@ def main() -> None:
                 share = float(np.mean([m != "POLICY" for m in data.modes]))
                 print(f"| {path} | {'+ monitor + retreat' if monitor else 'alone'} | {np.mean(data.returns):.2f} | "
                       f"{(data.cost > 0).mean():.4f} | {share:.3f} |", flush=True)  # fmt: skip
+    if args.scripted:
+        task = load_bundle(args.bundles[0]).manifest["task"]
+        ret, rate = scripted(task, args.episodes, ranges, args.seed)
+        print(f"\nscripted safe policy of {task}, same episodes: return {ret:.2f}, violation rate {rate:.4f}")
+
+
+def scripted(task: str, episodes: int, ranges: sim.Randomization, seed: int) -> tuple[float, float]:
+    """(mean return, violation rate) of the task's scripted safe policy over the episodes `rollout` uses."""
+    env = sim.load(task, seed=seed, randomize=ranges)
+    try:
+        policy = sim.TASKS.safe_policy(env)
+        runs = [sim.run_episode(env, policy, seed=seed + ep) for ep in range(episodes)]
+    finally:
+        env.close()
+    return float(np.mean([r.ret for r in runs])), float(np.mean(np.concatenate([r.costs for r in runs]) > 0))
 
 
 if __name__ == "__main__":
