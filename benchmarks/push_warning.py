@@ -40,8 +40,7 @@ from alam_control.runtime import MonitorConfig, load_bundle  # noqa: E402
 def warned_share(risk: np.ndarray, cost: np.ndarray, episode: np.ndarray, threshold: float, horizon: int) -> tuple:
     """(warned onsets, onsets): onsets of a violation with risk > threshold at some step of the `horizon` before
     it, in the same episode. All arrays [T]."""
-    new = np.r_[True, episode[1:] != episode[:-1]]  # the first step of each episode
-    onsets = [i for i in range(len(cost)) if cost[i] > 0 and (new[i] or cost[i - 1] == 0)]
+    onsets = metrics.violation_onsets(cost, episode)
     warned = 0
     for i in onsets:
         before = slice(max(0, i - horizon), i)
@@ -115,7 +114,7 @@ def scripted(task: str, episodes: int, ranges: sim.Randomization, seed: int) -> 
     env = sim.load(task, seed=seed, randomize=ranges)
     try:
         policy = sim.TASKS.safe_policy(env)
-        runs = [sim.run_episode(env, policy, seed=seed + ep) for ep in range(episodes)]
+        runs = sim.run_episodes(env, policy, episodes, seed)
     finally:
         env.close()
     return float(np.mean([r.ret for r in runs])), float(np.mean(np.concatenate([r.costs for r in runs]) > 0))

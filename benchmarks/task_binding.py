@@ -28,15 +28,9 @@ from alam_control.learn import trainer
 
 def rollout(env: sim.SafeEnv, policy, episodes: int, seed: int) -> tuple[float, float, float]:
     """Returns (violation rate, mean return, mean cost) of `policy(obs) -> action` over seeded episodes."""
-    steps = violations = 0
-    returns, costs = [], []
-    for ep in range(episodes):
-        episode = sim.run_episode(env, policy, seed=seed + ep)
-        steps += len(episode.costs)
-        violations += int(np.count_nonzero(episode.costs > 0))
-        returns.append(episode.ret)
-        costs.append(episode.cost)
-    return violations / steps, float(np.mean(returns)), float(np.mean(costs))
+    runs = sim.run_episodes(env, policy, episodes, seed)
+    rate = float(np.mean(np.concatenate([r.costs for r in runs]) > 0))
+    return rate, float(np.mean([r.ret for r in runs])), float(np.mean([r.cost for r in runs]))
 
 
 def sac_run(name: str, steps: int, episodes: int) -> tuple[float, float, float, float]:

@@ -37,7 +37,7 @@ from sim.env import SafeEnv, TaskSpec  # noqa: E402
 from sim.gym_adapter import make_gymnasium  # noqa: E402
 from sim.randomization import Randomization  # noqa: E402
 from sim.registry import TASKS, load  # noqa: E402
-from sim.rollout import Episode, Step, run_episode  # noqa: E402
+from sim.rollout import Episode, Step, run_episode, run_episodes  # noqa: E402
 from sim.vector import VectorEnv  # noqa: E402
 
 ALL_TASKS: tuple[str, ...] = tuple(TASKS)
@@ -54,4 +54,5 @@ __all__ = [
     "load",
     "make_gymnasium",
     "run_episode",
+    "run_episodes",
 ]

@@ -94,3 +94,8 @@ def run_episode(
         terminated=bool(terminated),
         final_obs=np.asarray(obs, np.float32),
     )
+
+
+def run_episodes(env: SafeEnv, driver: Callable[[np.ndarray], Any], episodes: int, seed: int) -> list[Episode]:
+    """`run_episode` with seeds seed, seed + 1, ... (the seeded evaluation episodes every benchmark compares on)."""
+    return [run_episode(env, driver, seed=seed + ep) for ep in range(episodes)]

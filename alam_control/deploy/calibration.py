@@ -390,7 +390,7 @@ def calibrate(
         "risk_auroc": metrics.auroc(data.risk, data.labels),
         # How far to trust it: the AUROC of a few violation onsets is mostly noise (10 diff-drive episodes held 5).
         "risk_auroc_interval": list(metrics.auroc_interval(data.risk, data.labels, data.episode)),
-        "onsets": metrics.violation_onsets(data.cost, data.episode),
+        "onsets": len(metrics.violation_onsets(data.cost, data.episode)),
         "violation_rate": float((data.cost > 0).mean()),
         "positive_rate": float(data.labels.mean()),
         "reliability_monotone": float(metrics.is_monotone(table)),

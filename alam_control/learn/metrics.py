@@ -109,16 +109,19 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def violation_onsets(costs: np.ndarray, episode: np.ndarray) -> int:
+def violation_onsets(costs: np.ndarray, episode: np.ndarray) -> np.ndarray:
     """Violation onsets: steps with c > 0 whose previous step in the same episode had none (or that open it).
 
     Args:
         costs: ``[T]`` per-step costs of several episodes in a row; episode: ``[T]`` the episode of each step.
+
+    Returns:
+        ``[K]`` int, the onset steps in order.
     """
     viol, episode = np.asarray(costs) > 0, np.asarray(episode)
     starts = np.ones(len(viol), dtype=bool)
     starts[1:] = (~viol[:-1]) | (episode[1:] != episode[:-1])
-    return int((viol & starts).sum())
+    return np.flatnonzero(viol & starts)
 
 
 def auroc_interval(

@@ -425,3 +425,16 @@ def test_widened_ranges_grow_around_the_nominal_model() -> None:
     assert sim.Randomization(mass=(0.5, 1.5)).widened(3.0).mass == pytest.approx((0.05, 2.5))  # floored: mass > 0
     with pytest.raises(ValueError, match="widening factor must be >= 1, got 0.5"):
         sim.Randomization().widened(0.5)
+
+
+def test_run_episodes_are_the_seeded_run_episode_calls() -> None:
+    # The evaluation episodes benchmarks compare on: seed, seed + 1, ... regardless of what ran before.
+    env = sim.load("point-safe_goal", seed=0)
+    try:
+        policy = sim.TASKS.safe_policy(env)
+        runs = sim.run_episodes(env, policy, 2, seed=7)
+        again = [sim.run_episode(env, policy, seed=s) for s in (8, 7)][::-1]
+    finally:
+        env.close()
+    assert [r.ret for r in runs] == [r.ret for r in again] and len(runs) == 2
+    assert runs[0].ret != runs[1].ret

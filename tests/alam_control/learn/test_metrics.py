@@ -64,8 +64,8 @@ def test_violation_onsets_count_runs_and_restart_at_each_episode() -> None:
     costs = np.array([0, 1, 1, 0, 1, 1, 0], dtype=float)
     episode = np.array([0, 0, 0, 0, 0, 1, 1])
     # Runs starting at t = 1 and t = 4; t = 5 continues a violation but opens episode 1: a new onset.
-    assert metrics.violation_onsets(costs, episode) == 3
-    assert metrics.violation_onsets(np.zeros(4), np.zeros(4)) == 0
+    assert metrics.violation_onsets(costs, episode).tolist() == [1, 4, 5]
+    assert len(metrics.violation_onsets(np.zeros(4), np.zeros(4))) == 0
 
 
 def test_auroc_interval_resamples_whole_episodes() -> None:
