@@ -92,9 +92,14 @@ def test_a_named_axis_applies_its_overrides_together_and_names_trials_by_label(t
     assert s.trials[0].config.sac.reward_scale == 1.0  # the cart-pole trials do not get the diff-drive's scale
     assert s.grid["algo"]["ascent"]["algo.multiplier_update"] == "ascent"  # kept as written, for the manifest
 
-    # The repo's evidence grid: 7 algorithms x 3 tasks x 3 seeds, seeds varying slowest.
+    # The repo's evidence grid: 7 algorithms x 4 tasks x 5 seeds, seeds varying slowest.
     paper = sweep.load(REPO / "configs" / "sweeps" / "paper.yaml")
-    assert len(paper.trials) == 63 and paper.trials[0].name == "seed=0,task=cartpole,algo=sac"
+    assert len(paper.trials) == 140 and paper.trials[0].name == "seed=0,task=cartpole,algo=sac"
+    assert paper.trials[28].name == "seed=1,task=cartpole,algo=sac"
+    # The diff-drive's margin applies to every algorithm of its cells, and to no other task.
+    thresholds = {(t.config.task, t.config.cost.threshold) for t in paper.trials}
+    assert ("diffdrive-safe_navigate", 0.1608) in thresholds and ("cartpole-safe_swingup", None) in thresholds
+    assert len({th for task, th in thresholds if task == "diffdrive-safe_navigate"}) == 1
     labels = {(t.config.algo.name, t.config.algo.actor_penalty, t.config.algo.multiplier_update, t.config.algo.label)
               for t in paper.trials}  # fmt: skip
     assert ("sac_alam", "linear", None, "alam_nopenalty") in labels
