@@ -152,13 +152,18 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     result = calibration.calibrate(args.bundle, args.episodes, args.recall, not args.no_randomize, args.horizon,
                                    hysteresis=args.hysteresis)  # fmt: skip
-    table = result.pop("reliability")
+    table, by_lead = result.pop("reliability"), result.pop("auroc_by_lead")
     print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}, indent=2))
     signal = result["risk_signal"]
     print(f"reliability: P(violation within horizon | {signal} bin)")
     for row in table:
         print(f"  {signal} [{row['bin_low']:.3g}, {row['bin_high']:.3g}]  steps {row['steps']:6d}  "
               f"rate {row['positive_rate']:.3f}")  # fmt: skip
+    print(f"how early: AUROC of {signal} for states k steps before a violation, against states with none within "
+          f"{result['horizon']}")  # fmt: skip
+    for row in by_lead:
+        lead = f"{row['lead_low']}-{row['lead_high'] - 1}"
+        print(f"  k {lead:<5}  states {row['positives']:6d}  AUROC {row['auroc']:.3f}")
     print(f"risk_high / risk_low written to {args.bundle}/manifest.json")
     if args.plot:
         print(f"reliability diagram: {calibration.plot_reliability(table, result, args.plot, title=args.bundle)}")

@@ -355,6 +355,13 @@ def training_ranges(manifest: dict[str, Any]) -> sim.Randomization:
     return sim.Randomization.from_mapping(recorded) if recorded else sim.Randomization()
 
 
+def lead_edges(horizon: int) -> tuple[int, ...]:
+    """Bins of `metrics.auroc_by_lead` for a horizon H: the violating states, 1-4 steps ahead, then 5 at a time
+    up to H (H 20: 0 | 1-4 | 5-9 | 10-14 | 15-19)."""
+    inner = [1, *range(5, horizon, 5)] if horizon > 1 else []
+    return (0, *inner, horizon)
+
+
 def calibrate(
     bundle_dir: str | Path,
     episodes: int = 20,
@@ -394,6 +401,8 @@ def calibrate(
         "violation_rate": float((data.cost > 0).mean()),
         "positive_rate": float(data.labels.mean()),
         "reliability_monotone": float(metrics.is_monotone(table)),
+        # How early it warns: the one AUROC averages violations 0 and H - 1 steps ahead.
+        "auroc_by_lead": metrics.auroc_by_lead(data.risk, data.cost, data.episode, lead_edges(horizon)),
         **({"cap_share": metrics.cap_share(data.risk, cap)} if cap is not None else {}),
         **quality,
         "reliability": table,

@@ -124,6 +124,57 @@ def violation_onsets(costs: np.ndarray, episode: np.ndarray) -> np.ndarray:
     return np.flatnonzero(viol & starts)
 
 
+def steps_to_violation(costs: np.ndarray, episode: np.ndarray) -> np.ndarray:
+    """Steps from each state to the next violation of its episode: 0 at a violating step, -1 when none follows.
+
+    Args:
+        costs: ``[T]`` per-step costs of several episodes in a row; episode: ``[T]`` the episode of each step.
+
+    Returns:
+        ``[T]`` int64.
+    """
+    viol, episode = np.asarray(costs) > 0, np.asarray(episode)
+    t = np.arange(len(viol))
+    # The next violating step at or after t over the whole record (len(viol) when none) ...
+    following = np.minimum.accumulate(np.where(viol, t, len(viol))[::-1])[::-1]
+    # ... counts only when it lies in t's own episode (episodes are contiguous).
+    found = following < len(viol)
+    found[found] = episode[following[found]] == episode[found]
+    return np.where(found, following - t, -1).astype(np.int64)
+
+
+def auroc_by_lead(
+    scores: np.ndarray, costs: np.ndarray, episode: np.ndarray, edges: Sequence[int] = (0, 1, 5, 10, 15, 20)
+) -> list[dict[str, float]]:
+    """How early a risk signal ranks a violation: AUROC of the positives whose next violation is ``lo`` to
+    ``hi - 1`` steps ahead (``lo = 0``: the violating states themselves) against every state with no violation in
+    the next ``edges[-1]`` steps of its episode.
+
+    The AUROC of "a violation within H steps" averages these bins; a signal that only rises as the violation
+    begins scores high in the first bins and near 0.5 in the last ones, which the one number hides.
+
+    Args:
+        scores, costs, episode: ``[T]`` each.
+        edges: increasing bin edges in steps; the last is H.
+
+    Returns:
+        One row per bin: {"lead_low", "lead_high" (exclusive), "positives", "auroc"} (auroc NaN when empty).
+    """
+    scores = np.asarray(scores, np.float64)
+    lead = steps_to_violation(costs, episode)
+    horizon = edges[-1]
+    negative = (lead < 0) | (lead >= horizon)
+    rows = []
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        positive = (lead >= low) & (lead < high)
+        keep = positive | negative
+        rows.append({
+            "lead_low": int(low), "lead_high": int(high), "positives": int(positive.sum()),
+            "auroc": auroc(scores[keep], positive[keep]),
+        })  # fmt: skip
+    return rows
+
+
 def auroc_interval(
     scores: np.ndarray, labels: np.ndarray, episode: np.ndarray, level: float = 0.95, draws: int = 1000, seed: int = 0
 ) -> tuple[float, float]:

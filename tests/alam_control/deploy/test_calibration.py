@@ -66,7 +66,12 @@ def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, cap
     cal = manifest["calibration"]
     low, high = cal["risk_auroc_interval"]
     assert cal["onsets"] >= 1 and (math.isnan(low) or low <= cal["risk_auroc"] <= high)
-    assert "reliability" in capsys.readouterr().out
+    # How early: one row per lead bin, the violating states' count is the steps with cost (a positive bin).
+    rows = cal["auroc_by_lead"]
+    assert [(r["lead_low"], r["lead_high"]) for r in rows] == [(0, 1), (1, 5), (5, 10), (10, 15), (15, 20)]
+    assert rows[0]["positives"] == round(cal["violation_rate"] * 3 * 500)  # 3 episodes of 500 steps
+    out = capsys.readouterr().out
+    assert "reliability" in out and "how early" in out and "k 0-0  " in out
     load_bundle(bundle)  # still verifies: the policy file and its hash are untouched
     assert cli.main(["eval", "--bundle", str(bundle), "--monitor", "--episodes", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["monitor"] is True

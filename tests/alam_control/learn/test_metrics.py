@@ -68,6 +68,29 @@ def test_violation_onsets_count_runs_and_restart_at_each_episode() -> None:
     assert len(metrics.violation_onsets(np.zeros(4), np.zeros(4))) == 0
 
 
+def test_steps_to_violation_counts_to_the_next_violation_of_the_same_episode() -> None:
+    costs = np.array([0, 0, 1, 0, 0, 0, 1, 0], dtype=float)
+    episode = np.array([0, 0, 0, 0, 0, 1, 1, 1])
+    # Episode 0: t = 0, 1 lead to its violation at t = 2; t = 3, 4 see none in their episode (episode 1's
+    # violation at t = 6 does not count for them); episode 1: 1 step, then the violation, then none.
+    assert metrics.steps_to_violation(costs, episode).tolist() == [2, 1, 0, -1, -1, 1, 0, -1]
+    assert metrics.steps_to_violation(np.zeros(3), np.zeros(3)).tolist() == [-1, -1, -1]
+
+
+def test_auroc_by_lead_scores_each_lead_against_the_safe_states() -> None:
+    # One episode: a violation at t = 6; the score rises only 2 steps before it.
+    costs = np.array([0, 0, 0, 0, 0, 0, 1, 0, 0, 0], dtype=float)
+    scores = np.array([0.1, 0.2, 0.1, 0.5, 0.9, 0.9, 1.0, 0.1, 0.4, 0.1])
+    episode = np.zeros(10, int)
+    rows = metrics.auroc_by_lead(scores, costs, episode, edges=(0, 1, 3, 6))
+    # Negatives: no violation within 6 steps, t = 0 (lead 6) and t = 7, 8, 9 (none follows): scores .1 .1 .4 .1.
+    assert [(r["lead_low"], r["lead_high"], r["positives"]) for r in rows] == [(0, 1, 1), (1, 3, 2), (3, 6, 3)]
+    assert rows[0]["auroc"] == 1.0 and rows[1]["auroc"] == 1.0
+    # Leads 3, 4, 5 are t = 3, 2, 1 with scores .5, .1, .2: 4/4 + (0.5 * 3)/4 + 3/4 wins of 3 x 4 pairs.
+    assert rows[2]["auroc"] == pytest.approx((4 + 1.5 + 3) / 12)
+    assert math.isnan(metrics.auroc_by_lead(scores, np.zeros(10), episode, edges=(0, 5))[0]["auroc"])
+
+
 def test_auroc_interval_resamples_whole_episodes() -> None:
     # Episode 0 ranks its positive first, episode 1 last: pooled AUROC 0.5, and resampling episodes (not states)
     # swings it between all-good and all-bad draws.
