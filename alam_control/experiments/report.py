@@ -30,8 +30,16 @@ from alam_control import config as config_lib
 from alam_control.experiments.sweep.spec import TRIALS_DIR
 from alam_control.learn import rundir
 
-METRICS = ("return", "cost", "violation_rate", "lambda_osc", "cost_osc", "train_violation_osc", "train_cost",
-           "risk_auroc")
+METRICS = (
+    "return",
+    "cost",
+    "violation_rate",
+    "lambda_osc",
+    "cost_osc",
+    "train_violation_osc",
+    "train_cost",
+    "risk_auroc",
+)
 """DESIGN.md section 7 names, read from each run's summary.json (the final evaluation + whole-run metrics)."""
 CURVES = (
     ("return", "eval return"),
@@ -146,8 +154,105 @@ def aggregate(groups: dict[tuple[str, str, str], list[RunResult]]) -> list[dict[
         for m in METRICS:
             mean, low, high, n = interval([_as_float(r.summary.get(m)) for r in runs])
             row.update({f"{m}_mean": mean, f"{m}_ci_low": low, f"{m}_ci_high": high, f"{m}_n": n})
+        flat = [plateau(r.evals) for r in runs]
+        row["plateaued"] = sum(p["plateaued"] == 1.0 for p in flat)
+        row["plateau_gain"] = interval([p["gain"] for p in flat])[0]
         rows.append(row)
     return rows
+
+
+PLATEAU_WINDOW = 0.2
+"""Share of a run's evaluations in each of the two windows `plateau` compares."""
+PLATEAU_GAIN = 0.05
+"""A run has plateaued when its last window gains at most this share of its curve's range over the one before."""
+
+
+def plateau(evals: list[dict[str, float]], column: str = "return") -> dict[str, float]:
+    """Has a learning curve stopped rising? The mean of the last `PLATEAU_WINDOW` of the evaluations against the
+    window before it, relative to the range the curve covered (so one rule serves returns of 20 and of 700).
+
+    Plateaued: the gain is at most `PLATEAU_GAIN` of the range, or within two standard errors of the difference of
+    the two window means (evaluations of a few episodes are noisy; a rise inside that noise is not a trend).
+
+    Args:
+        evals: eval.csv rows in step order.
+
+    Returns:
+        {"last", "before", "gain" (last - before, over max - min of the curve), "noise" (2 standard errors of
+        last - before, same units as gain), "plateaued" (1.0 / 0.0)}; all NaN with fewer than 4 evaluations.
+    """
+    values = np.asarray([_as_float(e.get(column)) for e in evals], dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if len(values) < 4:
+        return dict.fromkeys(("last", "before", "gain", "noise", "plateaued"), math.nan)
+    k = min(max(2, round(PLATEAU_WINDOW * len(values))), len(values) // 2)
+    last, before = values[-k:], values[-2 * k : -k]
+    span = float(values.max() - values.min())
+    if span == 0.0:
+        return {"last": float(last.mean()), "before": float(before.mean()), "gain": 0.0, "noise": 0.0, "plateaued": 1.0}
+    gain = float(last.mean() - before.mean()) / span
+    noise = 2.0 * math.sqrt((last.var(ddof=1) + before.var(ddof=1)) / k) / span
+    return {"last": float(last.mean()), "before": float(before.mean()), "gain": gain, "noise": noise,
+            "plateaued": float(gain <= max(PLATEAU_GAIN, noise))}  # fmt: skip
+
+
+SAFE_BASELINES = ("sac_lag", "sac_pid_lag", "fac")
+"""The constrained baselines claim 1 compares SAC-ALaM with (unconstrained `sac` is not a safe-RL baseline)."""
+DUAL_ASCENT = ("fac", "alam_ascent")
+"""The multipliers trained by dual ascent whose oscillations claim 2 says SAC-ALaM removes."""
+
+
+def claim_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Claims 1 and 2 of docs/results.md per task, on the means of `aggregate` rows (one setting per algo).
+
+    - Claim 1, "beats safe-RL baselines in safety and return": the best baseline is the one of `SAFE_BASELINES`
+      with the highest mean return; supported when sac_alam's mean return is at least its and sac_alam's mean
+      violation rate is no higher. `separated` says whether the two return intervals are disjoint.
+    - Claim 2, "removes the oscillations of dual ascent": sac_alam's `lambda_osc` and `train_violation_osc` are
+      both below those of every `DUAL_ASCENT` variant present.
+
+    Returns:
+        One dict per task with a sac_alam row: task, claim (1 or 2), verdict ("supported", "not supported" or
+        "n/a" when a compared row is missing), and the figures it rests on.
+    """
+    by_task: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for r in rows:
+        by_task[r["task"]][r["algo"]] = r
+    verdicts = []
+    for task, algos in sorted(by_task.items()):
+        alam = algos.get("sac_alam")
+        if alam is None:
+            continue
+        baselines = [algos[a] for a in SAFE_BASELINES if a in algos]
+        if baselines:
+            best = max(baselines, key=lambda r: r["return_mean"])
+            holds = alam["return_mean"] >= best["return_mean"] and (
+                alam["violation_rate_mean"] <= best["violation_rate_mean"]
+            )
+            separated = alam["return_ci_low"] > best["return_ci_high"] or alam["return_ci_high"] < best["return_ci_low"]
+            verdicts.append({
+                "task": task, "claim": 1, "verdict": "supported" if holds else "not supported",
+                "best_baseline": best["algo"], "separated": bool(separated),
+                "return": (alam["return_mean"], best["return_mean"]),
+                "violation_rate": (alam["violation_rate_mean"], best["violation_rate_mean"]),
+            })  # fmt: skip
+        else:
+            verdicts.append({"task": task, "claim": 1, "verdict": "n/a"})
+        ascent = [algos[a] for a in DUAL_ASCENT if a in algos]
+        if ascent:
+            metrics_ = ("lambda_osc", "train_violation_osc")
+            pairs = [(alam[f"{m}_mean"], r[f"{m}_mean"]) for m in metrics_ for r in ascent]
+            if any(not (math.isfinite(a) and math.isfinite(b)) for a, b in pairs):
+                verdict = "n/a"
+            else:
+                verdict = "supported" if all(a < b for a, b in pairs) else "not supported"
+            verdicts.append({
+                "task": task, "claim": 2, "verdict": verdict,
+                **{m: (alam[f"{m}_mean"], {r["algo"]: r[f"{m}_mean"] for r in ascent}) for m in metrics_},
+            })  # fmt: skip
+        else:
+            verdicts.append({"task": task, "claim": 2, "verdict": "n/a"})
+    return verdicts
 
 
 def _as_float(v: Any) -> float:
@@ -181,7 +286,7 @@ def _cell(row: dict[str, Any], metric: str) -> str:
 def to_markdown(rows: list[dict[str, Any]], sweep_dir: Path, unfinished: list[Path], figures: list[Path]) -> str:
     """The report as Markdown: the table, the figures, and the runs left out."""
     with_setting = any(r["setting"] for r in rows)
-    head = ["task", "algo"] + (["setting"] if with_setting else []) + ["n"] + list(METRICS)
+    head = ["task", "algo"] + (["setting"] if with_setting else []) + ["n"] + list(METRICS) + ["plateaued"]
     lines = [
         f"# Sweep report: {sweep_dir}",
         "",
@@ -193,7 +298,19 @@ def to_markdown(rows: list[dict[str, Any]], sweep_dir: Path, unfinished: list[Pa
     ]
     for r in rows:
         cells = [r["task"], r["algo"]] + ([r["setting"] or _DASH] if with_setting else []) + [str(r["n_seeds"])]
-        lines.append("| " + " | ".join(cells + [_cell(r, m) for m in METRICS]) + " |")
+        flat = f"{r['plateaued']}/{r['n_seeds']} ({_num(r['plateau_gain'], 2)})"
+        lines.append("| " + " | ".join(cells + [_cell(r, m) for m in METRICS] + [flat]) + " |")
+    lines += [
+        "",
+        f"*plateaued*: seeds whose last {PLATEAU_WINDOW:.0%} of evaluations gain at most {PLATEAU_GAIN:.0%} of their "
+        "return curve's range over the window before, or no more than two standard errors of that difference (in "
+        "brackets: the mean gain, as a share of the range).",
+    ]
+    verdicts = claim_verdicts(rows)
+    if verdicts:
+        lines += ["", "## Claims (on means over seeds)", "", "| task | claim | verdict | figures |"]
+        lines.append("|---|---|---|---|")
+        lines += [f"| {v['task']} | {v['claim']} | {v['verdict']} | {_verdict_figures(v)} |" for v in verdicts]
     if figures:
         lines += ["", "## Learning curves", ""]
         lines += [f"![{p.stem}]({p.name})" for p in figures]
@@ -202,10 +319,28 @@ def to_markdown(rows: list[dict[str, Any]], sweep_dir: Path, unfinished: list[Pa
     return "\n".join(lines) + "\n"
 
 
+def _verdict_figures(v: dict[str, Any]) -> str:
+    """The numbers a `claim_verdicts` entry rests on, as table text."""
+    if v["verdict"] == "n/a" and len(v) == 3:
+        return _DASH
+    if v["claim"] == 1:
+        (ret, ret_b), (viol, viol_b) = v["return"], v["violation_rate"]
+        overlap = "disjoint" if v["separated"] else "overlap"
+        return (f"return {_num(ret, 4)} vs {v['best_baseline']} {_num(ret_b, 4)} (intervals {overlap}), "
+                f"violation rate {_num(viol, 2)} vs {_num(viol_b, 2)}")  # fmt: skip
+    parts = []
+    for m in ("lambda_osc", "train_violation_osc"):
+        alam, others = v[m]
+        parts.append(f"{m} {_num(alam, 2)} vs " + ", ".join(f"{a} {_num(x, 2)}" for a, x in others.items()))
+    return "; ".join(parts)
+
+
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    fields = ["task", "algo", "setting", "n_seeds", "seeds"] + [
-        f"{m}_{s}" for m in METRICS for s in ("mean", "ci_low", "ci_high", "n")
-    ]
+    fields = (
+        ["task", "algo", "setting", "n_seeds", "seeds"]
+        + [f"{m}_{s}" for m in METRICS for s in ("mean", "ci_low", "ci_high", "n")]
+        + ["plateaued", "plateau_gain"]
+    )
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()

@@ -176,3 +176,68 @@ def test_report_cli_and_its_errors(sweep_dir: Path, tmp_path: Path, capsys: pyte
     assert cli.main(["report", str(empty)]) == 2
     assert "no finished run" in capsys.readouterr().err
     assert cli.main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_plateau_compares_the_last_fifth_with_the_fifth_before() -> None:
+    def evals(values: list[float]) -> list[dict[str, float]]:
+        return [{"step": 1000.0 * (i + 1), "return": v} for i, v in enumerate(values)]
+
+    # 10 evaluations, windows of 2: last (9, 10) vs before (7, 8): gain 2 over a range of 10 -> 0.2, still rising.
+    rising = report.plateau(evals([0, 1, 2, 3, 4, 5, 7, 8, 9, 10]))
+    assert (rising["last"], rising["before"]) == (9.5, 7.5)
+    assert rising["gain"] == pytest.approx(0.2) and rising["plateaued"] == 0.0
+    # Flat at the end, and falling at the end: plateaued (a fall is no gain).
+    assert report.plateau(evals([0, 5, 9, 10, 10, 10, 10, 10.2, 10.1, 10.3]))["plateaued"] == 1.0
+    assert report.plateau(evals([0, 10, 10, 10, 10, 10, 9, 9, 8, 8]))["gain"] == pytest.approx(-0.1)  # 8 vs 9
+    # NaN evaluations are skipped; fewer than 4 left: undefined.
+    assert math.isnan(report.plateau(evals([1, math.nan, 2, 3]))["plateaued"])
+    assert report.plateau(evals([5, 5, 5, 5]))["gain"] == 0.0  # a flat curve has no range: no gain
+    # A rise of 3 (3/13 of the range 0-13) between windows whose evaluations scatter by +-5: inside 2 standard
+    # errors (2 * sqrt((50 + 50) / 2) / 13 = 1.09 of the range), so not a trend.
+    noisy = report.plateau(evals([0, 10, 0, 10, 0, 10, 0, 10, 3, 13]))
+    assert noisy["gain"] == pytest.approx(3 / 13) and noisy["noise"] == pytest.approx(2 * math.sqrt(50) / 13)
+    assert noisy["plateaued"] == 1.0
+
+
+def _row(task: str, algo: str, ret: float, viol: float, half: float = 1.0, **osc: float) -> dict:
+    row = {"task": task, "algo": algo, "return_mean": ret, "return_ci_low": ret - half, "return_ci_high": ret + half,
+           "violation_rate_mean": viol}  # fmt: skip
+    row.update({f"{m}_mean": osc.get(m, math.nan) for m in ("lambda_osc", "train_violation_osc")})
+    return row
+
+
+def test_claim_verdicts_on_hand_made_rows() -> None:
+    rows = [
+        # Task a: sac_alam beats the best baseline (fac, the highest return) on both; sac's higher return is not a
+        # safe-RL baseline. Its oscillations are below fac's and alam_ascent's on both measures.
+        _row("a", "sac", 500.0, 0.5),
+        _row("a", "sac_alam", 100.0, 0.01, lambda_osc=0.1, train_violation_osc=0.01),
+        _row("a", "sac_lag", 50.0, 0.001),
+        _row("a", "fac", 90.0, 0.02, half=20.0, lambda_osc=0.3, train_violation_osc=0.02),
+        _row("a", "alam_ascent", 80.0, 0.02, lambda_osc=0.2, train_violation_osc=0.05),
+        # Task b: the same return as the best baseline at a higher violation rate; oscillation lower on lambda only.
+        _row("b", "sac_alam", 10.0, 0.05, lambda_osc=0.1, train_violation_osc=0.09),
+        _row("b", "sac_pid_lag", 10.0, 0.04, lambda_osc=math.nan),
+        _row("b", "fac", 5.0, 0.0, lambda_osc=0.4, train_violation_osc=0.05),
+        # Task c: no baselines, no sac_alam oscillation figure.
+        _row("c", "sac_alam", 1.0, 0.0),
+        _row("c", "alam_ascent", 1.0, 0.0, lambda_osc=0.3, train_violation_osc=0.1),
+        _row("d", "fac", 1.0, 0.0),  # no sac_alam: no verdict
+    ]
+    got = {(v["task"], v["claim"]): v for v in report.claim_verdicts(rows)}
+    assert sorted(got) == [("a", 1), ("a", 2), ("b", 1), ("b", 2), ("c", 1), ("c", 2)]
+    assert got[("a", 1)]["verdict"] == "supported" and got[("a", 1)]["best_baseline"] == "fac"
+    assert got[("a", 1)]["separated"] is False  # 100 +- 1 against 90 +- 20
+    assert got[("a", 2)]["verdict"] == "supported"
+    assert got[("b", 1)]["verdict"] == "not supported" and got[("b", 1)]["violation_rate"] == (0.05, 0.04)
+    assert got[("b", 2)]["verdict"] == "not supported"  # train_violation_osc 0.09 > fac's 0.05
+    assert got[("c", 1)]["verdict"] == "n/a" and got[("c", 2)]["verdict"] == "n/a"
+    assert report._verdict_figures(got[("c", 1)]) == "—"
+    assert "intervals overlap" in report._verdict_figures(got[("a", 1)])
+
+
+def test_report_markdown_has_plateau_and_claims(sweep_dir: Path, tmp_path: Path) -> None:
+    markdown = report.report(sweep_dir, tmp_path / "out")["markdown"]
+    # 3 evaluations per fake run: too few for two windows, so no seed counts as plateaued.
+    assert "| plateaued |" in markdown and "0/3 (—)" in markdown
+    assert "## Claims" in markdown and "| 1 | n/a | — |" in markdown
