@@ -9,8 +9,9 @@ moves when it is reached, a push that has not begun, sensor noise). To tell the 
 alone (`calibration.rollout`, its training ranges; `--push-rate` overrides the pushes) for `--train-episodes`
 episodes, labels every state "a violation within the next H steps" from what the deployed policy then did, and
 fits an MLP classifier on (observation -> label) by cross-entropy: a direct estimate of the calibration label, with
-none of the critic's bootstrapping. Both are then scored on `--episodes` held-out episodes (other seeds): AUROC with
-its episode-bootstrap interval, and by lead (`metrics.auroc_by_lead`).
+none of the critic's bootstrapping. Both, and the bundle's Q_c(s, a) of the action it takes, are then scored on
+`--episodes` held-out episodes (other seeds): AUROC with its episode-bootstrap interval, and by lead
+(`metrics.auroc_by_lead`).
 
 The classifier is not an upper bound (more data or another model may do better), but when it does no better
 than lambda on 5x the calibration data, the shortfall is in what the observation tells, not in how lambda learned.
@@ -88,8 +89,16 @@ def main() -> None:
     edges = calibration.lead_edges(args.horizon)
     header = " | ".join(f"k {lo}-{hi - 1}" for lo, hi in zip(edges[:-1], edges[1:], strict=True))
     print(f"\n| risk estimate | AUROC (95 % interval) | {header} |\n|---|---|{'---|' * (len(edges) - 1)}")
-    classifier = f"classifier {args.hidden}x{args.hidden} on the policy's labels"
-    for name, values in ((f"{bundle.risk_signal}(s) of the bundle", test.risk), (classifier, score(test.obs))):
+    cost_q = bundle.policy.batch(test.obs)[2]
+    if bundle.risk_signal == "lambda":
+        floor = 0.01 * float(bundle.manifest["lambda_max"])
+        print(f"lambda below 1 % of its cap on {(test.risk < floor).mean():.3f} of the states, "
+              f"{(test.risk[test.labels] < floor).mean():.3f} of the positives")  # fmt: skip
+    estimates = [(f"{bundle.risk_signal}(s) of the bundle", test.risk)]
+    if bundle.risk_signal != "cost_q" and np.isfinite(cost_q).all():
+        estimates.append(("Q_c(s, a) of the deployed action", cost_q))
+    estimates.append((f"classifier {args.hidden}x{args.hidden} on the policy's labels", score(test.obs)))
+    for name, values in estimates:
         low, high = metrics.auroc_interval(values, test.labels, test.episode)
         by_lead = " | ".join(f"{r['auroc']:.3f}" for r in metrics.auroc_by_lead(values, test.cost, test.episode, edges))
         print(f"| {name} | {metrics.auroc(values, test.labels):.3f} ({low:.3f}-{high:.3f}) | {by_lead} |", flush=True)
