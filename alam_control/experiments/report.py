@@ -205,9 +205,11 @@ DUAL_ASCENT = ("fac", "alam_ascent")
 def claim_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Claims 1 and 2 of docs/results.md per task, on the means of `aggregate` rows (one setting per algo).
 
-    - Claim 1, "beats safe-RL baselines in safety and return": the best baseline is the one of `SAFE_BASELINES`
-      with the highest mean return; supported when sac_alam's mean return is at least its and sac_alam's mean
-      violation rate is no higher. `separated` says whether the two return intervals are disjoint.
+    - Claim 1, "beats safe-RL baselines in both safety and return": supported when sac_alam's mean return is at
+      least, and its mean violation rate at most, those of every one of `SAFE_BASELINES` present (a baseline with a
+      higher return at more violations is not beaten, nor one with fewer violations at a lower return).
+      `undominated` lists the baselines it does not beat; `separated`, those whose return interval is disjoint
+      from sac_alam's.
     - Claim 2, "removes the oscillations of dual ascent": sac_alam's `lambda_osc` and `train_violation_osc` are
       both below those of every `DUAL_ASCENT` variant present.
 
@@ -225,16 +227,19 @@ def claim_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         baselines = [algos[a] for a in SAFE_BASELINES if a in algos]
         if baselines:
-            best = max(baselines, key=lambda r: r["return_mean"])
-            holds = alam["return_mean"] >= best["return_mean"] and (
-                alam["violation_rate_mean"] <= best["violation_rate_mean"]
-            )
-            separated = alam["return_ci_low"] > best["return_ci_high"] or alam["return_ci_high"] < best["return_ci_low"]
+            ret, viol = alam["return_mean"], alam["violation_rate_mean"]
+            undominated = [
+                b["algo"] for b in baselines if not (ret >= b["return_mean"] and viol <= b["violation_rate_mean"])
+            ]
+            separated = [
+                b["algo"] for b in baselines
+                if alam["return_ci_low"] > b["return_ci_high"] or alam["return_ci_high"] < b["return_ci_low"]
+            ]  # fmt: skip
             verdicts.append({
-                "task": task, "claim": 1, "verdict": "supported" if holds else "not supported",
-                "best_baseline": best["algo"], "separated": bool(separated),
-                "return": (alam["return_mean"], best["return_mean"]),
-                "violation_rate": (alam["violation_rate_mean"], best["violation_rate_mean"]),
+                "task": task, "claim": 1, "verdict": "not supported" if undominated else "supported",
+                "undominated": undominated, "separated": separated,
+                "sac_alam": (ret, viol),
+                "baselines": {b["algo"]: (b["return_mean"], b["violation_rate_mean"]) for b in baselines},
             })  # fmt: skip
         else:
             verdicts.append({"task": task, "claim": 1, "verdict": "n/a"})
@@ -324,10 +329,12 @@ def _verdict_figures(v: dict[str, Any]) -> str:
     if v["verdict"] == "n/a" and len(v) == 3:
         return _DASH
     if v["claim"] == 1:
-        (ret, ret_b), (viol, viol_b) = v["return"], v["violation_rate"]
-        overlap = "disjoint" if v["separated"] else "overlap"
-        return (f"return {_num(ret, 4)} vs {v['best_baseline']} {_num(ret_b, 4)} (intervals {overlap}), "
-                f"violation rate {_num(viol, 2)} vs {_num(viol_b, 2)}")  # fmt: skip
+        ret, viol = v["sac_alam"]
+        others = ", ".join(f"{a} {_num(r, 4)} / {_num(x, 2)}" for a, (r, x) in v["baselines"].items())
+        text = f"return / violation rate: sac_alam {_num(ret, 4)} / {_num(viol, 2)}; {others}"
+        if v["undominated"]:
+            text += f"; not beaten: {', '.join(v['undominated'])}"
+        return text + f"; return intervals disjoint from: {', '.join(v['separated']) or 'none'}"
     parts = []
     for m in ("lambda_osc", "train_violation_osc"):
         alam, others = v[m]

@@ -208,17 +208,18 @@ def _row(task: str, algo: str, ret: float, viol: float, half: float = 1.0, **osc
 
 def test_claim_verdicts_on_hand_made_rows() -> None:
     rows = [
-        # Task a: sac_alam beats the best baseline (fac, the highest return) on both; sac's higher return is not a
-        # safe-RL baseline. Its oscillations are below fac's and alam_ascent's on both measures.
+        # Task a: sac_alam beats every safe baseline on both (sac's higher return is not a safe-RL baseline); its
+        # oscillations are below fac's and alam_ascent's on both measures.
         _row("a", "sac", 500.0, 0.5),
         _row("a", "sac_alam", 100.0, 0.01, lambda_osc=0.1, train_violation_osc=0.01),
-        _row("a", "sac_lag", 50.0, 0.001),
+        _row("a", "sac_lag", 50.0, 0.01),
         _row("a", "fac", 90.0, 0.02, half=20.0, lambda_osc=0.3, train_violation_osc=0.02),
         _row("a", "alam_ascent", 80.0, 0.02, lambda_osc=0.2, train_violation_osc=0.05),
-        # Task b: the same return as the best baseline at a higher violation rate; oscillation lower on lambda only.
+        # Task b: sac_pid_lag has the same return at fewer violations, fac fewer violations at a lower return:
+        # neither is beaten. Oscillation lower on lambda only.
         _row("b", "sac_alam", 10.0, 0.05, lambda_osc=0.1, train_violation_osc=0.09),
         _row("b", "sac_pid_lag", 10.0, 0.04, lambda_osc=math.nan),
-        _row("b", "fac", 5.0, 0.0, lambda_osc=0.4, train_violation_osc=0.05),
+        _row("b", "fac", 5.0, 0.0, half=0.5, lambda_osc=0.4, train_violation_osc=0.05),
         # Task c: no baselines, no sac_alam oscillation figure.
         _row("c", "sac_alam", 1.0, 0.0),
         _row("c", "alam_ascent", 1.0, 0.0, lambda_osc=0.3, train_violation_osc=0.1),
@@ -226,14 +227,16 @@ def test_claim_verdicts_on_hand_made_rows() -> None:
     ]
     got = {(v["task"], v["claim"]): v for v in report.claim_verdicts(rows)}
     assert sorted(got) == [("a", 1), ("a", 2), ("b", 1), ("b", 2), ("c", 1), ("c", 2)]
-    assert got[("a", 1)]["verdict"] == "supported" and got[("a", 1)]["best_baseline"] == "fac"
-    assert got[("a", 1)]["separated"] is False  # 100 +- 1 against 90 +- 20
+    assert got[("a", 1)]["verdict"] == "supported" and got[("a", 1)]["undominated"] == []
+    # 100 +- 1 is disjoint from sac_lag's 50 +- 1, not from fac's 90 +- 20.
+    assert got[("a", 1)]["separated"] == ["sac_lag"]
     assert got[("a", 2)]["verdict"] == "supported"
-    assert got[("b", 1)]["verdict"] == "not supported" and got[("b", 1)]["violation_rate"] == (0.05, 0.04)
+    assert got[("b", 1)]["verdict"] == "not supported" and got[("b", 1)]["undominated"] == ["sac_pid_lag", "fac"]
     assert got[("b", 2)]["verdict"] == "not supported"  # train_violation_osc 0.09 > fac's 0.05
     assert got[("c", 1)]["verdict"] == "n/a" and got[("c", 2)]["verdict"] == "n/a"
     assert report._verdict_figures(got[("c", 1)]) == "—"
-    assert "intervals overlap" in report._verdict_figures(got[("a", 1)])
+    text = report._verdict_figures(got[("b", 1)])
+    assert "sac_alam 10.00 / 0.050" in text and "not beaten: sac_pid_lag, fac" in text and "disjoint from: fac" in text
 
 
 def test_report_markdown_has_plateau_and_claims(sweep_dir: Path, tmp_path: Path) -> None:
