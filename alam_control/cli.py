@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--run-dir", help="training run directory (torch checkpoint)")
     source.add_argument("--bundle", help="export bundle directory (ONNX policy, as deployed)")
     p.add_argument("--monitor", action="store_true", help="with --bundle: run the risk monitor + fallback")
-    p.add_argument("--fallback", default="stop", help="with --monitor: stop | damping | center | retreat")
+    p.add_argument("--fallback", default="stop", help="with --monitor: stop | damping | center | retreat | evade")
     p.add_argument("--risk-high", type=float, help="with --monitor: override the manifest's risk_high")
     p.add_argument("--risk-low", type=float, help="with --monitor: override the manifest's risk_low")
     p.add_argument("--engage-ticks", type=int, default=3)

@@ -16,7 +16,8 @@ configs/sweeps/*.yaml write them) this:
 4. evaluates each sac_alam bundle (and the shipped bundles/diffdrive, trained with randomization x1) under
    randomization widened x0 (nominal) / x1 / x2 / x3 around its training ranges (`alam eval --randomize-width`),
    alone and behind the runtime monitor + fallback at its calibrated thresholds (retreat for the diff-drive,
-   center for the cart-pole, stop for the walker, whose observation a robot cannot rebuild from JointState),
+   center for the cart-pole, evade for the point robot, stop for the walker, whose observation a robot cannot
+   rebuild from JointState),
    10 episodes each.
 
 Writes OUT/evidence.json (every number) and OUT/evidence.md (the tables, mean and 95% t-interval over seeds).
@@ -44,9 +45,10 @@ from alam_control.learn import rundir  # noqa: E402
 from alam_control.runtime import MonitorConfig, load_bundle  # noqa: E402
 
 ALGOS = ("fac", "sac_alam")
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 """Part of each trial's cache key: raise it when what a trial's evidence means changes (2: calibration and stress
-around the bundle's training ranges, the cart-pole's center fallback; 3: calibration's onsets and interval)."""
+around the bundle's training ranges, the cart-pole's center fallback; 3: calibration's onsets and interval; 4: the
+point robot's evade fallback, calibration's AUROC by lead)."""
 WIDTHS = (0.0, 1.0, 2.0, 3.0)
 _FIELD = re.compile(r"(\w+)=([\w.-]+)")
 
@@ -64,9 +66,12 @@ def finished_trials(sweep_dir: Path) -> list[tuple[int, str, str, Path]]:
 
 
 def fallback_for(manifest: dict) -> str:
-    """retreat for the diff-drive, center for a joint robot whose joint states the bundle can read, else stop."""
+    """retreat for the diff-drive, evade for the point robot (hazard vectors in its observation), center for a
+    joint robot whose joint states the bundle can read, else stop."""
     if manifest["ros_interface"] == "diff_drive":
         return "retreat"
+    if "hazard_vectors" in (manifest.get("obs_layout") or {}):
+        return "evade"
     return "center" if "observation" in manifest.get("deploy", {}) else "stop"
 
 

@@ -258,9 +258,18 @@ DIFF_MANIFEST = {
 }
 
 
+POINT_MANIFEST = {
+    "ros_interface": "joint",
+    "action_low": [-1.0, -1.0],
+    "action_high": [1.0, 1.0],
+    "obs_layout": {"velocity": [0, 2], "goal_vector": [2, 4], "hazard_vectors": [4, 8]},
+    "deploy": {},
+}
+
+
 def test_fallbacks_are_finite_on_any_input() -> None:
     cases = [("stop", JOINT_MANIFEST, 5), ("damping", JOINT_MANIFEST, 5), ("center", JOINT_MANIFEST, 5),
-             ("retreat", DIFF_MANIFEST, 21), ("stop", DIFF_MANIFEST, 21)]  # fmt: skip
+             ("retreat", DIFF_MANIFEST, 21), ("stop", DIFF_MANIFEST, 21), ("evade", POINT_MANIFEST, 8)]  # fmt: skip
     for name, manifest, dim in cases:
         fallback = make_fallback(name, manifest)
         for obs in (None, np.full(dim, np.nan), np.full(dim, np.inf), np.zeros(dim)):
@@ -288,6 +297,19 @@ def test_damping_opposes_velocity_and_retreat_backs_away() -> None:
     np.testing.assert_array_equal(retreat(np.concatenate([[1.0, 1.0, 0.0, 0.0, 0.0], np.full(16, 2.0)])), 0.0)
 
 
+def test_evade_brakes_and_pushes_away_from_the_nearest_hazard() -> None:
+    evade = make_fallback("evade", POINT_MANIFEST)
+    # Moving +x at 0.5 m/s, nearest hazard 0.4 m straight ahead (a farther one behind is ignored): brake -0.5 and
+    # push -x by depth (0.8 - 0.4) / 0.8 = 0.5: command (-1.0, 0), clipped to the actuator range.
+    obs = np.array([0.5, 0.0, 1.0, 1.0, 0.4, 0.0, -0.5, 0.0])
+    np.testing.assert_allclose(evade(obs), [-1.0, 0.0])
+    # At rest, hazard 0.6 m along +y: push -y by 0.25; no hazard within 0.8 m: brake only.
+    np.testing.assert_allclose(evade(np.array([0.0, 0.0, 1.0, 1.0, 0.0, 0.6, 2.0, 2.0])), [0.0, -0.25])
+    np.testing.assert_allclose(evade(np.array([0.2, -0.4, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0])), [-0.2, 0.4])
+    # A NaN velocity does not hide the hazard: the push still comes.
+    assert evade(np.array([np.nan, 0.0, 1.0, 1.0, 0.4, 0.0, 2.0, 2.0]))[0] < 0.0
+
+
 def test_fallback_names_are_checked() -> None:
     with pytest.raises(ValueError, match="unknown fallback 'brake'"):
         make_fallback("brake", JOINT_MANIFEST)
@@ -297,6 +319,8 @@ def test_fallback_names_are_checked() -> None:
         make_fallback("damping", DIFF_MANIFEST)
     with pytest.raises(ValueError, match="'center' is for joint robots"):
         make_fallback("center", DIFF_MANIFEST)
+    with pytest.raises(ValueError, match="needs the observation entries 'velocity' and 'hazard_vectors'"):
+        make_fallback("evade", DIFF_MANIFEST)
     # A joint task that declares no observation recipe (the walker: its observation is not rebuildable from
     # JointState) cannot damp: a clear error, not a KeyError.
     with pytest.raises(ValueError, match="damping fallback needs the bundle's joint observation recipe"):
