@@ -97,11 +97,13 @@ def test_auroc_interval_resamples_whole_episodes() -> None:
     scores = np.array([0.9, 0.1, 0.2, 0.1, 0.9, 0.8])
     labels = np.array([1, 0, 0, 1, 0, 0], dtype=bool)
     episode = np.array([0, 0, 0, 1, 1, 1])
-    low, high = metrics.auroc_interval(scores, labels, episode, draws=400)
+    low, high = metrics.auroc_interval(scores, labels, episode, draws=400, min_positive_episodes=1)
     assert low == 0.0 and high == 1.0
     # Perfectly separated in every episode: a point interval at 1.
     assert metrics.auroc_interval(np.array([1.0, 0.0, 1.0, 0.0]), np.array([1, 0, 1, 0], bool),
-                                  np.array([0, 0, 1, 1])) == (1.0, 1.0)  # fmt: skip
+                                  np.array([0, 0, 1, 1]), min_positive_episodes=1) == (1.0, 1.0)  # fmt: skip
+    # By default positives in fewer than 5 episodes give no interval (here 2 of 2).
+    assert all(math.isnan(v) for v in metrics.auroc_interval(scores, labels, episode))
     assert all(math.isnan(v) for v in metrics.auroc_interval(scores, labels, np.zeros(6)))
 
 
