@@ -248,10 +248,12 @@ def to_markdown(results: dict) -> str:
                 lines.append(f"| {task} | {algo} | {e['seed']} | - | - | 0 | no violation | | | |")
                 continue
             low, high = c.get("risk_auroc_interval", (math.nan, math.nan))
+            # None: violations in fewer than 5 episodes (metrics.auroc_interval)
+            span = f"{low:.3f}-{high:.3f}" if math.isfinite(low) else "— (< 5 violating episodes)"
             lines.append(
                 f"| {task} | {algo} | {e['seed']} | x{c['randomize_width']:g} | {c['episodes']} "
                 f"| {c.get('onsets', '?')} "
-                f"| {c['risk_auroc']:.3f} | {low:.3f}-{high:.3f} | {'yes' if c['reliability_monotone'] else 'no'} "
+                f"| {c['risk_auroc']:.3f} | {span} | {'yes' if c['reliability_monotone'] else 'no'} "
                 f"| {c.get('cap_share', math.nan):.4f} |"
             )
     lines += ["", "## Stress test: sac_alam bundles under widened randomization (mean ± 95% CI over seeds)", "",
