@@ -192,17 +192,32 @@ def _without_budgets(grid: Any) -> Any:
     }  # fmt: skip
 
 
-def _check_same_sweep(old: dict[str, Any], sweep: Sweep) -> None:
-    """Refuse ``--resume`` when the trials or their configs changed (only train.total_steps may, as in `train`)."""
+def _restored_manifest(out: Path) -> dict[str, Any]:
+    """What a sweep directory's trials say of the sweep when its manifest is gone: a trial directory per run,
+    restored from a committed copy of the small files (config.yaml, eval.csv, summary.json; docs/results.md)."""
+    trials = []
+    for run in sorted(p for p in (out / TRIALS_DIR).iterdir() if p.is_dir()):
+        if not (run / rundir.CONFIG).exists():
+            raise SweepError(f"cannot --resume {out}: {run} has no {rundir.CONFIG}")
+        trials.append({"name": run.name, "config": config_lib.load_data(run / rundir.CONFIG)})
+    return {"trials": trials}
+
+
+def _check_same_sweep(old: dict[str, Any], sweep: Sweep, partial: bool = False) -> None:
+    """Refuse ``--resume`` when the trials or their configs changed (only train.total_steps may, as in `train`).
+
+    ``partial``: ``old`` holds only the trials whose directories exist (`_restored_manifest`): the grid is not
+    recorded, and trials not yet started are not new.
+    """
     old_trials = {t["name"]: t for t in old.get("trials", [])}
     new_trials = {t.name: t for t in sweep.trials}
     problems = []
-    if _without_budgets(old.get("grid")) != _without_budgets(sweep.grid):
+    if not partial and _without_budgets(old.get("grid")) != _without_budgets(sweep.grid):
         problems.append(f"grid was {json.dumps(old.get('grid'))}, is now {json.dumps(sweep.grid)}")
     removed, added = sorted(set(old_trials) - set(new_trials)), sorted(set(new_trials) - set(old_trials))
     if removed:
         problems.append(f"trials no longer in the grid: {', '.join(removed)}")
-    if added:
+    if added and not partial:
         problems.append(f"new trials: {', '.join(added)}")
     for name in sorted(set(old_trials) & set(new_trials)):
         # The stored config read through today's schema, as a checkpoint's is (`rundir.check_resumable`): a field
@@ -229,9 +244,12 @@ def prepare(sweep: Sweep, resume: bool) -> dict[str, Any]:
             "or choose another `out:` (or --out)"
         )
     if resume:
-        if not (out / MANIFEST).exists():
+        if (out / MANIFEST).exists():
+            _check_same_sweep(read_manifest(out), sweep)
+        elif has_trials:
+            _check_same_sweep(_restored_manifest(out), sweep, partial=True)
+        else:
             raise SweepError(f"cannot --resume: {out} has no {MANIFEST} (run the sweep without --resume first)")
-        _check_same_sweep(read_manifest(out), sweep)
     out.mkdir(parents=True, exist_ok=True)
     manifest = {
         "format": MANIFEST_FORMAT,

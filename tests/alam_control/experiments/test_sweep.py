@@ -195,6 +195,26 @@ def test_the_cli_refuses_bad_files_before_starting_ray(tmp_path: Path, capsys: p
 
 
 # ----------------------------------------------------------------------------------------------- manifest
+def test_resume_from_restored_trial_directories_without_the_manifest(tmp_path: Path) -> None:
+    # A later sitting without runs/: the committed small files of a finished trial are copied back (no sweep.json,
+    # no checkpoint); --resume counts it done and starts the rest.
+    s = sweep.load(_write_sweep(tmp_path / "s.yaml"))
+    done = s.out / "trials" / "seed=0"
+    done.mkdir(parents=True)
+    config_lib.save(s.trials[0].config, done / "config.yaml")
+    (done / "summary.json").write_text(json.dumps({"steps": s.trials[0].config.train.total_steps}))
+    manifest = sweep.prepare(s, resume=True)
+    assert [(t["name"], t["status"]) for t in manifest["trials"]] == [("seed=0", "done"), ("seed=1", "pending")]
+    # Restored trials are checked as a manifest's would be: a changed config, or a trial the grid no longer has.
+    (s.out / "sweep.json").unlink()
+    with pytest.raises(sweep.SweepError, match=r"trial seed=0: config differs in sac\.gamma"):
+        sweep.prepare(sweep.load(_write_sweep(tmp_path / "s.yaml", set={"sac.gamma": 0.9})), resume=True)
+    (s.out / "trials" / "seed=7").mkdir()
+    config_lib.save(s.trials[0].config, s.out / "trials" / "seed=7" / "config.yaml")
+    with pytest.raises(sweep.SweepError, match="trials no longer in the grid: seed=7"):
+        sweep.prepare(s, resume=True)
+
+
 def test_existing_sweep_is_not_overwritten_and_resume_refuses_a_changed_sweep(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
