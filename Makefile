@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.alam-installed
 TORCH_PIN := torch==2.13.0
 
-.PHONY: test demo bench sysdeps lint mutate clean
+.PHONY: test demo bench sysdeps lint mutate clean sweep-snapshot sweep-restore
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,16 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check alam_control sim tests benchmarks
+
+# A sweep run over several sittings (configs/sweeps/paper.yaml): runs/ may be gone at the next one. At the end of
+# a sitting, sweep-snapshot copies the small files of every finished trial (config, evaluations, summary) and the
+# evidence cache of its exported bundles into docs/results/$(SWEEP)/ (commit them); sweep-restore puts them back,
+# and `alam sweep --resume` then skips those trials (no checkpoints or buffers are kept).
+SWEEP ?= paper
+sweep-snapshot:
+	@for t in runs/sweeps/$(SWEEP)/trials/*/; do 	  test -f "$$t/summary.json" || continue; n=$$(basename "$$t"); d=docs/results/$(SWEEP)/trials/$$n; 	  mkdir -p "$$d" && cp "$$t/config.yaml" "$$t/eval.csv" "$$t/summary.json" "$$d/"; 	  b=runs/sweeps/$(SWEEP)/bundles/$$n; if test -f "$$b/evidence.json"; then 	    mkdir -p docs/results/$(SWEEP)/bundles/$$n && cp "$$b/evidence.json" docs/results/$(SWEEP)/bundles/$$n/ && 	    { test ! -f "$$b/riskmap.npz" || cp "$$b/riskmap.npz" docs/results/$(SWEEP)/bundles/$$n/; }; fi; 	done; echo "finished trials of runs/sweeps/$(SWEEP): $$(ls docs/results/$(SWEEP)/trials | wc -l) in docs/results/$(SWEEP)"
+sweep-restore:
+	@mkdir -p runs/sweeps/$(SWEEP) && cp -rn docs/results/$(SWEEP)/. runs/sweeps/$(SWEEP)/ && 	  echo "restored into runs/sweeps/$(SWEEP); continue with: $(BIN)/alam sweep --config configs/sweeps/$(SWEEP).yaml --resume"
 
 # Mutation testing of alam_control/learn/{losses,multipliers,agent}.py against the fast algorithm tests (settings in
 # pyproject.toml [tool.mutmut]); one child process, as other jobs may share the CPU. Results stay in mutants/
