@@ -56,9 +56,17 @@ lint: $(STAMP)
 # and `alam sweep --resume` then skips those trials (no checkpoints or buffers are kept).
 SWEEP ?= paper
 sweep-snapshot:
-	@for t in runs/sweeps/$(SWEEP)/trials/*/; do 	  test -f "$$t/summary.json" || continue; n=$$(basename "$$t"); d=docs/results/$(SWEEP)/trials/$$n; 	  mkdir -p "$$d" && cp "$$t/config.yaml" "$$t/eval.csv" "$$t/summary.json" "$$d/"; 	  b=runs/sweeps/$(SWEEP)/bundles/$$n; if test -f "$$b/evidence.json"; then 	    mkdir -p docs/results/$(SWEEP)/bundles/$$n && cp "$$b/evidence.json" docs/results/$(SWEEP)/bundles/$$n/ && 	    { test ! -f "$$b/riskmap.npz" || cp "$$b/riskmap.npz" docs/results/$(SWEEP)/bundles/$$n/; }; fi; 	done; echo "finished trials of runs/sweeps/$(SWEEP): $$(ls docs/results/$(SWEEP)/trials | wc -l) in docs/results/$(SWEEP)"
+	@for t in runs/sweeps/$(SWEEP)/trials/*/; do \
+	  test -f "$$t/summary.json" || continue; \
+	  n=$$(basename "$$t"); d=docs/results/$(SWEEP)/trials/$$n; b=runs/sweeps/$(SWEEP)/bundles/$$n; \
+	  mkdir -p "$$d" && cp "$$t/config.yaml" "$$t/eval.csv" "$$t/summary.json" "$$d/"; \
+	  test -f "$$b/evidence.json" || continue; \
+	  mkdir -p docs/results/$(SWEEP)/bundles/$$n && cp "$$b"/evidence.json "$$b"/riskmap.npz docs/results/$(SWEEP)/bundles/$$n/ 2>/dev/null; \
+	done; \
+	echo "finished trials of runs/sweeps/$(SWEEP) in docs/results/$(SWEEP): $$(ls docs/results/$(SWEEP)/trials | wc -l)"
 sweep-restore:
-	@mkdir -p runs/sweeps/$(SWEEP) && cp -rn docs/results/$(SWEEP)/. runs/sweeps/$(SWEEP)/ && 	  echo "restored into runs/sweeps/$(SWEEP); continue with: $(BIN)/alam sweep --config configs/sweeps/$(SWEEP).yaml --resume"
+	@mkdir -p runs/sweeps/$(SWEEP) && cp -rn docs/results/$(SWEEP)/. runs/sweeps/$(SWEEP)/ && \
+	  echo "restored into runs/sweeps/$(SWEEP); continue with: $(BIN)/alam sweep --config configs/sweeps/$(SWEEP).yaml --resume"
 
 # Mutation testing of alam_control/learn/{losses,multipliers,agent}.py against the fast algorithm tests (settings in
 # pyproject.toml [tool.mutmut]); one child process, as other jobs may share the CPU. Results stay in mutants/

@@ -248,7 +248,7 @@ def to_markdown(results: dict) -> str:
                 lines.append(f"| {task} | {algo} | {e['seed']} | - | - | 0 | no violation | | | |")
                 continue
             low, high = c.get("risk_auroc_interval", (math.nan, math.nan))
-            # None: violations in fewer than 5 episodes (metrics.auroc_interval)
+            # NaN: the violations fell in fewer than 5 episodes (metrics.auroc_interval)
             span = f"{low:.3f}-{high:.3f}" if math.isfinite(low) else "— (< 5 violating episodes)"
             lines.append(
                 f"| {task} | {algo} | {e['seed']} | x{c['randomize_width']:g} | {c['episodes']} "

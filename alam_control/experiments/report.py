@@ -325,21 +325,21 @@ def to_markdown(rows: list[dict[str, Any]], sweep_dir: Path, unfinished: list[Pa
 
 
 def _verdict_figures(v: dict[str, Any]) -> str:
-    """The numbers a `claim_verdicts` entry rests on, as table text."""
-    if v["verdict"] == "n/a" and len(v) == 3:
-        return _DASH
-    if v["claim"] == 1:
+    """The numbers a `claim_verdicts` entry rests on, as table text (a dash when a compared row is missing)."""
+    if "sac_alam" in v:  # claim 1
         ret, viol = v["sac_alam"]
         others = ", ".join(f"{a} {_num(r, 4)} / {_num(x, 2)}" for a, (r, x) in v["baselines"].items())
         text = f"return / violation rate: sac_alam {_num(ret, 4)} / {_num(viol, 2)}; {others}"
         if v["undominated"]:
             text += f"; not beaten: {', '.join(v['undominated'])}"
         return text + f"; return intervals disjoint from: {', '.join(v['separated']) or 'none'}"
-    parts = []
-    for m in ("lambda_osc", "train_violation_osc"):
-        alam, others = v[m]
-        parts.append(f"{m} {_num(alam, 2)} vs " + ", ".join(f"{a} {_num(x, 2)}" for a, x in others.items()))
-    return "; ".join(parts)
+    if "lambda_osc" in v:  # claim 2
+        parts = []
+        for m in ("lambda_osc", "train_violation_osc"):
+            alam, others = v[m]
+            parts.append(f"{m} {_num(alam, 2)} vs " + ", ".join(f"{a} {_num(x, 2)}" for a, x in others.items()))
+        return "; ".join(parts)
+    return _DASH
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:

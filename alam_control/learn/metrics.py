@@ -144,7 +144,7 @@ def steps_to_violation(costs: np.ndarray, episode: np.ndarray) -> np.ndarray:
 
 
 def auroc_by_lead(
-    scores: np.ndarray, costs: np.ndarray, episode: np.ndarray, edges: Sequence[int] = (0, 1, 5, 10, 15, 20)
+    scores: np.ndarray, costs: np.ndarray, episode: np.ndarray, edges: Sequence[int]
 ) -> list[dict[str, float]]:
     """How early a risk signal ranks a violation: AUROC of the positives whose next violation is ``lo`` to
     ``hi - 1`` steps ahead (``lo = 0``: the violating states themselves) against every state with no violation in
@@ -155,7 +155,7 @@ def auroc_by_lead(
 
     Args:
         scores, costs, episode: ``[T]`` each.
-        edges: increasing bin edges in steps; the last is H.
+        edges: increasing bin edges in steps; the last is H (`calibration.lead_edges(H)`).
 
     Returns:
         One row per bin: {"lead_low", "lead_high" (exclusive), "positives", "auroc"} (auroc NaN when empty).
