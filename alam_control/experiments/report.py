@@ -260,6 +260,34 @@ def claim_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return verdicts
 
 
+GOAL_TASKS = 3
+"""Issue 19's goal: sac_alam meets `goal_verdicts` on at least this many of the four tasks."""
+
+
+def goal_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The project's goal per task, on means: sac_alam's return is at least that of every safe baseline whose
+    violation rate is no higher than sac_alam's (weaker than claim 1, which also needs sac_alam to be the safer).
+
+    Returns:
+        One dict per task with a sac_alam row and at least one safe baseline: task, verdict ("met" / "not met"),
+        ``as_safe`` (the baselines at a violation rate no higher than sac_alam's; the goal holds vacuously, and
+        says so, when none is) and ``beaten_by`` (those of them with a higher return).
+    """
+    by_task: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for r in rows:
+        by_task[r["task"]][r["algo"]] = r
+    out = []
+    for task, algos in sorted(by_task.items()):
+        alam, baselines = algos.get("sac_alam"), [algos[a] for a in SAFE_BASELINES if a in algos]
+        if alam is None or not baselines:
+            continue
+        as_safe = [b for b in baselines if b["violation_rate_mean"] <= alam["violation_rate_mean"]]
+        beaten_by = [b["algo"] for b in as_safe if b["return_mean"] > alam["return_mean"]]
+        out.append({"task": task, "verdict": "not met" if beaten_by else "met",
+                    "as_safe": [b["algo"] for b in as_safe], "beaten_by": beaten_by})  # fmt: skip
+    return out
+
+
 def _as_float(v: Any) -> float:
     try:
         return float(v)
@@ -316,6 +344,14 @@ def to_markdown(rows: list[dict[str, Any]], sweep_dir: Path, unfinished: list[Pa
         lines += ["", "## Claims (on means over seeds)", "", "| task | claim | verdict | figures |"]
         lines.append("|---|---|---|---|")
         lines += [f"| {v['task']} | {v['claim']} | {v['verdict']} | {_verdict_figures(v)} |" for v in verdicts]
+    goals = goal_verdicts(rows)
+    if goals:
+        met = sum(g["verdict"] == "met" for g in goals)
+        lines += ["", f"## Goal: sac_alam's return >= every safe baseline's at a violation rate no higher "
+                  f"(met on {met} of {len(goals)} tasks; the goal is {GOAL_TASKS} of 4)", "",
+                  "| task | verdict | baselines as safe as sac_alam | of them with a higher return |", "|---|---|---|---|"]
+        lines += [f"| {g['task']} | {g['verdict']} | {', '.join(g['as_safe']) or 'none (vacuous)'} "
+                  f"| {', '.join(g['beaten_by']) or _DASH} |" for g in goals]  # fmt: skip
     if figures:
         lines += ["", "## Learning curves", ""]
         lines += [f"![{p.stem}]({p.name})" for p in figures]

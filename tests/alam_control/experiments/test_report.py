@@ -239,6 +239,29 @@ def test_claim_verdicts_on_hand_made_rows() -> None:
     assert "sac_alam 10.00 / 0.050" in text and "not beaten: sac_pid_lag, fac" in text and "disjoint from: fac" in text
 
 
+def test_goal_verdicts_compare_only_baselines_as_safe() -> None:
+    rows = [
+        # a: sac_lag is as safe and earns more (not met); sac (unconstrained) and the less safe fac do not count.
+        _row("a", "sac", 500.0, 0.5),
+        _row("a", "sac_alam", 100.0, 0.01),
+        _row("a", "sac_lag", 120.0, 0.01),
+        _row("a", "fac", 300.0, 0.02),
+        # b: the higher-return baselines all violate more; the one as safe earns less: met.
+        _row("b", "sac_alam", 10.0, 0.05),
+        _row("b", "sac_pid_lag", 30.0, 0.06),
+        _row("b", "fac", 5.0, 0.0),
+        # c: no baseline is as safe: met, vacuously, and the table says so.
+        _row("c", "sac_alam", 1.0, 0.0),
+        _row("c", "sac_lag", 9.0, 0.1),
+        _row("d", "sac_alam", 1.0, 0.0),  # no baseline: no verdict
+    ]
+    got = {g["task"]: g for g in report.goal_verdicts(rows)}
+    assert sorted(got) == ["a", "b", "c"]
+    assert got["a"]["verdict"] == "not met" and got["a"]["as_safe"] == ["sac_lag"] and got["a"]["beaten_by"] == ["sac_lag"]
+    assert got["b"]["verdict"] == "met" and got["b"]["as_safe"] == ["fac"] and got["b"]["beaten_by"] == []
+    assert got["c"]["verdict"] == "met" and got["c"]["as_safe"] == []
+
+
 def test_report_markdown_has_plateau_and_claims(sweep_dir: Path, tmp_path: Path) -> None:
     markdown = report.report(sweep_dir, tmp_path / "out")["markdown"]
     # 3 evaluations per fake run: too few for two windows, so no seed counts as plateaued.
