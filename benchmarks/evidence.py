@@ -268,6 +268,7 @@ def to_markdown(results: dict) -> str:
             f"| {ci_text([r['return'] for r in rows])} | {ci_text([r['violation_rate'] for r in rows])} "
             f"| {ci_text([r['fallback_fraction'] for r in rows], 2)} |"
         )
+    lines += goal_lines(by, groups)
     lines += ["", "## Training throughput of the sweep's trials (incl. evaluations)", "",
               "| task | algo | networks | threads | n | steps | env-steps/s | wall s per trial |",
               "|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -279,6 +280,34 @@ def to_markdown(results: dict) -> str:
                      f"| {row['steps']} | {ci_text(row['steps_per_s'])} | {ci_text(row['wall_s'])} |")  # fmt: skip
     lines += ["", f"Sum of trial wall times: {total / 3600:.2f} h."]
     return "\n".join(lines) + "\n"
+
+
+AUROC_GOAL = 0.95
+"""Issue 19's goal for sac_alam's lambda: calibration AUROC at least this on every task."""
+
+
+def goal_lines(by: dict[tuple[str, str], list[dict]], stress: dict[tuple[str, float, bool], list[dict]]) -> list[str]:
+    """The two deployment goals per task, on sac_alam's seed means: calibration AUROC >= AUROC_GOAL, and zero
+    violations behind the monitor at randomization x2."""
+    lines = ["", f"## Goals: lambda's calibration AUROC >= {AUROC_GOAL} on every task; zero violations behind the "
+             "monitor at x2", "", "| task | AUROC (mean over seeds) | met | violation rate, monitored, x2 | met |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for (task, algo), es in sorted(by.items()):
+        if algo != "sac_alam":
+            continue
+        aurocs = [e["calibration"]["risk_auroc"] for e in es if "error" not in e["calibration"]]
+        x2 = [r["violation_rate"] for r in stress.get((task, 2.0, True), [])]
+        auroc = float(np.mean(aurocs)) if aurocs else math.nan
+        viol = float(np.mean(x2)) if x2 else math.nan
+        lines.append(
+            f"| {task} | {auroc:.3f} ({len(aurocs)}) | {_met(auroc >= AUROC_GOAL, aurocs)} "
+            f"| {viol:.4f} ({len(x2)}) | {_met(viol == 0.0, x2)} |"
+        )
+    return lines
+
+
+def _met(ok: bool, values: list) -> str:
+    return "—" if not values else ("yes" if ok else "no")
 
 
 if __name__ == "__main__":
