@@ -45,10 +45,10 @@ from alam_control.learn import rundir  # noqa: E402
 from alam_control.runtime import MonitorConfig, load_bundle  # noqa: E402
 
 ALGOS = ("fac", "sac_alam")
-CACHE_VERSION = 4
+CACHE_VERSION = 5
 """Part of each trial's cache key: raise it when what a trial's evidence means changes (2: calibration and stress
 around the bundle's training ranges, the cart-pole's center fallback; 3: calibration's onsets and interval; 4: the
-point robot's evade fallback, calibration's AUROC by lead)."""
+point robot's evade fallback, calibration's AUROC by lead; 5: the exported lambda exact below a logit of -18)."""
 WIDTHS = (0.0, 1.0, 2.0, 3.0)
 _FIELD = re.compile(r"(\w+)=([\w.-]+)")
 

@@ -337,8 +337,10 @@ def pick_thresholds(
     positives = lam[labels]
     if positives.size == 0:
         raise ValueError("no violations in the calibration rollouts; use more episodes or --randomize")
-    # Thresholds just below a quantile of the positives' lambdas, so `lam > threshold` flags that share.
-    risk_high = float(np.quantile(positives, 1.0 - recall, method="lower")) - 1e-6
+    # The next float below a quantile of the positives' lambdas, so `lam > threshold` flags that share. Not a fixed
+    # offset: a graded lambda far below its cap takes values of 1e-8 and less, which an offset of 1e-6 (the earlier
+    # rule) pushed below 0, so a recall target of 0.9 flagged every state and the robot never drove.
+    risk_high = float(np.nextafter(np.quantile(positives, 1.0 - recall, method="lower"), -np.inf))
     # Raised to the 5th percentile of every lambda seen where that is higher: a release level below almost every
     # state's lambda would keep the monitor in FALLBACK (the bundle check refuses one below all of them).
     risk_low = min(risk_high, max(hysteresis * risk_high, float(np.quantile(lam, 0.05))))

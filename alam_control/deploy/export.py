@@ -21,6 +21,7 @@ import alam_control
 from alam_control import config as config_lib
 from alam_control.learn import rundir, trainer
 from alam_control.learn.agent import Agent
+from alam_control.learn.networks import MultiplierNet
 from alam_control.runtime.bundle import (
     FORMAT_VERSION,
     MANIFEST_FILE,
@@ -63,7 +64,15 @@ class ExportedPolicy(nn.Module):
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         x = self.obs_norm(obs)
         a = self.actor(x)
-        lam = self.multiplier.multipliers(x)
+        net = getattr(self.multiplier, "net", None)
+        if isinstance(net, MultiplierNet):
+            # lambda_max / (1 + exp(-z)), not torch.sigmoid: onnxruntime's Sigmoid op is off by 2x at z = -17 and
+            # returns exactly 0 from z = -18 down (measured), so every state below would tie at lambda = 0; with
+            # pushes, a quarter of a diff-drive bundle's pre-violation states were there. This form stays exact
+            # down to z ~ -88, where exp overflows and lambda is 0.
+            lam = net.lambda_max / (1.0 + torch.exp(-net.logits(x)))
+        else:
+            lam = self.multiplier.multipliers(x)
         if self.cost_critic is not None:
             cost_q = self.cost_critic(torch.cat([x, a], dim=-1)).squeeze(-1)
         else:

@@ -31,6 +31,11 @@ def test_pick_thresholds_reaches_the_recall() -> None:
     assert quality["precision"] > labels.mean(), "a useful signal flags positives above their base rate"
     with pytest.raises(ValueError, match="no violations"):
         calibration.pick_thresholds(lam, np.zeros_like(labels), 0.9)
+    # A lambda far below its cap (1e-12 .. 1e-9 here) keeps its ranking: the threshold stays positive and flags the
+    # recall asked for, not every state.
+    tiny_high, _, tiny = calibration.pick_thresholds(np.exp(lam * 4.0 - 48.0), labels, recall=0.9)
+    assert 0.0 < tiny_high and tiny["recall"] == pytest.approx(quality["recall"])
+    assert tiny["flag_rate"] == pytest.approx(quality["flag_rate"]) and tiny["flag_rate"] < 0.5
 
 
 def test_reliability_table_is_monotone_for_a_calibrated_score() -> None:

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 import pytest
+import torch
 
 import sim
 from alam_control import cli
+from alam_control.deploy import export
 from alam_control.learn import rundir
 from alam_control.runtime.bundle import file_sha256
 
@@ -31,6 +33,28 @@ def test_onnx_matches_torch(smoke_run: Path, smoke_bundle: Path) -> None:
     np.testing.assert_allclose(cost_q, agent.cost_values(obs).numpy(), rtol=1e-5, atol=1e-5)
     assert agent.obs_norm.std.ne(1.0).any(), "normalization is baked into the graph, not skipped"
     assert lam.min() >= 0.0
+
+
+def test_exported_lambda_stays_graded_far_below_the_cap(smoke_run: Path, tmp_path: Path) -> None:
+    """onnxruntime's Sigmoid returns exactly 0 from a logit of -18 down; the exported lambda must still rank."""
+    run = rundir.load_run(smoke_run)
+    net = run.agent.multiplier.net
+    with torch.no_grad():
+        net.net[-1].bias.sub_(60.0)  # logits around -60: lambda ~ 1e-26 lambda_max
+    module = export.ExportedPolicy(run.agent, run.env.spec.ctrl_low, run.env.spec.ctrl_high).eval()
+    path = tmp_path / "policy.onnx"
+    with torch.no_grad():
+        torch.onnx.export(module, (torch.zeros(1, 5),), str(path), input_names=["obs"],
+                          output_names=["action", "lambda", "cost_q"],
+                          dynamic_shapes={"obs": {0: torch.export.Dim("batch", max=64)}}, dynamo=True,
+                          external_data=False, verbose=False)  # fmt: skip
+    obs = np.random.default_rng(0).normal(0, 1, (32, 5)).astype(np.float32)
+    lam = onnxruntime.InferenceSession(str(path)).run(["lambda"], {"obs": obs})[0]
+    with torch.no_grad():
+        z = net.logits(run.agent.obs_norm(torch.as_tensor(obs))).double()
+    assert z.max() < -30.0
+    np.testing.assert_allclose(lam, (net.lambda_max * torch.sigmoid(z)).numpy(), rtol=1e-4)
+    assert len(np.unique(lam)) == len(lam)
 
 
 def test_manifest(smoke_bundle: Path) -> None:
