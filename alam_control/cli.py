@@ -24,6 +24,9 @@ def _train(args: argparse.Namespace) -> int:
         cfg = config_lib.load(args.config, args.set)
     elif args.resume and run_dir and (run_dir / rundir.CONFIG).exists():
         cfg = config_lib.load(run_dir / rundir.CONFIG, args.set)
+    elif args.resume and run_dir:
+        what = "does not exist" if not run_dir.exists() else f"holds no {rundir.CONFIG}: not a run directory"
+        raise FileNotFoundError(f"--resume --run-dir {run_dir}: {what}")
     else:
         raise SystemExit("alam train: --config is required (or --resume --run-dir DIR of an existing run)")
     if run_dir is None:
@@ -37,7 +40,10 @@ def _train(args: argparse.Namespace) -> int:
 
 def _positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (an episode count of 0 is a mistake, not an empty result)."""
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
@@ -51,11 +57,40 @@ def _writable_file(text: str) -> str:
     return text
 
 
+def _figure_file(text: str) -> str:
+    """argparse type: an image path whose folder exists, in a format matplotlib writes; no suffix means PNG (the
+    path is returned with it, so what is reported is the file written)."""
+    _writable_file(text)
+    path = Path(text)
+    if not path.suffix:
+        return f"{text}.png"
+    from matplotlib.figure import Figure
+
+    formats = Figure().canvas.get_supported_filetypes()
+    if path.suffix[1:].lower() not in formats:
+        raise argparse.ArgumentTypeError(
+            f"{path.suffix} is not an image format matplotlib writes: {', '.join(formats)}"
+        )
+    return text
+
+
+MONITOR_FLAGS = {"fallback": "stop", "risk_high": None, "risk_low": None, "engage_ticks": 3, "release_dwell_s": 1.0}
+"""`alam eval` options that only act with --monitor, and their defaults (None in the parser, to tell them given)."""
+
+
 def _eval(args: argparse.Namespace) -> int:
+    given = [f"--{k.replace('_', '-')}" for k in MONITOR_FLAGS if getattr(args, k) is not None]
+    if given and not args.monitor:
+        raise ValueError(f"{', '.join(given)} act(s) only with --monitor (and --bundle)")
+    for k, default in MONITOR_FLAGS.items():
+        if getattr(args, k) is None:
+            setattr(args, k, default)
     if args.bundle:
         return _eval_bundle(args)
     if args.monitor:
         raise ValueError("--monitor evaluates an exported bundle: pass --bundle (see `alam export`)")
+    if args.plot:
+        raise ValueError("--plot draws a bundle's episodes in its state slice: pass --bundle (see `alam export`)")
     import sim
     from alam_control.learn import rundir, trainer
 
@@ -107,8 +142,8 @@ def _eval_bundle(args: argparse.Namespace) -> int:
                      "release_dwell_s": args.release_dwell_s}  # fmt: skip
         try:
             monitor = MonitorConfig.from_manifest(bundle.manifest, overrides)
-        except ValueError as err:
-            raise ValueError(f"{args.bundle}: {err} (--risk-high / --risk-low)") from None
+        except ValueError as err:  # the message names the field: --risk-high for risk_high, and so on
+            raise ValueError(f"{args.bundle}: {err}") from None
     seed = calibration.EVAL_SEED if args.seed is None else args.seed
 
     ranges = _eval_ranges(args, calibration.training_ranges(bundle.manifest))
@@ -232,11 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--run-dir", help="training run directory (torch checkpoint)")
     source.add_argument("--bundle", help="export bundle directory (ONNX policy, as deployed)")
     p.add_argument("--monitor", action="store_true", help="with --bundle: run the risk monitor + fallback")
-    p.add_argument("--fallback", default="stop", help="with --monitor: stop | damping | center | retreat | evade")
+    p.add_argument("--fallback", help="with --monitor: stop (default) | damping | center | retreat | evade")
     p.add_argument("--risk-high", type=float, help="with --monitor: override the manifest's risk_high")
     p.add_argument("--risk-low", type=float, help="with --monitor: override the manifest's risk_low")
-    p.add_argument("--engage-ticks", type=int, default=3)
-    p.add_argument("--release-dwell-s", type=float, default=1.0)
+    p.add_argument("--engage-ticks", type=int, help="with --monitor: ticks above risk_high before FALLBACK (3)")
+    p.add_argument("--release-dwell-s", type=float, help="with --monitor: s below risk_low before POLICY (1.0)")
     p.add_argument("--episodes", type=_positive_int, default=10)
     p.add_argument("--seed", type=int, default=None, help="first episode seed (default: the run's eval seeds)")
     p.add_argument("--randomize", action="store_true", help="domain randomization on (the training ranges)")
@@ -248,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--video", type=_writable_file, metavar="OUT.mp4",
                    help="record the episodes (MuJoCo offscreen), each frame labelled with risk and mode")  # fmt: skip
-    p.add_argument("--plot", type=_writable_file, metavar="MAP.png",
+    p.add_argument("--plot", type=_figure_file, metavar="MAP.png",
                    help="with --bundle: each episode's path in its state slice, coloured by risk")  # fmt: skip
     p.set_defaults(func=_eval)
 
@@ -268,9 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=_positive_int, default=20)
     p.add_argument("--recall", type=float, default=0.9, help="share of pre-violation steps risk_high must flag")
     p.add_argument("--hysteresis", type=float, default=0.5, help="risk_low = this x risk_high (default 0.5)")
-    p.add_argument("--horizon", type=int, default=20, help="H of 'a violation within the next H steps'")
+    p.add_argument("--horizon", type=_positive_int, default=20, help="H of 'a violation within the next H steps'")
     p.add_argument("--no-randomize", action="store_true", help="calibrate on the nominal model")
-    p.add_argument("--plot", type=_writable_file, metavar="OUT.png", help="also draw the reliability diagram")
+    p.add_argument("--plot", type=_figure_file, metavar="OUT.png", help="also draw the reliability diagram")
     p.set_defaults(func=_calibrate)
 
     p = sub.add_parser("bundle", help="bundle maintenance: `alam bundle rehash` re-signs a hand-edited manifest")
@@ -281,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("riskmap", help="lambda(s) of bundles over a 2-D state slice, next to the violation region")
     p.add_argument("--bundle", action="append", required=True, help="bundle directory (repeat: one row each)")
     p.add_argument("--label", action="append", help="row label per --bundle (default: the directory name)")
-    p.add_argument("--out", required=True, type=_writable_file, help="PNG to write (its folder must exist)")
+    p.add_argument("--out", required=True, type=_figure_file, help="PNG to write (its folder must exist)")
     p.add_argument("--grid", type=int, default=41, help="cells per axis (default 41)")
     p.add_argument("--horizon", type=int, default=20, help="H of 'a violation within the next H steps'")
     p.add_argument("--seed", type=int, default=0, help="episode seed of the scene (diff-drive pillar layout)")

@@ -137,6 +137,18 @@ def group_runs(runs: list[RunResult]) -> dict[tuple[str, str, str], list[RunResu
         for r in members:
             setting = ",".join(f"{k}={_value_text(r.config.get(k))}" for k in varying)
             groups[(task, algo, setting)].append(r)
+    for (task, algo, setting), members in groups.items():
+        # Seeds are the replicates: a copied run counted twice would narrow every interval.
+        by_seed: dict[str, list[str]] = defaultdict(list)
+        for r in members:
+            by_seed[json.dumps(r.config.get("seed"))].append(str(r.run_dir))
+        repeated = {seed: dirs for seed, dirs in by_seed.items() if len(dirs) > 1}
+        if repeated:
+            seed, dirs = next(iter(repeated.items()))
+            raise ValueError(
+                f"{task} {algo}{' ' + setting if setting else ''}: seed {seed} appears in {len(dirs)} runs "
+                f"({', '.join(dirs)}); each seed must be one replicate: move the copies out of the sweep directory"
+            )
     return dict(sorted(groups.items()))
 
 

@@ -55,12 +55,26 @@ def test_bad_config_files_are_named_errors(text: bytes, message: str, tmp_path: 
         (["calibrate", "--bundle", "B", "--episodes", "0"], "argument --episodes: must be >= 1, got 0"),
         (["eval", "--run-dir", "R", "--video", "/no/such/dir/v.mp4"], "folder /no/such/dir does not exist"),
         (["riskmap", "--bundle", "B", "--out", "/no/such/dir/x.png"], "folder /no/such/dir does not exist"),
+        (["calibrate", "--bundle", "B", "--episodes", "abc"], "argument --episodes: not an integer: 'abc'"),
+        # Before the fix: rollouts ran, the manifest was rewritten, and only then did the plot fail.
+        (["calibrate", "--bundle", "B", "--plot", "rel.txt"], ".txt is not an image format matplotlib writes"),
+        (["calibrate", "--bundle", "B", "--horizon", "-1"], "argument --horizon: must be >= 1, got -1"),
+        (["eval", "--bundle", "B", "--fallback", "stop"], "--fallback act(s) only with --monitor"),
+        (["eval", "--bundle", "B", "--risk-high", "0.5", "--engage-ticks", "2"],
+         "--risk-high, --engage-ticks act(s) only with --monitor"),
+        (["eval", "--run-dir", "R", "--plot", "map.png"], "--plot draws a bundle's episodes"),
+        (["train", "--resume", "--run-dir", "/no/such/dir/run"], "--resume --run-dir /no/such/dir/run: does not exist"),
     ],
 )
 def test_arguments_are_checked_before_any_work(argv: list[str], message: str, capsys) -> None:
     code, err = run(argv, capsys)
     assert code == 2 and message in err, err
     assert not Path("/no/such/dir").exists()
+
+
+def test_a_figure_path_without_a_suffix_is_reported_as_written(tmp_path: Path) -> None:
+    assert cli._figure_file(str(tmp_path / "map")) == str(tmp_path / "map.png")
+    assert cli._figure_file(str(tmp_path / "map.svg")) == str(tmp_path / "map.svg")
 
 
 def test_report_names_a_corrupt_summary(tmp_path: Path, capsys) -> None:

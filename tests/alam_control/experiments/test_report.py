@@ -267,3 +267,10 @@ def test_report_markdown_has_plateau_and_claims(sweep_dir: Path, tmp_path: Path)
     # 3 evaluations per fake run: too few for two windows, so no seed counts as plateaued.
     assert "| plateaued |" in markdown and "0/3 (—)" in markdown
     assert "## Claims" in markdown and "| 1 | n/a | — |" in markdown
+
+
+def test_a_seed_run_twice_is_a_named_error(sweep_dir: Path, tmp_path: Path) -> None:
+    runs, _ = report.find_runs(sweep_dir)
+    copy = report.RunResult(tmp_path / "copy", dict(runs[0].config), dict(runs[0].summary), list(runs[0].evals))
+    with pytest.raises(ValueError, match=r"seed \S+ appears in 2 runs .*copy"):
+        report.group_runs([*runs, copy])

@@ -239,6 +239,21 @@ def test_checkpoint_with_pickled_object_is_refused(tmp_path: Path) -> None:
         checkpoint.load_latest(tmp_path)
 
 
+def test_a_text_file_in_place_of_a_checkpoint_is_reported_as_corrupt(tmp_path: Path) -> None:
+    (tmp_path / checkpoint.LATEST).write_text("hello\n")  # torch.load raised a bare KeyError on this
+    with pytest.raises(checkpoint.CheckpointError, match="corrupt or truncated"):
+        checkpoint.load_latest(tmp_path)
+
+
+def test_loading_the_previous_checkpoint_says_so(finished_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / checkpoint.PREVIOUS).write_bytes((finished_run / checkpoint.LATEST).read_bytes())
+    with pytest.warns(UserWarning, match="missing: loaded the previous checkpoint"):
+        _, path = checkpoint.load_latest(run)
+    assert path.name == checkpoint.PREVIOUS
+
+
 def test_resume_refuses_a_changed_config(finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code = cli.main(["train", "--resume", "--run-dir", str(finished_run), "--set", "sac.gamma=0.9", "--no-progress"])
     assert code == 2
