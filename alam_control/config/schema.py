@@ -98,7 +98,8 @@ class MultiplierConfig:
 
     Every constraint term in the actor is multiplied by the batch's mean |Q| (detached), so lambda is a price in
     units of the task's own value scale: the same rho and lambda_max work on a cart-pole (|Q| 23-53 over training)
-    and on the diff-drive robot (|Q| 1.7-2.5), and sac.reward_scale changes the critic's numbers but not the trade-off."""
+    and on the diff-drive robot (|Q| 1.7-2.5), and sac.reward_scale changes the critic's numbers but not the
+    trade-off."""
 
     hidden: tuple[int, ...] = (256, 256)
     """Hidden widths of the multiplier network."""

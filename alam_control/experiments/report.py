@@ -359,9 +359,14 @@ def to_markdown(rows: list[dict[str, Any]], sweep_dir: Path, unfinished: list[Pa
     goals = goal_verdicts(rows)
     if goals:
         met = sum(g["verdict"] == "met" for g in goals)
-        lines += ["", f"## Goal: sac_alam's return >= every safe baseline's at a violation rate no higher "
-                  f"(met on {met} of {len(goals)} tasks; the goal is {GOAL_TASKS} of 4)", "",
-                  "| task | verdict | baselines as safe as sac_alam | of them with a higher return |", "|---|---|---|---|"]
+        lines += [
+            "",
+            f"## Goal: sac_alam's return >= every safe baseline's at a violation rate no higher "
+            f"(met on {met} of {len(goals)} tasks; the goal is {GOAL_TASKS} of 4)",
+            "",
+            "| task | verdict | baselines as safe as sac_alam | of them with a higher return |",
+            "|---|---|---|---|",
+        ]
         lines += [f"| {g['task']} | {g['verdict']} | {', '.join(g['as_safe']) or 'none (vacuous)'} "
                   f"| {', '.join(g['beaten_by']) or _DASH} |" for g in goals]  # fmt: skip
     if figures:

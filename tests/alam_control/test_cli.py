@@ -60,8 +60,10 @@ def test_bad_config_files_are_named_errors(text: bytes, message: str, tmp_path: 
         (["calibrate", "--bundle", "B", "--plot", "rel.txt"], ".txt is not an image format matplotlib writes"),
         (["calibrate", "--bundle", "B", "--horizon", "-1"], "argument --horizon: must be >= 1, got -1"),
         (["eval", "--bundle", "B", "--fallback", "stop"], "--fallback act(s) only with --monitor"),
-        (["eval", "--bundle", "B", "--risk-high", "0.5", "--engage-ticks", "2"],
-         "--risk-high, --engage-ticks act(s) only with --monitor"),
+        (
+            ["eval", "--bundle", "B", "--risk-high", "0.5", "--engage-ticks", "2"],
+            "--risk-high, --engage-ticks act(s) only with --monitor",
+        ),
         (["eval", "--run-dir", "R", "--plot", "map.png"], "--plot draws a bundle's episodes"),
         (["train", "--resume", "--run-dir", "/no/such/dir/run"], "--resume --run-dir /no/such/dir/run: does not exist"),
     ],

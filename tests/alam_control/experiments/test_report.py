@@ -257,7 +257,9 @@ def test_goal_verdicts_compare_only_baselines_as_safe() -> None:
     ]
     got = {g["task"]: g for g in report.goal_verdicts(rows)}
     assert sorted(got) == ["a", "b", "c"]
-    assert got["a"]["verdict"] == "not met" and got["a"]["as_safe"] == ["sac_lag"] and got["a"]["beaten_by"] == ["sac_lag"]
+    assert (
+        got["a"]["verdict"] == "not met" and got["a"]["as_safe"] == ["sac_lag"] and got["a"]["beaten_by"] == ["sac_lag"]
+    )
     assert got["b"]["verdict"] == "met" and got["b"]["as_safe"] == ["fac"] and got["b"]["beaten_by"] == []
     assert got["c"]["verdict"] == "met" and got["c"]["as_safe"] == []
 
