@@ -8,9 +8,11 @@ The ONNX graph maps raw observations to everything the robot needs, so the robot
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -123,8 +125,12 @@ def export(run_dir: str | Path, out: str | Path, opset: int = 18, risk_signal: s
     # Build in a sibling temp dir and rename: a crash never leaves a half-written bundle under `out`.
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp.chmod(0o755)
+    # The exporter's notes that do not concern this graph: it registers torchvision's detection ops when torchvision
+    # is installed and logs a warning for each when it is not; torch's own pytree deprecation warning.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
             torch.onnx.export(
                 module,
                 (example,),
