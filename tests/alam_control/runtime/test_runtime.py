@@ -27,7 +27,13 @@ from alam_control.runtime import (
     make_fallback,
     yaw_from_quaternion,
 )
-from alam_control.runtime.bundle import RISK_SIGNALS, validate_manifest, write_manifest
+from alam_control.runtime.bundle import (
+    RISK_SIGNALS,
+    SIGNATURE_KEY,
+    manifest_digest,
+    validate_manifest,
+    write_manifest,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -101,7 +107,6 @@ SCHEMA_EDITS = [
     (lambda m: m.update(risk_high="abc", risk_low=0.0), "risk_high must be a finite number"),
     (lambda m: m.update(risk_high=0.5, risk_low=0.8), "risk_low (0.8) must be <= risk_high"),
     (lambda m: m.update(risk_high=0.5, risk_low=None), "both be set or both null"),
-    (lambda m: m.update(risk_high=float("nan"), risk_low=0.0), "risk_high must be a finite number"),
     (lambda m: m.update(action_low=[0], action_high=[0]), "must be below action_high"),
     (lambda m: m.update(action_low=[float("inf")]), "action_low[0] must be a finite number"),
     (lambda m: m.update(control_period_s=-1), "control_period_s must be a finite number in (0.0"),
@@ -124,6 +129,18 @@ def test_manifest_schema_names_the_field(smoke_bundle: Path, tmp_path: Path, edi
     edit(manifest)
     write_manifest(bundle, manifest)
     with pytest.raises(BundleError, match=re.escape(message)):
+        load_bundle(bundle)
+
+
+def test_a_nan_threshold_written_by_hand_is_refused(smoke_bundle: Path, tmp_path: Path) -> None:
+    """write_manifest writes NaN as null; a file edited by hand (and signed) may still hold one."""
+    bundle = copy_bundle(smoke_bundle, tmp_path)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest.update(risk_high=float("nan"), risk_low=0.0)
+    manifest.pop(SIGNATURE_KEY)
+    manifest[SIGNATURE_KEY] = manifest_digest(manifest)
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="risk_high must be a finite number"):
         load_bundle(bundle)
 
 
@@ -462,3 +479,19 @@ def test_any_invalid_manifest_value_is_a_named_error(data) -> None:
 
 def test_validate_manifest_accepts_the_shipped_manifest() -> None:
     validate_manifest(_SHIPPED_MANIFEST)
+
+
+def test_manifests_are_written_as_strict_json(smoke_bundle: Path, tmp_path: Path) -> None:
+    """An undefined figure (NaN) is written as null: a robot's C++ or JavaScript JSON parser rejects `NaN`."""
+    bundle = tmp_path / "b"
+    shutil.copytree(smoke_bundle, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["calibration"] = {"risk_auroc_interval": [math.nan, math.inf], "risk_auroc": 0.8}
+    write_manifest(bundle, manifest)
+
+    def no_constants(name: str) -> None:
+        raise ValueError(f"{name} in a manifest")
+
+    written = json.loads((bundle / "manifest.json").read_text(), parse_constant=no_constants)
+    assert written["calibration"] == {"risk_auroc_interval": [None, None], "risk_auroc": 0.8}
+    assert load_bundle(bundle).manifest["calibration"]["risk_auroc"] == 0.8  # the signature covers what was written
