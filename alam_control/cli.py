@@ -74,17 +74,15 @@ def _figure_file(text: str) -> str:
     return text
 
 
-MONITOR_FLAGS = {"fallback": "stop", "risk_high": None, "risk_low": None, "engage_ticks": 3, "release_dwell_s": 1.0}
-"""`alam eval` options that only act with --monitor, and their defaults (None in the parser, to tell them given)."""
+MONITOR_FLAGS = ("fallback", "risk_high", "risk_low", "engage_ticks", "release_dwell_s")
+"""`alam eval` options that only act with --monitor. None in the parser, so a given one can be told from a default:
+MonitorConfig.from_manifest fills the monitor's own defaults, calibration.rollout the fallback's."""
 
 
 def _eval(args: argparse.Namespace) -> int:
     given = [f"--{k.replace('_', '-')}" for k in MONITOR_FLAGS if getattr(args, k) is not None]
     if given and not args.monitor:
         raise ValueError(f"{', '.join(given)} act(s) only with --monitor (and --bundle)")
-    for k, default in MONITOR_FLAGS.items():
-        if getattr(args, k) is None:
-            setattr(args, k, default)
     if args.bundle:
         return _eval_bundle(args)
     if args.monitor:
@@ -153,7 +151,8 @@ def _eval_bundle(args: argparse.Namespace) -> int:
         text = f"{tick.label}  {bundle.risk_signal} {tick.risk:.3g}"
         frames.append(calibration.overlay(env.render(height=240, width=320), text, tick.mode != "POLICY"))
 
-    data = calibration.rollout(bundle, args.episodes, seed, ranges or False, monitor, args.fallback,
+    fallback = {"fallback": args.fallback} if args.fallback else {}  # else rollout's default
+    data = calibration.rollout(bundle, args.episodes, seed, ranges or False, monitor, **fallback,
                                on_frame=on_frame if args.video else None)  # fmt: skip
     result = {"bundle": args.bundle, "monitor": bool(monitor), "episodes": args.episodes,
               "randomize_width": (args.randomize_width or 1.0) if ranges else None, **data.summary()}  # fmt: skip
@@ -270,8 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fallback", help="with --monitor: stop (default) | damping | center | retreat | evade")
     p.add_argument("--risk-high", type=float, help="with --monitor: override the manifest's risk_high")
     p.add_argument("--risk-low", type=float, help="with --monitor: override the manifest's risk_low")
-    p.add_argument("--engage-ticks", type=int, help="with --monitor: ticks above risk_high before FALLBACK (3)")
-    p.add_argument("--release-dwell-s", type=float, help="with --monitor: s below risk_low before POLICY (1.0)")
+    p.add_argument("--engage-ticks", type=int, help="with --monitor: ticks above risk_high before FALLBACK")
+    p.add_argument("--release-dwell-s", type=float, help="with --monitor: s below risk_low before POLICY")
     p.add_argument("--episodes", type=_positive_int, default=10)
     p.add_argument("--seed", type=int, default=None, help="first episode seed (default: the run's eval seeds)")
     p.add_argument("--randomize", action="store_true", help="domain randomization on (the training ranges)")

@@ -82,6 +82,27 @@ class ExportedPolicy(nn.Module):
         return self.ctrl_mid + self.ctrl_half * a, lam, cost_q
 
 
+def write_onnx(module: ExportedPolicy, obs_dim: int, path: Path, opset: int = 18) -> None:
+    """The ONNX graph of `module`: ``obs [B, obs_dim] -> (action, lambda, cost_q)``, any batch up to 4096."""
+    # The exporter's notes that do not concern this graph: it registers torchvision's detection ops when torchvision
+    # is installed and logs a warning for each when it is not; torch's own pytree deprecation warning.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
+        torch.onnx.export(
+            module,
+            (torch.zeros(1, obs_dim),),
+            str(path),
+            input_names=["obs"],
+            output_names=["action", "lambda", "cost_q"],
+            dynamic_shapes={"obs": {0: torch.export.Dim("batch", max=4096)}},
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+
+
 def _ensemble_head(critic: nn.Module, head: int) -> nn.Sequential:
     """Head `head` of a CriticEnsemble as an MLP of nn.Linear + ReLU with the same weights: ``[B, O+A] -> [B, 1]``."""
     layers: list[nn.Module] = []
@@ -119,35 +140,19 @@ def export(run_dir: str | Path, out: str | Path, opset: int = 18, risk_signal: s
     cfg, env = run.config, run.env
     spec = env.spec
     module = ExportedPolicy(run.agent, spec.ctrl_low, spec.ctrl_high).eval()
-    example = torch.zeros(1, spec.obs_layout and max(stop for _, stop in spec.obs_layout.values()))
+    obs_dim = int(spec.obs_layout and max(stop for _, stop in spec.obs_layout.values()))
 
     out.parent.mkdir(parents=True, exist_ok=True)
     # Build in a sibling temp dir and rename: a crash never leaves a half-written bundle under `out`.
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp.chmod(0o755)
-    # The exporter's notes that do not concern this graph: it registers torchvision's detection ops when torchvision
-    # is installed and logs a warning for each when it is not; torch's own pytree deprecation warning.
-    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
-            torch.onnx.export(
-                module,
-                (example,),
-                str(tmp / POLICY_FILE),
-                input_names=["obs"],
-                output_names=["action", "lambda", "cost_q"],
-                dynamic_shapes={"obs": {0: torch.export.Dim("batch", max=4096)}},
-                opset_version=opset,
-                dynamo=True,
-                external_data=False,
-                verbose=False,
-            )
+        write_onnx(module, obs_dim, tmp / POLICY_FILE, opset)
         manifest = {
             "format_version": FORMAT_VERSION,
             "task": spec.name,
             "algo": cfg.algo.name,
-            "obs_dim": int(example.shape[1]),
+            "obs_dim": obs_dim,
             "obs_layout": {k: list(v) for k, v in spec.obs_layout.items()},
             "act_dim": len(spec.ctrl_low),
             "action_low": list(spec.ctrl_low),

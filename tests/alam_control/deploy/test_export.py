@@ -43,11 +43,7 @@ def test_exported_lambda_stays_graded_far_below_the_cap(smoke_run: Path, tmp_pat
         net.net[-1].bias.sub_(60.0)  # logits around -60: lambda ~ 1e-26 lambda_max
     module = export.ExportedPolicy(run.agent, run.env.spec.ctrl_low, run.env.spec.ctrl_high).eval()
     path = tmp_path / "policy.onnx"
-    with torch.no_grad():
-        torch.onnx.export(module, (torch.zeros(1, 5),), str(path), input_names=["obs"],
-                          output_names=["action", "lambda", "cost_q"],
-                          dynamic_shapes={"obs": {0: torch.export.Dim("batch", max=64)}}, dynamo=True,
-                          external_data=False, verbose=False)  # fmt: skip
+    export.write_onnx(module, 5, path)
     obs = np.random.default_rng(0).normal(0, 1, (32, 5)).astype(np.float32)
     lam = onnxruntime.InferenceSession(str(path)).run(["lambda"], {"obs": obs})[0]
     with torch.no_grad():
