@@ -16,7 +16,9 @@ and the latency of a command is its receipt time minus that stamp (one machine, 
   max), and its CPU use (from /proc, % of one core).
 
 Node set-ups: `tick_on` scan (a tick per scan: event-driven) or timer (control_rate_hz = the publishing rate),
-and the rclpy executor (single_threaded, or rclpy.experimental's events executor).
+and the rclpy executor (single_threaded, or rclpy.experimental's events executor). `echo/<executor>` replaces the
+policy node with the least an rclpy node can do on the same path (`serve_echo`: take the scan, publish a
+TwistStamped with its stamp, nothing else): the floor that rclpy, Fast DDS and this machine set under any node.
 
 First, without ROS: the deployed tick itself (`runtime.Controller`, what the node runs per scan) over recorded
 inputs (odometry, a goal, 360-beam scans as the `array.array('f')` rclpy delivers), p50 / p99 / max in us, and
@@ -119,6 +121,32 @@ def controller_timing(bundle_dir: Path, ticks: int = 20000, beams: int = 360) ->
     return timing
 
 
+def serve_echo(executor_kind: str) -> None:
+    """The latency floor's node: subscribes to odom and scan as the policy node does, and answers each scan with a
+    TwistStamped carrying the scan's stamp, at once, from the callback. Runs until SIGINT."""
+    import rclpy
+    from alam_ros import common
+    from geometry_msgs.msg import TwistStamped
+    from nav_msgs.msg import Odometry
+    from sensor_msgs.msg import LaserScan
+
+    common.init(None)
+    spinner = common.Spinner()
+    node = rclpy.create_node("alam_latency_echo")
+    pub = node.create_publisher(TwistStamped, "cmd_vel", common.COMMAND_QOS)
+    cmd = TwistStamped()
+
+    def on_scan(msg: LaserScan) -> None:
+        cmd.header.stamp = msg.header.stamp
+        pub.publish(cmd)
+
+    node.create_subscription(Odometry, "odom", lambda msg: None, common.SENSOR_QOS)
+    node.create_subscription(LaserScan, "scan", on_scan, common.SENSOR_QOS)
+    spinner.spin(node, executor_kind)
+    node.destroy_node()
+    rclpy.shutdown()
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -155,6 +183,8 @@ def run_setup(
     cmd = [sys.executable, "-m", "alam_ros.policy_node", "--ros-args"]
     for k, v in params.items():
         cmd += ["-p", f"{k}:={v}"]
+    if tick_on == "echo":
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-echo", executor]
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
     node_proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -319,9 +349,13 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--ticks", type=int, default=20000, help="controller ticks timed without ROS")
     parser.add_argument("--no-ros", action="store_true", help="time the controller without ROS only")
+    parser.add_argument("--serve-echo", metavar="EXECUTOR", help=argparse.SUPPRESS)  # the echo set-up's process
     args = parser.parse_args()
 
     sys.path[:0] = [str(REPO), str(PACKAGE_SRC)]
+    if args.serve_echo:
+        serve_echo(args.serve_echo)
+        return 0
     env = dict(os.environ)
     env["ROS_DOMAIN_ID"] = str(env.get("ROS_DOMAIN_ID") or 150 + os.getpid() % 80)
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
