@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 __version__ = "0.1.0"
 
 # Modules of the `train` extra. A runtime-only install (a robot: numpy and onnxruntime, `alam_control.runtime` and
@@ -19,3 +22,15 @@ def missing_train_stack(err: ModuleNotFoundError) -> str | None:
         "install it with: pip install 'alam-control[train,export]' "
         "(from the repository: pip install -e '.[train,export]')"
     )
+
+
+def strict_json(value: Any) -> Any:
+    """`value` with every non-finite float as None, for `json.dumps(..., allow_nan=False)`: JSON has no NaN, and a
+    robot's C++ or JavaScript parser (or `jq`) rejects Python's bare `NaN` (an undefined AUROC, for one)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from alam_control import strict_json
 
 if TYPE_CHECKING:
     import sim
@@ -33,7 +34,7 @@ def _train(args: argparse.Namespace) -> int:
         stem = Path(args.config).stem if args.config else "run"
         run_dir = Path("runs") / f"{stem}-s{cfg.seed}"
     summary = trainer.train(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(strict_json(summary), indent=2, allow_nan=False))
     print(f"run directory: {run_dir}")
     return 0
 
@@ -115,7 +116,7 @@ def _eval(args: argparse.Namespace) -> int:
 
         imageio.mimsave(args.video, frames, fps=round(1.0 / env.spec.control_timestep))
         result["video"] = args.video
-    print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}, indent=2))
+    print(json.dumps(strict_json(result), indent=2, allow_nan=False))
     return 0
 
 
@@ -168,7 +169,7 @@ def _eval_bundle(args: argparse.Namespace) -> int:
 
         imageio.mimsave(args.video, frames, fps=round(1.0 / float(bundle.manifest["control_period_s"])))
         result["video"] = args.video
-    print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}, indent=2))
+    print(json.dumps(strict_json(result), indent=2, allow_nan=False))
     return 0
 
 
@@ -187,7 +188,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     result = calibration.calibrate(args.bundle, args.episodes, args.recall, not args.no_randomize, args.horizon,
                                    hysteresis=args.hysteresis)  # fmt: skip
     table, by_lead = result.pop("reliability"), result.pop("auroc_by_lead")
-    print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}, indent=2))
+    print(json.dumps(strict_json(result), indent=2, allow_nan=False))
     signal = result["risk_signal"]
     print(f"reliability: P(violation within horizon | {signal} bin)")
     for row in table:
@@ -217,7 +218,7 @@ def _riskmap(args: argparse.Namespace) -> int:
     labels = args.label or [Path(b).name for b in args.bundle]
     maps = [riskmap.compute(b, args.grid, args.horizon, args.seed) for b in args.bundle]
     for label, m in zip(labels, maps, strict=True):
-        summary = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in m.summary().items()}
+        summary = strict_json(m.summary())
         print(json.dumps({"bundle": m.bundle, "label": label, **summary}))
     print(f"written: {riskmap.plot(maps, labels, args.out)}")
     return 0

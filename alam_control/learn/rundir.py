@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alam_control import config as config_lib
+from alam_control import strict_json
 
 if TYPE_CHECKING:
     import sim
@@ -112,7 +114,12 @@ def discard_logs(run_dir: Path) -> None:
 
 # ----------------------------------------------------------------------------------------------- summary
 def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
-    (Path(run_dir) / SUMMARY).write_text(json.dumps(summary, indent=2))
+    """Writes summary.json atomically (temp file + rename: a finished run is never half-written) as strict JSON:
+    a NaN metric (an AUROC with no violation to rank) is written as null, which `read_summary` reads back as NaN."""
+    path = Path(run_dir) / SUMMARY
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(strict_json(summary), indent=2, allow_nan=False))
+    os.replace(tmp, path)
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
@@ -124,12 +131,12 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
     """
     path = Path(run_dir) / SUMMARY
     try:
-        summary = json.loads(path.read_text())  # NaN is valid here (Python's json writes it)
+        summary = json.loads(path.read_text())  # older runs hold a bare NaN, which Python's json reads
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not valid JSON ({err}); rerun or remove that run") from None
     if not isinstance(summary, dict):
         raise ValueError(f"{path} is not a run summary (a JSON object)")
-    return summary
+    return {k: math.nan if v is None else v for k, v in summary.items()}
 
 
 def is_finished(run_dir: Path, total_steps: int) -> bool:

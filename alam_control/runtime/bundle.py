@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from alam_control import strict_json
+
 FORMAT_VERSION = 1
 POLICY_FILE = "policy.onnx"
 MANIFEST_FILE = "manifest.json"
@@ -165,22 +167,10 @@ def manifest_digest(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _strict_json(value: Any) -> Any:
-    """`value` with every non-finite float as None: JSON has no NaN, and a robot's C++ or JavaScript parser rejects
-    Python's bare `NaN` (an undefined AUROC interval, for one)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict_json(v) for v in value]
-    return value
-
-
 def write_manifest(bundle: Path, manifest: dict[str, Any]) -> None:
     """Writes manifest.json signed (SIGNATURE_KEY) and atomically (temp file + rename), e.g. after calibration
     sets the risk thresholds. Strict JSON: non-finite numbers are written as null."""
-    signed = {k: v for k, v in _strict_json(manifest).items() if k != SIGNATURE_KEY}
+    signed = {k: v for k, v in strict_json(manifest).items() if k != SIGNATURE_KEY}
     signed[SIGNATURE_KEY] = manifest_digest(signed)
     tmp = Path(bundle) / (MANIFEST_FILE + ".tmp")
     tmp.write_text(json.dumps(signed, indent=2, allow_nan=False) + "\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,23 @@ def test_a_run_is_finished_only_at_its_step_budget(tmp_path: Path) -> None:
     (tmp_path / rundir.SUMMARY).write_text("[400]")
     with pytest.raises(ValueError, match="not a run summary"):
         rundir.read_summary(tmp_path)
+
+
+def test_summaries_are_strict_json_and_read_back_nan(tmp_path: Path) -> None:
+    """A NaN metric (an AUROC with no violation to rank) is written as null, which `jq` and C++ parsers accept, and
+    read back as NaN; a summary of an older run with a bare NaN still reads."""
+    rundir.write_summary(tmp_path, {"steps": 400, "risk_auroc": float("nan"), "return": 1.5, "precision": "float32"})
+
+    def no_constants(name: str) -> None:
+        raise ValueError(f"{name} in a summary")
+
+    text = (tmp_path / rundir.SUMMARY).read_text()
+    assert json.loads(text, parse_constant=no_constants)["risk_auroc"] is None
+    summary = rundir.read_summary(tmp_path)
+    assert math.isnan(summary["risk_auroc"]) and summary["return"] == 1.5 and summary["precision"] == "float32"
+    assert not list(tmp_path.glob("*.tmp"))  # written through a temp file, renamed
+    (tmp_path / rundir.SUMMARY).write_text('{"steps": 400, "risk_auroc": NaN}')
+    assert math.isnan(rundir.read_summary(tmp_path)["risk_auroc"])
 
 
 def test_only_the_step_budget_may_change_on_resume() -> None:
