@@ -24,7 +24,7 @@ from alam_control import cli
 from alam_control import config as config_lib
 from alam_control.config import ConfigError
 from alam_control.experiments import sweep
-from alam_control.learn import checkpoint, trainer
+from alam_control.learn import checkpoint, rundir, trainer
 
 REPO = Path(__file__).resolve().parents[3]
 SMOKE = REPO / "configs" / "smoke.yaml"
@@ -431,7 +431,7 @@ def test_sweep_on_ray_survives_a_killed_worker_and_reports(tmp_path: Path, capsy
     # The resumed trial ends exactly where an uninterrupted run of the same config ends.
     straight = tmp_path / "straight"
     reference = trainer.train(s.trials[1].config, straight, progress=False)
-    resumed = json.loads((victim / "summary.json").read_text())
+    resumed = rundir.read_summary(victim)
     assert (resumed["return"], resumed["cost"], resumed["train_cost"]) == (
         reference["return"],
         reference["cost"],
@@ -565,7 +565,7 @@ def test_a_trial_on_a_lost_node_resumes_on_another_node_and_ends_as_an_uninterru
 
     straight = tmp_path / "straight"
     reference = trainer.train(s.trials[0].config, straight, progress=False)
-    resumed = json.loads((run / "summary.json").read_text())
+    resumed = rundir.read_summary(run)
     same = {"wall_time_s": None}  # the only figure that may differ; json.dumps compares NaN (risk_auroc) too
     assert json.dumps({**resumed, **same}) == json.dumps({**reference, **same})
     a, _ = checkpoint.load_latest(straight)
