@@ -153,7 +153,15 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_setup(
-    bundle: Path, rate: float, tick_on: str, executor: str, duration: float, warmup: float, env, record: bool = False
+    bundle: Path,
+    rate: float,
+    tick_on: str,
+    executor: str,
+    duration: float,
+    warmup: float,
+    env,
+    record: bool = False,
+    receiver: str = "single_threaded",
 ) -> dict:
     import rclpy
     from alam_ros import common
@@ -210,7 +218,12 @@ def run_setup(
 
     node.create_subscription(TwistStamped, "cmd_vel", on_cmd, reliable)
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, reliable)
-    spin_executor = SingleThreadedExecutor(context=context)
+    if receiver == "events":  # the receiving side's own rclpy overhead is inside every latency measured here
+        from rclpy.experimental import EventsExecutor
+
+        spin_executor = EventsExecutor(context=context)
+    else:
+        spin_executor = SingleThreadedExecutor(context=context)
     spin_executor.add_node(node)
     stop = threading.Event()
 
@@ -346,6 +359,12 @@ def main() -> int:
         default=[f"{t}/{e}" for t, e in SETUPS],
         help="tick_on/executor pairs, /record appended to record an MCAP file (default: %(default)s)",
     )
+    parser.add_argument(
+        "--receiver",
+        choices=("single_threaded", "events"),
+        default="single_threaded",
+        help="executor of this process's command subscriber (its overhead is part of every latency measured)",
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--ticks", type=int, default=20000, help="controller ticks timed without ROS")
     parser.add_argument("--no-ros", action="store_true", help="time the controller without ROS only")
@@ -386,7 +405,9 @@ def main() -> int:
     for rate in args.rates:
         for setup in args.setups:
             tick_on, executor, *extra = setup.split("/")
-            r = run_setup(bundle, rate, tick_on, executor, args.duration, args.warmup, env, record=extra == ["record"])
+            r = run_setup(
+                bundle, rate, tick_on, executor, args.duration, args.warmup, env, extra == ["record"], args.receiver
+            )
             executor = executor + (" +rec" if extra else "")
             results.append(r)
             print(
