@@ -185,8 +185,10 @@ def _export(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     from alam_control.deploy import calibration
 
+    if args.no_randomize and args.randomize_width is not None:
+        raise ValueError("--randomize-width widens the training ranges: it cannot go with --no-randomize")
     result = calibration.calibrate(args.bundle, args.episodes, args.recall, not args.no_randomize, args.horizon,
-                                   hysteresis=args.hysteresis)  # fmt: skip
+                                   hysteresis=args.hysteresis, width=args.randomize_width or 1.0)  # fmt: skip
     table, by_lead = result.pop("reliability"), result.pop("auroc_by_lead")
     print(json.dumps(strict_json(result), indent=2, allow_nan=False))
     signal = result["risk_signal"]
@@ -305,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hysteresis", type=float, default=0.5, help="risk_low = this x risk_high (default 0.5)")
     p.add_argument("--horizon", type=_positive_int, default=20, help="H of 'a violation within the next H steps'")
     p.add_argument("--no-randomize", action="store_true", help="calibrate on the nominal model")
+    p.add_argument(
+        "--randomize-width",
+        type=float,
+        metavar="K",
+        help="the training ranges K times as wide (for a policy that never violates under its own; default 1)",
+    )
     p.add_argument("--plot", type=_figure_file, metavar="OUT.png", help="also draw the reliability diagram")
     p.set_defaults(func=_calibrate)
 

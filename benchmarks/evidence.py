@@ -135,12 +135,10 @@ def process(
     cache.unlink(missing_ok=True)  # stale: ours to remove (export refuses to replace a bundle with other files)
     arrays.unlink(missing_ok=True)
     export.export(run_dir, bundle_dir)
-    trained = calibration.training_ranges(load_bundle(bundle_dir).manifest)
     cal: dict = {}
     for width in (1.0, 2.0, 3.0):  # a bundle that never violates under x1 is calibrated on wider ranges
         try:
-            cal = calibration.calibrate(bundle_dir, calibration_episodes, 0.5, trained.widened(width))
-            cal["randomize_width"] = width
+            cal = calibration.calibrate(bundle_dir, calibration_episodes, 0.5, width=width)  # records the width
             break
         except ValueError as err:  # no violation at all in the rollouts: nothing to calibrate on
             cal = {"error": str(err)}

@@ -336,7 +336,10 @@ def pick_thresholds(
         raise ValueError(f"hysteresis must be in (0, 1], got {hysteresis}")
     positives = lam[labels]
     if positives.size == 0:
-        raise ValueError("no violations in the calibration rollouts; use more episodes or --randomize")
+        raise ValueError(
+            "no violations in the calibration rollouts: nothing to calibrate on; roll out more episodes, or under "
+            "wider randomization (`alam calibrate --randomize-width 2`)"
+        )
     # The next float below a quantile of the positives' lambdas, so `lam > threshold` flags that share. Not a fixed
     # offset: a graded lambda far below its cap takes values of 1e-8 and less, which an offset of 1e-6 (the earlier
     # rule) pushed below 0, so a recall target of 0.9 flagged every state and the robot never drove.
@@ -372,18 +375,28 @@ def calibrate(
     horizon: int = 20,
     seed: int = EVAL_SEED,
     hysteresis: float = HYSTERESIS,
+    width: float = 1.0,
 ) -> dict[str, Any]:
-    """Rolls the bundle out (``randomize`` True: under the ranges it was trained under, `training_ranges`),
-    measures risk_auroc and reliability, writes risk_high/low (`pick_thresholds`) into its manifest.
+    """Rolls the bundle out (``randomize`` True: under the ranges it was trained under, `training_ranges`, widened
+    ``width`` times), measures risk_auroc and reliability, writes risk_high/low (`pick_thresholds`) into its
+    manifest. A policy that never violates under its own ranges has nothing to calibrate on there: ``width`` 2
+    widens them until it does (the evidence does so), and the manifest records the width.
 
     The manifest's file hashes are unchanged (only manifest.json is rewritten, atomically).
 
     Returns:
         The "calibration" entry written to the manifest.
+
+    Raises:
+        ValueError: ``width`` below 1, or other than 1 without ``randomize`` True; no violation in the rollouts.
     """
+    if width < 1.0:
+        raise ValueError(f"randomization width must be >= 1 (the training ranges or wider), got {width}")
+    if width != 1.0 and randomize is not True:
+        raise ValueError("a randomization width needs the training ranges (randomize=True) to widen")
     bundle = load_bundle(bundle_dir)
     if randomize is True:
-        randomize = training_ranges(bundle.manifest)
+        randomize = training_ranges(bundle.manifest).widened(width)
     data = rollout(bundle, episodes, seed=seed, randomize=randomize, horizon=horizon)
     risk_high, risk_low, quality = pick_thresholds(data.risk, data.labels, recall, hysteresis)
     signal = bundle.risk_signal
@@ -392,6 +405,7 @@ def calibrate(
     result = {
         "episodes": episodes,
         "randomize": bool(randomize),
+        "randomize_width": width if randomize else None,
         "horizon": horizon,
         "target_recall": recall,
         "hysteresis": hysteresis,

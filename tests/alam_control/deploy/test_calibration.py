@@ -28,7 +28,7 @@ def test_pick_thresholds_reaches_the_recall() -> None:
     assert quality["recall"] >= 0.9 and quality["recall"] == pytest.approx(0.9, abs=0.01)
     assert (lam[labels] > high).mean() == pytest.approx(quality["recall"])
     assert quality["precision"] > labels.mean(), "a useful signal flags positives above their base rate"
-    with pytest.raises(ValueError, match="no violations"):
+    with pytest.raises(ValueError, match=r"no violations.*--randomize-width 2"):
         calibration.pick_thresholds(lam, np.zeros_like(labels), 0.9)
     # A lambda far below its cap (1e-12 .. 1e-9 here) keeps its ranking: the threshold stays positive and flags the
     # recall asked for, not every state.
@@ -113,10 +113,19 @@ def test_bundles_roll_out_under_the_ranges_they_were_trained_under(
 
     monkeypatch.setattr(calibration, "rollout", spy)
     assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2"]) == 0
+    assert load_bundle(bundle).manifest["calibration"]["randomize_width"] == 1.0
     assert cli.main(["eval", "--bundle", str(bundle), "--randomize", "--episodes", "1"]) == 0
     assert cli.main(["eval", "--bundle", str(bundle), "--randomize-width", "2", "--episodes", "1"]) == 0
+    # A policy that never violates under its own ranges is calibrated under wider ones, and the manifest says so.
+    assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2", "--randomize-width", "3"]) == 0
+    assert load_bundle(bundle).manifest["calibration"]["randomize_width"] == 3.0
     capsys.readouterr()
-    assert seen == [trained, trained, trained.widened(2.0)]
+    assert seen == [trained, trained, trained.widened(2.0), trained.widened(3.0)]
+    assert cli.main(["calibrate", "--bundle", str(bundle), "--randomize-width", "0.5"]) == 2
+    assert "randomization width must be >= 1" in capsys.readouterr().err
+    assert cli.main(["calibrate", "--bundle", str(bundle), "--randomize-width", "2", "--no-randomize"]) == 2
+    assert "cannot go with --no-randomize" in capsys.readouterr().err
+    assert len(seen) == 4  # refused before any rollout
 
 
 def test_cost_q_risk_signal_is_what_calibration_and_monitor_watch(smoke_run: Path, tmp_path: Path) -> None:
