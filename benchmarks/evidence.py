@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from alam_control.deploy import calibration, export, riskmap  # noqa: E402
 from alam_control.experiments import report  # noqa: E402
-from alam_control.learn import rundir  # noqa: E402
+from alam_control.learn import metrics, rundir  # noqa: E402
 from alam_control.runtime import MonitorConfig, load_bundle  # noqa: E402
 
 ALGOS = ("fac", "sac_alam")
@@ -238,12 +238,12 @@ def to_markdown(results: dict) -> str:
         )
     lines += ["", "## Calibration per seed (95% interval: bootstrap over episodes)", "",
               "| task | algo | seed | width | episodes | violation onsets | AUROC (lambda) | interval | monotone "
-              "| cap share |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+              "| dips > 2 SE | cap share |", "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for (task, algo), es in sorted(by.items()):
         for e in sorted(es, key=lambda e: e["seed"]):
             c = e["calibration"]
             if "error" in c:
-                lines.append(f"| {task} | {algo} | {e['seed']} | - | - | 0 | no violation | | | |")
+                lines.append(f"| {task} | {algo} | {e['seed']} | - | - | 0 | no violation | | | | |")
                 continue
             low, high = c.get("risk_auroc_interval", (math.nan, math.nan))
             # NaN: the violations fell in fewer than 5 episodes (metrics.auroc_interval)
@@ -252,7 +252,7 @@ def to_markdown(results: dict) -> str:
                 f"| {task} | {algo} | {e['seed']} | x{c['randomize_width']:g} | {c['episodes']} "
                 f"| {c.get('onsets', '?')} "
                 f"| {c['risk_auroc']:.3f} | {span} | {'yes' if c['reliability_monotone'] else 'no'} "
-                f"| {c.get('cap_share', math.nan):.4f} |"
+                f"| {metrics.reliability_dips(c['reliability'])} | {c.get('cap_share', math.nan):.4f} |"
             )
     lines += ["", "## Stress test: sac_alam bundles under widened randomization (mean ± 95% CI over seeds)", "",
               "| task | width | monitor | n | return | violation_rate | fallback share |",

@@ -417,6 +417,7 @@ def calibrate(
         "violation_rate": float((data.cost > 0).mean()),
         "positive_rate": float(data.labels.mean()),
         "reliability_monotone": float(metrics.is_monotone(table)),
+        "reliability_dips": metrics.reliability_dips(table),  # falls beyond 2 standard errors
         # How early it warns: the one AUROC averages violations 0 and H - 1 steps ahead.
         "auroc_by_lead": metrics.auroc_by_lead(data.risk, data.cost, data.episode, lead_edges(horizon)),
         **({"cap_share": metrics.cap_share(data.risk, cap)} if cap is not None else {}),

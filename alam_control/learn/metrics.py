@@ -68,6 +68,23 @@ def is_monotone(table: list[dict[str, float]]) -> bool:
     return all(b >= a for a, b in zip(rates[:-1], rates[1:], strict=True))
 
 
+def reliability_dips(table: list[dict[str, float]], z: float = 2.0) -> int:
+    """How many times P(violation within H) falls from one reliability bin to the next by more than ``z`` standard
+    errors of the difference.
+
+    `is_monotone` fails on any fall, and with 5000 states a bin one violating state can make the difference; this
+    counts only the falls sampling cannot explain. The standard errors are the binomial ones, as if states were
+    independent; states of one episode are not, so the true errors are larger and this count errs towards finding
+    dips, not hiding them.
+    """
+    dips = 0
+    for a, b in zip(table[:-1], table[1:], strict=True):
+        pa, pb = a["positive_rate"], b["positive_rate"]
+        se = math.sqrt(pa * (1.0 - pa) / a["steps"] + pb * (1.0 - pb) / b["steps"])
+        dips += pa - pb > z * se
+    return dips
+
+
 def risk_quality(risk: np.ndarray, labels: np.ndarray, cap: float | None = None) -> dict[str, float]:
     """How well a risk signal ranks "a violation within H steps", on any labelled states.
 

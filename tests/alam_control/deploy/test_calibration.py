@@ -70,6 +70,7 @@ def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, cap
     cal = manifest["calibration"]
     low, high = cal["risk_auroc_interval"]  # null (strict JSON) where undefined: violations in < 5 episodes
     assert cal["onsets"] >= 1 and (low is None or low <= cal["risk_auroc"] <= high)
+    assert cal["reliability_dips"] == metrics.reliability_dips(cal["reliability"])
     # How early: one row per lead bin, the violating states' count is the steps with cost (a positive bin).
     rows = cal["auroc_by_lead"]
     assert [(r["lead_low"], r["lead_high"]) for r in rows] == [(0, 1), (1, 5), (5, 10), (10, 15), (15, 20)]

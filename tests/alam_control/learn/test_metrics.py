@@ -34,6 +34,21 @@ def test_reliability_table_merges_tied_bins_and_reports_rates() -> None:
     assert not metrics.is_monotone([{"positive_rate": 0.5}, {"positive_rate": 0.2}])
 
 
+def test_reliability_dips_count_only_falls_beyond_sampling_noise() -> None:
+    # Point-goal seed 0's table had 0.0022 then 0.0020 over 5000 states each: one violating state, 0.22 SE.
+    noise = [{"positive_rate": 0.0022, "steps": 5000}, {"positive_rate": 0.0020, "steps": 5000},
+             {"positive_rate": 0.05, "steps": 5000}]  # fmt: skip
+    assert not metrics.is_monotone(noise) and metrics.reliability_dips(noise) == 0
+    # A lowest bin at 2.2 % above one at 0.1 % (cart-pole seed 0): ~10 SE, a real fall.
+    real = [{"positive_rate": 0.022, "steps": 5000}, {"positive_rate": 0.001, "steps": 5000}]
+    assert metrics.reliability_dips(real) == 1
+    # By hand: 0.30 -> 0.20 over 100 states each, SE = sqrt(0.3 * 0.7 / 100 + 0.2 * 0.8 / 100) = 0.0608: 1.64 SE.
+    hand = [{"positive_rate": 0.30, "steps": 100}, {"positive_rate": 0.20, "steps": 100}]
+    assert metrics.reliability_dips(hand) == 0 and metrics.reliability_dips(hand, z=1.6) == 1
+    zeros = [{"positive_rate": 0.0, "steps": 10}, {"positive_rate": 0.0, "steps": 10}]  # SE 0, no fall: no dip
+    assert metrics.reliability_dips(zeros) == 0 and metrics.reliability_dips([zeros[0]]) == 0
+
+
 def test_risk_quality_reports_auroc_cap_share_and_base_rate() -> None:
     risk = np.array([0.0, 1.0, 99.0, 100.0])
     labels = np.array([False, False, True, True])
