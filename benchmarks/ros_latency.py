@@ -168,7 +168,6 @@ def run_setup(
     from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import PoseStamped, TwistStamped
     from nav_msgs.msg import Odometry
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import LaserScan
 
@@ -218,12 +217,7 @@ def run_setup(
 
     node.create_subscription(TwistStamped, "cmd_vel", on_cmd, reliable)
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, reliable)
-    if receiver == "events":  # the receiving side's own rclpy overhead is inside every latency measured here
-        from rclpy.experimental import EventsExecutor
-
-        spin_executor = EventsExecutor(context=context)
-    else:
-        spin_executor = SingleThreadedExecutor(context=context)
+    spin_executor = common.make_executor(receiver, context)  # its own overhead is inside every latency measured
     spin_executor.add_node(node)
     stop = threading.Event()
 

@@ -53,8 +53,10 @@ def evaluate(
     seed: int,
     risk_horizon: int,
     on_frame: Callable[[sim.SafeEnv], None] | None = None,
+    deterministic: bool = True,
 ) -> dict[str, float]:
-    """Deterministic policy for ``episodes`` episodes seeded ``seed, seed+1, ...``.
+    """The deterministic policy (``deterministic`` False: actions sampled, as in training) for ``episodes``
+    episodes seeded ``seed, seed+1, ...``.
 
     Returns:
         ``return`` and ``cost`` (means per episode), ``violation_rate`` (fraction of steps with c > 0),
@@ -64,7 +66,7 @@ def evaluate(
     returns, costs, lams, labels = [], [], [], []
     steps = violations = 0
     for ep in range(episodes):
-        episode = sim.run_episode(env, lambda obs: agent.act(obs, deterministic=True), seed + ep, on_frame)
+        episode = sim.run_episode(env, lambda obs: agent.act(obs, deterministic=deterministic), seed + ep, on_frame)
         # One batched forward per episode for lambda(s_t) instead of one per step.
         lams.append(agent.lambdas(episode.obs).cpu().numpy())
         labels.append(metrics.upcoming_violation_labels(episode.costs, risk_horizon))

@@ -284,3 +284,18 @@ def test_eval_cli_prints_metrics_and_records_video(finished_run: Path, tmp_path:
     result = yaml.safe_load(out.stdout)  # JSON is YAML
     assert result["episodes"] == 1 and 0.0 <= result["violation_rate"] <= 1.0
     assert video.stat().st_size > 10_000
+
+
+def test_evaluate_samples_actions_only_when_asked(smoke_run: Path) -> None:
+    """`evaluate` rolls out the mean action by default (repeatable); `deterministic=False` samples as in training
+    (benchmarks/policy_shift.py compares the two)."""
+    import sim
+
+    cfg = config_lib.load(smoke_run / "config.yaml")
+    env = sim.load(cfg.task, seed=0)
+    agent = trainer.build_agent(cfg, env, torch.Generator().manual_seed(0))
+    agent.load_state_dict(checkpoint.load_latest(smoke_run)[0]["agent"])
+    first, again = (trainer.evaluate(agent, env, 1, 7, 20) for _ in range(2))
+    sampled = trainer.evaluate(agent, env, 1, 7, 20, deterministic=False)
+    assert json.dumps(first) == json.dumps(again)  # json.dumps compares a NaN AUROC too
+    assert sampled["return"] != first["return"]

@@ -140,15 +140,16 @@ class Spinner:
                 shutdown()
 
 
-def make_executor(kind: str):
-    """ "single_threaded" (rclpy's default) or "events" (rclpy.experimental.EventsExecutor: less overhead)."""
+def make_executor(kind: str, context: rclpy.Context | None = None):
+    """ "single_threaded" (rclpy's default) or "events" (rclpy.experimental.EventsExecutor: less overhead), on
+    `context` (None: rclpy's default context)."""
     if kind == "events":
         from rclpy.experimental import EventsExecutor
 
-        return EventsExecutor()
+        return EventsExecutor(context=context)
     from rclpy.executors import SingleThreadedExecutor
 
-    return SingleThreadedExecutor()
+    return SingleThreadedExecutor(context=context)
 
 
 def init(args: list[str] | None) -> None:
