@@ -51,17 +51,23 @@ lint: $(STAMP)
 	$(BIN)/ruff check alam_control sim tests benchmarks
 
 # A sweep run over several sittings (configs/sweeps/paper.yaml): runs/ may be gone at the next one. At the end of
-# a sitting, sweep-snapshot copies the small files of every finished trial (config, evaluations, summary) and the
-# evidence cache of its exported bundles into docs/results/$(SWEEP)/ (commit them); sweep-restore puts them back,
-# and `alam sweep --resume` then skips those trials (no checkpoints or buffers are kept).
+# a sitting, sweep-snapshot copies the small files of every finished trial (config, evaluations, summary) and, for
+# the fac / sac_alam trials that benchmarks/evidence.py studies, the exported bundle (manifest.json + policy.onnx,
+# exported here while the checkpoint exists; ~0.1 MB at 64x64) with its evidence cache into docs/results/$(SWEEP)/
+# (commit them): training is bit-exact on one machine only, so a lost checkpoint cannot be trained again to the
+# same policy, but its bundle can be calibrated again. sweep-restore puts them back, and `alam sweep --resume` then
+# skips those trials (no checkpoints or buffers are kept).
 SWEEP ?= paper
-sweep-snapshot:
+sweep-snapshot: $(STAMP)
+	@$(BIN)/python benchmarks/evidence.py runs/sweeps/$(SWEEP) --export-only
 	@for t in runs/sweeps/$(SWEEP)/trials/*/; do \
 	  test -f "$$t/summary.json" || continue; \
 	  n=$$(basename "$$t"); d=docs/results/$(SWEEP)/trials/$$n; b=runs/sweeps/$(SWEEP)/bundles/$$n; \
 	  mkdir -p "$$d" && cp "$$t/config.yaml" "$$t/eval.csv" "$$t/summary.json" "$$d/"; \
-	  test -f "$$b/evidence.json" || continue; \
-	  mkdir -p docs/results/$(SWEEP)/bundles/$$n && cp "$$b"/evidence.json "$$b"/riskmap.npz docs/results/$(SWEEP)/bundles/$$n/ 2>/dev/null; \
+	  test -f "$$b/manifest.json" || continue; \
+	  mkdir -p docs/results/$(SWEEP)/bundles/$$n && \
+	  cp "$$b"/manifest.json "$$b"/policy.onnx docs/results/$(SWEEP)/bundles/$$n/ && \
+	  for f in evidence.json riskmap.npz; do test ! -f "$$b/$$f" || cp "$$b/$$f" docs/results/$(SWEEP)/bundles/$$n/; done; \
 	done; \
 	echo "finished trials of runs/sweeps/$(SWEEP) in docs/results/$(SWEEP): $$(ls docs/results/$(SWEEP)/trials | wc -l)"
 sweep-restore:

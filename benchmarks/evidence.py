@@ -41,8 +41,10 @@ sys.path.insert(0, str(REPO))
 
 from alam_control.deploy import calibration, export, riskmap  # noqa: E402
 from alam_control.experiments import report  # noqa: E402
-from alam_control.learn import metrics, rundir  # noqa: E402
+from alam_control.learn import checkpoint, metrics, rundir  # noqa: E402
+from alam_control.learn.checkpoint import CheckpointError  # noqa: E402
 from alam_control.runtime import MonitorConfig, load_bundle  # noqa: E402
+from alam_control.runtime.bundle import BundleError, read_manifest  # noqa: E402
 
 ALGOS = ("fac", "sac_alam")
 CACHE_VERSION = 5
@@ -134,7 +136,7 @@ def process(
             return entry, m
     cache.unlink(missing_ok=True)  # stale: ours to remove (export refuses to replace a bundle with other files)
     arrays.unlink(missing_ok=True)
-    export.export(run_dir, bundle_dir)
+    ensure_bundle(run_dir, bundle_dir)
     cal: dict = {}
     for width in (1.0, 2.0, 3.0):  # a bundle that never violates under x1 is calibrated on wider ranges
         try:
@@ -158,6 +160,29 @@ def process(
     return entry, m
 
 
+def ensure_bundle(run_dir: Path, bundle_dir: Path) -> bool:
+    """Export the trial's bundle unless one of its final step is already at ``bundle_dir``: a committed snapshot's
+    (`make sweep-snapshot` keeps manifest.json and policy.onnx). A trial finished in an earlier sitting has lost its
+    checkpoint with runs/, and training is bit-exact on one machine only (a re-run of a cart-pole trial on this
+    sitting's VM differed from the committed one by its 24000th step), so its bundle is what its evidence can be
+    computed again from. A change to `export` that alters what a bundle computes must therefore say so in
+    CACHE_VERSION and be measured on the trials that still have checkpoints.
+
+    Returns:
+        True if it exported, False if it kept the bundle there.
+    """
+    step = rundir.read_summary(run_dir)["steps"]
+    try:
+        if read_manifest(bundle_dir)["train_step"] == step:
+            return False
+    except BundleError:
+        pass  # none there (or a broken one): export, which replaces only a previous bundle
+    if not checkpoint.is_run(run_dir):
+        raise CheckpointError(f"{run_dir}: no checkpoint to export (runs/ of an earlier sitting) and no bundle kept")
+    export.export(run_dir, bundle_dir)
+    return True
+
+
 def widths(entries: list[dict]) -> str:
     """Per seed, the randomization width the bundle was calibrated at ('-' where it never violated)."""
     cals = [e["calibration"] for e in sorted(entries, key=lambda e: e["seed"])]
@@ -167,24 +192,45 @@ def widths(entries: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep_dir", type=Path)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, help="where evidence.json, evidence.md and the figures go")
+    parser.add_argument(
+        "--export-only",
+        action="store_true",
+        help="only export the bundles of finished trials that have none yet (seconds; `make sweep-snapshot` runs it)",
+    )
     parser.add_argument("--episodes", type=int, default=10, help="episodes per stress-test cell")
     parser.add_argument("--calibration-episodes", type=int, default=100)
     parser.add_argument("--grid", type=int, default=41)
     parser.add_argument("--shipped", type=Path, default=REPO / "bundles" / "diffdrive")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     trials = finished_trials(args.sweep_dir)
     if not trials:
         raise SystemExit(f"{args.sweep_dir}: no finished fac / sac_alam trials named by seed, task and algo")
+    if args.export_only:
+        for _, _, _, run_dir in trials:
+            try:
+                if ensure_bundle(run_dir, args.sweep_dir / "bundles" / run_dir.name):
+                    print(f"exported {run_dir.name}")
+            except CheckpointError as err:  # finished in an earlier sitting and never exported: nothing to do
+                print(f"{run_dir.name}: {err}")
+        return
+    if args.out is None:
+        parser.error("--out is required (unless --export-only)")
+    args.out.mkdir(parents=True, exist_ok=True)
     results: dict = {"sweep": str(args.sweep_dir), "episodes": args.episodes,
                      "calibration_episodes": args.calibration_episodes, "bundles": {}, "stress": []}  # fmt: skip
 
     maps: dict[tuple[str, str, int], riskmap.RiskMap] = {}
+    results["missing"] = []
     for seed, task, algo, run_dir in trials:
-        entry, m = process(run_dir, algo, args.sweep_dir / "bundles" / run_dir.name, args.episodes, args.grid,
-                           args.calibration_episodes)  # fmt: skip
+        try:
+            entry, m = process(run_dir, algo, args.sweep_dir / "bundles" / run_dir.name, args.episodes, args.grid,
+                               args.calibration_episodes)  # fmt: skip
+        except CheckpointError as err:  # neither evidence nor a bundle kept, and the checkpoint gone with runs/
+            print(f"{run_dir.name}: no evidence ({err})", flush=True)
+            results["missing"].append(run_dir.name)
+            continue
         entry.update(seed=seed, task=task, algo=algo)
         results["bundles"][run_dir.name] = entry
         cal = entry["calibration"]
@@ -218,6 +264,9 @@ def main() -> None:
 
 def to_markdown(results: dict) -> str:
     lines = [f"Generated by `python benchmarks/evidence.py {results['sweep']} --out <dir>`.", ""]
+    if results.get("missing"):
+        missing = ", ".join(results["missing"])
+        lines += [f"Finished trials without evidence (no bundle kept, checkpoint gone): {missing}.", ""]
     by: dict[tuple[str, str], list[dict]] = {}
     for e in results["bundles"].values():
         by.setdefault((e["task"], e["algo"]), []).append(e)

@@ -12,6 +12,15 @@ both show.
 
 Prints one row per (method, seed) as it finishes, then a table: seeds that reached the bar, median time and steps
 to it (over the seeds that reached it). Run directories go to ``--out`` (default runs/time_to_safe).
+
+``--from-sweep DIR`` trains nothing: it reads the finished trials of a sweep (e.g. the evidence grid's committed
+docs/results/paper) and prints, per task and algorithm, each trial's first evaluation that clears the task's bar.
+Those trials ran to their full budget with evaluations every 3000-10000 steps, so the step is that coarse. Their
+wall times are not comparable one by one: the grid ran beside other jobs and was paused (SIGSTOP) for latency
+measurements, and a paused trial's clock runs on. So time to the bar is steps to the bar over the algorithm's
+pace on that task, its fastest trial's env-steps/s (the least disturbed; evaluations included).
+
+    .venv/bin/python benchmarks/time_to_safe.py --from-sweep docs/results/paper
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from alam_control import config as config_lib  # noqa: E402
+from alam_control.experiments import report  # noqa: E402
 from alam_control.learn import checkpoint, rundir, trainer  # noqa: E402
 
 # (minimum return, maximum violation rate) of the deterministic evaluation. Cart-pole: the scripted safe swing-up
@@ -57,11 +67,6 @@ class Outcome:
     best: float  # the best evaluation return at a violation rate within the bar's (NaN if none)
 
 
-def clears(row: dict[str, float], bar: tuple[float, float]) -> bool:
-    """Whether an evaluation row (eval.csv) clears ``bar`` = (minimum return, maximum violation rate)."""
-    return row["return"] >= bar[0] and row["violation_rate"] <= bar[1]
-
-
 def base_config(task: str, method: str) -> Path:
     """The task's per-method config file (configs/<task>_<alam|sac_lag|fac>.yaml)."""
     suffix = "alam" if method == "sac_alam" else method
@@ -78,10 +83,10 @@ def run_trial(
         done = 0
         if (run / rundir.SUMMARY).exists():
             rows = rundir.read_evals(run)
-            best = max((r["return"] for r in rows if r["violation_rate"] <= bar[1]), default=math.nan)
-            for row in rows:
-                if clears(row, bar):
-                    return Outcome(method, seed, True, int(row["step"]), wall_at(run, int(row["step"])), best)
+            best = best_safe_return(rows, bar)
+            hit = report.time_to_bar(rows, bar)
+            if hit is not None:
+                return Outcome(method, seed, True, int(hit["step"]), wall_at(run, int(hit["step"])), best)
             done = int(rundir.read_summary(run)["steps"])
         if done >= budget:
             return Outcome(method, seed, False, done, float(rundir.read_summary(run)["wall_time_s"]), best)
@@ -94,11 +99,66 @@ def run_trial(
         trainer.train(cfg, run, resume=checkpoint.is_run(run), progress=False)
 
 
+def best_safe_return(rows: list[dict[str, float]], bar: tuple[float, float]) -> float:
+    """The best evaluation return at a violation rate within the bar's (NaN if none)."""
+    return max((r["return"] for r in rows if r["violation_rate"] <= bar[1]), default=math.nan)
+
+
+def from_sweep(sweep_dir: Path) -> dict[str, list[Outcome]]:
+    """Per task with a bar, an Outcome for every finished trial of ``sweep_dir``: time to the bar at the fastest
+    pace among the trials of its (task, algorithm), and for a trial that never cleared it, its budget at that pace."""
+    runs, _ = report.find_runs(sweep_dir)
+    runs = [r for r in runs if r.config.get("task") in BARS]
+    pace: dict[tuple[str, str], float] = {}
+    for r in runs:
+        key = (str(r.config["task"]), report.algo_label(r.config))
+        pace[key] = max(pace.get(key, 0.0), float(r.summary["steps"]) / float(r.summary["wall_time_s"]))
+    out: dict[str, list[Outcome]] = {}
+    for r in runs:
+        task, method = str(r.config["task"]), report.algo_label(r.config)
+        bar, seed = BARS[task], int(r.config.get("seed", 0))
+        hit = report.time_to_bar(r.evals, bar)
+        steps = int(hit["step"]) if hit else int(r.summary["steps"])
+        out.setdefault(task, []).append(
+            Outcome(method, seed, hit is not None, steps, steps / pace[(task, method)], best_safe_return(r.evals, bar))
+        )
+    return out
+
+
+def table(outcomes: list[Outcome], methods: list[str]) -> str:
+    """The Markdown table: per method, seeds that reached the bar, median time and steps to it (over those seeds),
+    the best return within the violation bar per seed."""
+    lines = [
+        "| method | reached | median time to bar (s) | median steps to bar | best return within the violation bar "
+        "(per seed) |",
+        "|---|---|---|---|---|",
+    ]
+    for method in methods:
+        mine = sorted((o for o in outcomes if o.method == method), key=lambda o: o.seed)
+        hit = [o for o in mine if o.reached]
+        t = f"{statistics.median(o.wall_s for o in hit):.0f}" if hit else "-"
+        s = f"{statistics.median(o.steps for o in hit):.0f}" if hit else "-"
+        best = " / ".join("-" if math.isnan(o.best) else f"{o.best:.1f}" for o in mine)
+        lines.append(f"| {method} | {len(hit)}/{len(mine)} | {t} | {s} | {best} |")
+    return "\n".join(lines)
+
+
 def wall_at(run: Path, step: int) -> float:
     """Training wall time when ``step`` was reached: the train.csv row of that step (logged before its evaluation)."""
     with open(run / rundir.TRAIN_LOG, newline="") as f:
         rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
     return float(rows[-1]["wall_s"])
+
+
+def print_sweep(sweep_dir: Path) -> None:
+    """--from-sweep: one table per task of the sweep's finished trials."""
+    by_task = from_sweep(sweep_dir)
+    if not by_task:
+        raise SystemExit(f"{sweep_dir}: no finished trials of a task with a bar ({', '.join(BARS)})")
+    for task in sorted(by_task):
+        bar, outcomes = BARS[task], by_task[task]
+        print(f"\n{task}: bar return >= {bar[0]:g} at violation rate <= {bar[1]:g}; {len(outcomes)} finished trials")
+        print(table(outcomes, sorted({o.method for o in outcomes})))
 
 
 def main() -> None:
@@ -111,7 +171,11 @@ def main() -> None:
     parser.add_argument("--bar", type=float, nargs=2, metavar=("RETURN", "VIOLATION_RATE"), help="override the bar")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, all trials")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "time_to_safe")
+    parser.add_argument("--from-sweep", type=Path, metavar="DIR", help="read a sweep's finished trials, train nothing")
     args = parser.parse_args()
+    if args.from_sweep is not None:
+        print_sweep(args.from_sweep)
+        return
 
     bar = tuple(args.bar) if args.bar else BARS[args.task]
     sets = [f"train.log_every={args.eval_every}", *args.set]
@@ -127,17 +191,7 @@ def main() -> None:
         f"\n{args.task}: bar return >= {bar[0]:g} at violation rate <= {bar[1]:g}; budget {args.budget} steps, "
         f"evaluation every {args.eval_every}; overrides {' '.join(args.set) or 'none'}"
     )
-    print(
-        "| method | reached | median time to bar (s) | median steps to bar | best return within the violation bar "
-        "(per seed) |\n|---|---|---|---|---|"
-    )
-    for method in args.methods:
-        mine = [o for o in outcomes if o.method == method]
-        hit = [o for o in mine if o.reached]
-        t = f"{statistics.median(o.wall_s for o in hit):.0f}" if hit else "-"
-        s = f"{statistics.median(o.steps for o in hit):.0f}" if hit else "-"
-        best = " / ".join(f"{o.best:.1f}" for o in mine)
-        print(f"| {method} | {len(hit)}/{len(mine)} | {t} | {s} | {best} |")
+    print(table(outcomes, args.methods))
 
 
 if __name__ == "__main__":

@@ -208,6 +208,19 @@ def plateau(evals: list[dict[str, float]], column: str = "return") -> dict[str, 
             "plateaued": float(gain <= max(PLATEAU_GAIN, noise))}  # fmt: skip
 
 
+def time_to_bar(evals: list[dict[str, float]], bar: tuple[float, float]) -> dict[str, float] | None:
+    """The first evaluation that clears ``bar`` = (minimum return, maximum violation rate): when a run first had a
+    safe policy (benchmarks/time_to_safe.py).
+
+    Args:
+        evals: eval.csv rows in step order.
+
+    Returns:
+        That eval.csv row, or None when no evaluation clears the bar.
+    """
+    return next((row for row in evals if row["return"] >= bar[0] and row["violation_rate"] <= bar[1]), None)
+
+
 SAFE_BASELINES = ("sac_lag", "sac_pid_lag", "fac")
 """The constrained baselines claim 1 compares SAC-ALaM with (unconstrained `sac` is not a safe-RL baseline)."""
 DUAL_ASCENT = ("fac", "alam_ascent")

@@ -276,3 +276,15 @@ def test_a_seed_run_twice_is_a_named_error(sweep_dir: Path, tmp_path: Path) -> N
     copy = report.RunResult(tmp_path / "copy", dict(runs[0].config), dict(runs[0].summary), list(runs[0].evals))
     with pytest.raises(ValueError, match=r"seed \S+ appears in 2 runs .*copy"):
         report.group_runs([*runs, copy])
+
+
+def test_time_to_bar_is_the_first_evaluation_within_both_bounds() -> None:
+    rows = [
+        {"step": 1000.0, "return": 350.0, "violation_rate": 0.01},  # return enough, not safe enough
+        {"step": 2000.0, "return": 290.0, "violation_rate": 0.0},  # safe, return short
+        {"step": 3000.0, "return": 300.0, "violation_rate": 0.0},  # both bounds, inclusive
+        {"step": 4000.0, "return": 400.0, "violation_rate": 0.0},
+    ]
+    assert report.time_to_bar(rows, (300.0, 0.0)) is rows[2]
+    assert report.time_to_bar(rows, (300.0, 0.01)) is rows[0]  # the violation bound inclusive too
+    assert report.time_to_bar(rows, (401.0, 1.0)) is None
