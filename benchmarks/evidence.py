@@ -134,6 +134,9 @@ def process(
                     meta = entry["riskmap_meta"]
                     m = riskmap.RiskMap(**meta, **{k: z[k] for k in z.files})
             return entry, m
+    if not checkpoint.is_run(run_dir) and not (bundle_dir / "manifest.json").exists():
+        # Nothing to compute it again from: keep the stale cache (as a record) and let the caller list the trial.
+        raise CheckpointError(f"{run_dir}: stale evidence, no checkpoint (runs/ of an earlier sitting) and no bundle")
     cache.unlink(missing_ok=True)  # stale: ours to remove (export refuses to replace a bundle with other files)
     arrays.unlink(missing_ok=True)
     ensure_bundle(run_dir, bundle_dir)
