@@ -51,6 +51,8 @@ CACHE_VERSION = 5
 """Part of each trial's cache key: raise it when what a trial's evidence means changes (2: calibration and stress
 around the bundle's training ranges, the cart-pole's center fallback; 3: calibration's onsets and interval; 4: the
 point robot's evade fallback, calibration's AUROC by lead; 5: the exported lambda exact below a logit of -18)."""
+CACHE_FILES = ("evidence.json", "riskmap.npz")
+"""A trial's evidence cache, kept in its bundle directory."""
 WIDTHS = (0.0, 1.0, 2.0, 3.0)
 _FIELD = re.compile(r"(\w+)=([\w.-]+)")
 
@@ -124,7 +126,7 @@ def process(
     the script can run while a sweep is still adding trials."""
     key = {"train_step": rundir.read_summary(run_dir)["steps"], "episodes": episodes, "grid": grid,
            "calibration_episodes": calibration_episodes, "version": CACHE_VERSION}  # fmt: skip
-    cache, arrays = bundle_dir / "evidence.json", bundle_dir / "riskmap.npz"
+    cache, arrays = (bundle_dir / name for name in CACHE_FILES)
     if cache.exists():
         entry = json.loads(cache.read_text())
         if entry.get("key") == key:
@@ -134,12 +136,10 @@ def process(
                     meta = entry["riskmap_meta"]
                     m = riskmap.RiskMap(**meta, **{k: z[k] for k in z.files})
             return entry, m
-    if not checkpoint.is_run(run_dir) and not (bundle_dir / "manifest.json").exists():
-        # Nothing to compute it again from: keep the stale cache (as a record) and let the caller list the trial.
-        raise CheckpointError(f"{run_dir}: stale evidence, no checkpoint (runs/ of an earlier sitting) and no bundle")
-    cache.unlink(missing_ok=True)  # stale: ours to remove (export refuses to replace a bundle with other files)
-    arrays.unlink(missing_ok=True)
+    # Raises, leaving the stale cache as a record, when there is neither a bundle nor a checkpoint to redo it from.
     ensure_bundle(run_dir, bundle_dir)
+    cache.unlink(missing_ok=True)
+    arrays.unlink(missing_ok=True)
     cal: dict = {}
     for width in (1.0, 2.0, 3.0):  # a bundle that never violates under x1 is calibrated on wider ranges
         try:
@@ -182,6 +182,8 @@ def ensure_bundle(run_dir: Path, bundle_dir: Path) -> bool:
         pass  # none there (or a broken one): export, which replaces only a previous bundle
     if not checkpoint.is_run(run_dir):
         raise CheckpointError(f"{run_dir}: no checkpoint to export (runs/ of an earlier sitting) and no bundle kept")
+    for name in CACHE_FILES:  # the old bundle's evidence: export replaces only a bundle's own files
+        (bundle_dir / name).unlink(missing_ok=True)
     export.export(run_dir, bundle_dir)
     return True
 

@@ -197,10 +197,12 @@ def export(run_dir: str | Path, out: str | Path, opset: int = 18, risk_signal: s
 
 
 def check_out(run_dir: Path, out: Path) -> list[str]:
-    """Refuses an export target that is not a new path or a previous bundle: nothing else is ever replaced.
+    """Refuses an export target that is not a new path, an empty directory or a previous bundle: nothing else is
+    ever replaced.
 
     Returns:
-        The files of the previous bundle at `out` (its manifest and the files it lists), [] for a new path.
+        The files of the previous bundle at `out` (its manifest and the files it lists), [] for a new path or an
+        empty directory.
 
     Raises:
         FileExistsError: `out` is a file, a directory that is not a valid bundle (`read_manifest`, signature aside:
@@ -216,6 +218,8 @@ def check_out(run_dir: Path, out: Path) -> list[str]:
         return []
     if out.is_symlink() or not out.is_dir():
         raise FileExistsError(f"--out {out} exists and is not a bundle directory; refusing to replace it")
+    if not any(out.iterdir()):
+        return []  # an empty directory holds nothing to lose: a new path (the rename replaces it)
     try:
         previous = read_manifest(out, verify_signature=False)
     except BundleError as err:

@@ -108,3 +108,11 @@ def test_export_refuses_anything_but_a_bundle_and_deletes_nothing(
     assert "refusing" in err or "run directory" in err, err
     assert _snapshot(run) == before_run and _snapshot(work) == before_work  # nothing lost, nothing added
     assert not [p for p in work.iterdir() if p.name.startswith(".")]  # no temp dir left behind
+
+
+def test_export_writes_into_an_empty_directory(smoke_run: Path, tmp_path: Path) -> None:
+    """An empty directory holds nothing to lose (benchmarks/evidence.py empties a stale bundle dir of its cache)."""
+    out = tmp_path / "empty"
+    out.mkdir()
+    assert cli.main(["export", "--run-dir", str(smoke_run), "--out", str(out)]) == 0
+    assert json.loads((out / "manifest.json").read_text())["train_step"] > 0
