@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.alam-installed
 TORCH_PIN := torch==2.13.0
 
-.PHONY: test demo bench sysdeps lint mutate clean sweep-snapshot sweep-restore
+.PHONY: test demo bench sysdeps lint mutate clean sweep-snapshot sweep-readout sweep-restore
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -70,6 +70,13 @@ sweep-snapshot: $(STAMP)
 	  for f in evidence.json riskmap.npz; do test ! -f "$$b/$$f" || cp "$$b/$$f" docs/results/$(SWEEP)/bundles/$$n/; done; \
 	done; \
 	echo "finished trials of runs/sweeps/$(SWEEP) in docs/results/$(SWEEP): $$(ls docs/results/$(SWEEP)/trials | wc -l)"
+# The grid as far as it has run: `alam report` and benchmarks/evidence.py over the trials committed in
+# docs/results/$(SWEEP) (their bundles' evidence caches make it ~1 min), into docs/results/$(SWEEP)-readout/.
+sweep-readout: $(STAMP)
+	@$(BIN)/alam report docs/results/$(SWEEP) --out docs/results/$(SWEEP)-readout > /dev/null
+	@$(BIN)/python benchmarks/evidence.py docs/results/$(SWEEP) --out docs/results/$(SWEEP)-readout > /dev/null
+	@echo "docs/results/$(SWEEP)-readout: report.md, evidence.md and figures from $$(ls docs/results/$(SWEEP)/trials | wc -l) trials"
+
 sweep-restore:
 	@mkdir -p runs/sweeps/$(SWEEP) && cp -rn docs/results/$(SWEEP)/. runs/sweeps/$(SWEEP)/ && \
 	  echo "restored into runs/sweeps/$(SWEEP); continue with: $(BIN)/alam sweep --config configs/sweeps/$(SWEEP).yaml --resume"
