@@ -51,7 +51,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check alam_control sim tests benchmarks
 
 # A sweep run over several sittings (configs/sweeps/paper.yaml): runs/ may be gone at the next one. At the end of
-# a sitting, sweep-snapshot copies the small files of every finished trial (config, evaluations, summary) and, for
+# a sitting, sweep-snapshot copies the small files of every trial that the sweep's manifest (sweep.json) records as
+# done (config, evaluations, summary; not one finished under a budget raised since) and, for
 # the fac / sac_alam trials that benchmarks/evidence.py studies, the exported bundle (manifest.json + policy.onnx,
 # exported here while the checkpoint exists; ~0.1 MB at 64x64) with its evidence cache into docs/results/$(SWEEP)/
 # (commit them): training is bit-exact on one machine only, so a lost checkpoint cannot be trained again to the
@@ -60,9 +61,9 @@ lint: $(STAMP)
 SWEEP ?= paper
 sweep-snapshot: $(STAMP)
 	@$(BIN)/python benchmarks/evidence.py runs/sweeps/$(SWEEP) --export-only
-	@for t in runs/sweeps/$(SWEEP)/trials/*/; do \
-	  test -f "$$t/summary.json" || continue; \
-	  n=$$(basename "$$t"); d=docs/results/$(SWEEP)/trials/$$n; b=runs/sweeps/$(SWEEP)/bundles/$$n; \
+	@for n in $$($(BIN)/python -c "import json; m = json.load(open('runs/sweeps/$(SWEEP)/sweep.json')); \
+	    print(' '.join(t['name'] for t in m['trials'] if t['status'] == 'done'))"); do \
+	  t=runs/sweeps/$(SWEEP)/trials/$$n; d=docs/results/$(SWEEP)/trials/$$n; b=runs/sweeps/$(SWEEP)/bundles/$$n; \
 	  mkdir -p "$$d" && cp "$$t/config.yaml" "$$t/eval.csv" "$$t/summary.json" "$$d/"; \
 	  test -f "$$b/manifest.json" || continue; \
 	  mkdir -p docs/results/$(SWEEP)/bundles/$$n && \
@@ -70,6 +71,7 @@ sweep-snapshot: $(STAMP)
 	  for f in evidence.json riskmap.npz; do test ! -f "$$b/$$f" || cp "$$b/$$f" docs/results/$(SWEEP)/bundles/$$n/; done; \
 	done; \
 	echo "finished trials of runs/sweeps/$(SWEEP) in docs/results/$(SWEEP): $$(ls docs/results/$(SWEEP)/trials | wc -l)"
+
 # The grid as far as it has run: `alam report` and benchmarks/evidence.py over the trials committed in
 # docs/results/$(SWEEP) (their bundles' evidence caches make it ~1 min), into docs/results/$(SWEEP)-readout/.
 sweep-readout: $(STAMP)
