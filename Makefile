@@ -60,6 +60,8 @@ lint: $(STAMP)
 # skips those trials (no checkpoints or buffers are kept).
 SWEEP ?= paper
 sweep-snapshot: $(STAMP)
+	@test -f runs/sweeps/$(SWEEP)/sweep.json || { echo "runs/sweeps/$(SWEEP)/sweep.json: no sweep manifest there;" \
+	  "nothing has run in this sitting (alam sweep --config configs/sweeps/$(SWEEP).yaml --resume)" >&2; exit 1; }
 	@$(BIN)/python benchmarks/evidence.py runs/sweeps/$(SWEEP) --export-only
 	@for n in $$($(BIN)/python -c "import json; m = json.load(open('runs/sweeps/$(SWEEP)/sweep.json')); \
 	    print(' '.join(t['name'] for t in m['trials'] if t['status'] == 'done'))"); do \
