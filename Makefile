@@ -77,6 +77,7 @@ sweep-snapshot: $(STAMP)
 # The grid as far as it has run: `alam report` and benchmarks/evidence.py over the trials committed in
 # docs/results/$(SWEEP) (their bundles' evidence caches make it ~1 min), into docs/results/$(SWEEP)-readout/.
 sweep-readout: $(STAMP)
+	@rm -rf docs/results/$(SWEEP)-readout  # no figure left from a trial since dropped
 	@$(BIN)/alam report docs/results/$(SWEEP) --out docs/results/$(SWEEP)-readout > /dev/null
 	@$(BIN)/python benchmarks/evidence.py docs/results/$(SWEEP) --out docs/results/$(SWEEP)-readout > /dev/null
 	@echo "docs/results/$(SWEEP)-readout: report.md, evidence.md and figures from $$(ls docs/results/$(SWEEP)/trials | wc -l) trials"
