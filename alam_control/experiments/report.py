@@ -10,7 +10,8 @@ as a mean with a 95% Student-t interval. Written to the output directory:
                             over seeds, one line per algorithm (one figure per task)
 
 Unfinished run directories are listed in report.md and left out of the numbers and curves, so a table never
-mixes final metrics with mid-training ones.
+mixes final metrics with mid-training ones. In a sweep directory with its manifest (``sweep.json``), a trial counts
+as finished only when the manifest records it as done (not one finished under a budget raised since).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import yaml
 
 from alam_control import config as config_lib
 from alam_control.experiments.sweep.spec import TRIALS_DIR
+from alam_control.experiments.sweep.trial import MANIFEST
 from alam_control.learn import rundir
 
 METRICS = (
@@ -73,12 +75,15 @@ def find_runs(sweep_dir: str | Path) -> tuple[list[RunResult], list[Path]]:
         (finished runs, sorted by path; unfinished run directories).
     """
     root = Path(sweep_dir)
+    # A sweep's manifest knows what a trial's own files cannot: that the sweep's budget was raised after the trial
+    # finished (its config.yaml still holds the old budget until the sweep resumes it). Only its "done" count then.
+    done = _done_trials(root)
     if (root / TRIALS_DIR).is_dir():
         root = root / TRIALS_DIR
     finished, unfinished = [], []
     for cfg_path in sorted(root.rglob(rundir.CONFIG)):
         run = cfg_path.parent
-        if not (run / rundir.SUMMARY).exists():
+        if not (run / rundir.SUMMARY).exists() or (done is not None and run.name not in done):
             unfinished.append(run)
             continue
         config = config_lib.flatten(yaml.safe_load(cfg_path.read_text()) or {})
@@ -88,6 +93,15 @@ def find_runs(sweep_dir: str | Path) -> tuple[list[RunResult], list[Path]]:
             continue
         finished.append(RunResult(run, config, summary, rundir.read_evals(run)))
     return finished, unfinished
+
+
+def _done_trials(sweep_dir: Path) -> set[str] | None:
+    """Names of the trials that ``sweep_dir``'s manifest records as done; None without a manifest (a committed
+    snapshot, a plain directory of runs), where a run's own files decide."""
+    path = sweep_dir / MANIFEST
+    if not path.exists():
+        return None
+    return {t["name"] for t in json.loads(path.read_text())["trials"] if t["status"] == "done"}
 
 
 def interval(values: list[float]) -> tuple[float, float, float, int]:

@@ -121,6 +121,21 @@ def test_only_trials_count_in_a_sweep_directory(sweep_dir: Path) -> None:
     assert len(report.find_runs(record.parent)[0]) == 1  # any directory of run directories still works
 
 
+def test_a_sweep_manifest_decides_which_trials_are_done(sweep_dir: Path) -> None:
+    # A trial finished under a budget the sweep has since raised still holds a matching config.yaml and summary.json;
+    # only the sweep's manifest knows it is pending again.
+    before = {r.run_dir.name for r in report.find_runs(sweep_dir)[0]}
+    names = sorted(p.name for p in (sweep_dir / "trials").iterdir())
+    stale = sorted(before)[0]
+    trials = [{"name": n, "status": "pending" if n == stale else "done"} for n in names]
+    (sweep_dir / "sweep.json").write_text(json.dumps({"trials": trials}))
+    finished, unfinished = report.find_runs(sweep_dir)
+    assert {r.run_dir.name for r in finished} == before - {stale}
+    assert sweep_dir / "trials" / stale in unfinished
+    (sweep_dir / "sweep.json").unlink()  # a committed snapshot has no manifest: the run's own files decide
+    assert {r.run_dir.name for r in report.find_runs(sweep_dir)[0]} == before
+
+
 def test_curve_band_is_mean_and_interval_per_step(sweep_dir: Path) -> None:
     runs, _ = report.find_runs(sweep_dir)
     alam = [r for r in runs if r.config["algo.name"] == "sac_alam"]
