@@ -26,7 +26,7 @@ from alam_control.experiments.sweep.spec import (
     trial_name,
     trial_overrides,
 )
-from alam_control.experiments.sweep.table import LiveTable, Row, format_duration, render_table
+from alam_control.experiments.sweep.table import LiveTable, Row, StepMeter, format_duration, render_table
 from alam_control.experiments.sweep.trial import (
     ATTEMPTS,
     MANIFEST,
@@ -57,6 +57,7 @@ __all__ = [
     "LiveTable",
     "Progress",
     "Row",
+    "StepMeter",
     "Sweep",
     "SweepError",
     "Trial",

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from alam_control import config as config_lib
 from alam_control.experiments.sweep.spec import Sweep, SweepError
-from alam_control.experiments.sweep.table import LiveTable, Row, format_duration, render_table
+from alam_control.experiments.sweep.table import LiveTable, Row, StepMeter, format_duration, render_table
 from alam_control.experiments.sweep.trial import poll, prepare, run_trial, write_manifest
 
 DRIVER_LOCK = "driver.lock"
@@ -150,7 +150,7 @@ def _drive(
         limit = max_concurrent or len(todo)
         queue = list(todo)
         t0 = time.monotonic()
-        baseline = sum(r.progress.step for r in rows)  # steps already done before this invocation
+        meter = StepMeter([r.progress.step for r in rows])  # steps already done before this invocation
         saved_signature: list[tuple[str, int]] = []
         saved_at = -math.inf
         while queue or inflight:
@@ -188,7 +188,8 @@ def _drive(
                         table.event(f"{row.trial.name}: worker lost; retrying from its last checkpoint")
                     row.state = "RUNNING"
             elapsed = time.monotonic() - t0
-            rate = (sum(r.progress.step for r in rows) - baseline) / elapsed if elapsed > 0 else math.nan
+            trained = meter.update([r.progress.step for r in rows])
+            rate = trained / elapsed if elapsed > 0 else math.nan
             table.show(render_table(rows, elapsed, rate), force=bool(ready))
         save_manifest()  # the last loop pass already showed the final table
         elapsed = time.monotonic() - t0

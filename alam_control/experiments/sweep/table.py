@@ -27,6 +27,26 @@ def format_duration(seconds: float) -> str:
 
 
 @dataclass
+class StepMeter:
+    """Env-steps trained since the driver started, from the trials' step counters.
+
+    Only forward moves count: a trial can restart below the step recorded for it (its checkpoint lost, or a budget
+    raised after it had trained under the old one and run again from step 0), and a difference of sums would then
+    subtract the steps it had before and show a rate near 0 for the rest of the sitting.
+    """
+
+    last: list[int]
+    """Each trial's step at the previous update (the driver's rows, in order)."""
+    trained: int = 0
+
+    def update(self, steps: Sequence[int]) -> int:
+        """Add each trial's advance since the last update; a trial that went back starts counting from there."""
+        self.trained += sum(max(now - before, 0) for before, now in zip(self.last, steps, strict=True))
+        self.last = list(steps)
+        return self.trained
+
+
+@dataclass
 class Row:
     """One trial's line in the table: its state as the driver knows it."""
 

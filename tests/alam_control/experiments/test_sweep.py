@@ -345,6 +345,16 @@ def test_live_table_lines_eta_and_plain_output_off_a_terminal(tmp_path: Path) ->
     assert f"\x1b[{len(lines)}F\x1b[J" in tty.getvalue()  # redrawn in place
 
 
+def test_step_meter_counts_only_forward_moves() -> None:
+    # Trial 2 had 175k steps recorded from an older budget and restarts at 0: the rate must not go negative or
+    # stall; the steps it trains again count.
+    meter = sweep.StepMeter([300, 175_000, 0])
+    assert meter.update([300, 175_000, 0]) == 0
+    assert meter.update([300, 0, 0]) == 0  # went back: nothing subtracted
+    assert meter.update([300, 56_000, 100]) == 56_100
+    assert meter.update([300, 60_000, 100]) == 60_100
+
+
 def test_poll_reads_the_latest_logged_step_and_eval(tmp_path: Path) -> None:
     (tmp_path / "train.csv").write_text("step,episode_return,episode_cost\n100,1.0,2.0\n200,3.0,4.0\n300,5.")
     (tmp_path / "eval.csv").write_text("step,return,cost\n200,9.0,0.0\n")
