@@ -63,8 +63,8 @@ sweep-snapshot: $(STAMP)
 	@test -f runs/sweeps/$(SWEEP)/sweep.json || { echo "runs/sweeps/$(SWEEP)/sweep.json: no sweep manifest there;" \
 	  "nothing has run in this sitting (alam sweep --config configs/sweeps/$(SWEEP).yaml --resume)" >&2; exit 1; }
 	@$(BIN)/python benchmarks/evidence.py runs/sweeps/$(SWEEP) --export-only
-	@for n in $$($(BIN)/python -c "from alam_control.experiments.sweep import read_manifest as r; \
-	    print(' '.join(t['name'] for t in r('runs/sweeps/$(SWEEP)')['trials'] if t['status'] == 'done'))"); do \
+	@for n in $$($(BIN)/python -c "from alam_control.experiments.sweep import done_trials; \
+	    print(' '.join(sorted(done_trials('runs/sweeps/$(SWEEP)'))))"); do \
 	  t=runs/sweeps/$(SWEEP)/trials/$$n; d=docs/results/$(SWEEP)/trials/$$n; b=runs/sweeps/$(SWEEP)/bundles/$$n; \
 	  mkdir -p "$$d" && cp "$$t/config.yaml" "$$t/eval.csv" "$$t/summary.json" "$$d/"; \
 	  test -f "$$b/manifest.json" || continue; \

@@ -29,7 +29,7 @@ import yaml
 
 from alam_control import config as config_lib
 from alam_control.experiments.sweep.spec import TRIALS_DIR
-from alam_control.experiments.sweep.trial import MANIFEST
+from alam_control.experiments.sweep.trial import MANIFEST, done_trials
 from alam_control.learn import rundir
 
 METRICS = (
@@ -77,7 +77,7 @@ def find_runs(sweep_dir: str | Path) -> tuple[list[RunResult], list[Path]]:
     root = Path(sweep_dir)
     # A sweep's manifest knows what a trial's own files cannot: that the sweep's budget was raised after the trial
     # finished (its config.yaml still holds the old budget until the sweep resumes it). Only its "done" count then.
-    done = _done_trials(root)
+    done = done_trials(root) if (root / MANIFEST).exists() else None  # a committed snapshot has none
     if (root / TRIALS_DIR).is_dir():
         root = root / TRIALS_DIR
     finished, unfinished = [], []
@@ -93,15 +93,6 @@ def find_runs(sweep_dir: str | Path) -> tuple[list[RunResult], list[Path]]:
             continue
         finished.append(RunResult(run, config, summary, rundir.read_evals(run)))
     return finished, unfinished
-
-
-def _done_trials(sweep_dir: Path) -> set[str] | None:
-    """Names of the trials that ``sweep_dir``'s manifest records as done; None without a manifest (a committed
-    snapshot, a plain directory of runs), where a run's own files decide."""
-    path = sweep_dir / MANIFEST
-    if not path.exists():
-        return None
-    return {t["name"] for t in json.loads(path.read_text())["trials"] if t["status"] == "done"}
 
 
 def interval(values: list[float]) -> tuple[float, float, float, int]:

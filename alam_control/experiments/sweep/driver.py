@@ -150,7 +150,7 @@ def _drive(
         limit = max_concurrent or len(todo)
         queue = list(todo)
         t0 = time.monotonic()
-        meter = StepMeter([r.progress.step for r in rows])  # steps already done before this invocation
+        meter = StepMeter([r.progress.step for r in rows])  # counts from where each trial stands now
         saved_signature: list[tuple[str, int]] = []
         saved_at = -math.inf
         while queue or inflight:

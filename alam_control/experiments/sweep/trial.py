@@ -173,6 +173,12 @@ def read_manifest(sweep_dir: str | Path) -> dict[str, Any]:
         raise SweepError(f"{sweep_dir} has no {MANIFEST}: not a sweep directory") from None
 
 
+def done_trials(sweep_dir: str | Path) -> set[str]:
+    """Names of the trials that ``sweep_dir``'s manifest records as done (under the budgets the sweep last ran
+    with: `prepare` refreshes the statuses from the run directories when a sweep starts)."""
+    return {t["name"] for t in read_manifest(sweep_dir)["trials"] if t["status"] == "done"}
+
+
 def write_manifest(sweep_dir: Path, manifest: dict[str, Any]) -> None:
     manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     tmp = sweep_dir / f".{MANIFEST}.tmp"
