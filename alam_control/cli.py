@@ -188,7 +188,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     if args.no_randomize and args.randomize_width is not None:
         raise ValueError("--randomize-width widens the training ranges: it cannot go with --no-randomize")
     result = calibration.calibrate(args.bundle, args.episodes, args.recall, not args.no_randomize, args.horizon,
-                                   hysteresis=args.hysteresis, width=args.randomize_width or 1.0)  # fmt: skip
+                                   hysteresis=args.hysteresis, width=args.randomize_width or 1.0,
+                                   max_flag_ratio=args.max_flag_ratio)  # fmt: skip
     table, by_lead = result.pop("reliability"), result.pop("auroc_by_lead")
     print(json.dumps(strict_json(result), indent=2, allow_nan=False))
     signal = result["risk_signal"]
@@ -305,6 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=_positive_int, default=20)
     p.add_argument("--recall", type=float, default=0.9, help="share of pre-violation steps risk_high must flag")
     p.add_argument("--hysteresis", type=float, default=0.5, help="risk_low = this x risk_high (default 0.5)")
+    p.add_argument(
+        "--max-flag-ratio",
+        type=float,
+        default=2.0,
+        metavar="R",
+        help="false-alarm budget: flag at most R x the share of steps that precede a violation, even if the recall "
+        "target is then missed (default 2; inf: no budget)",
+    )
     p.add_argument("--horizon", type=_positive_int, default=20, help="H of 'a violation within the next H steps'")
     p.add_argument("--no-randomize", action="store_true", help="calibrate on the nominal model")
     p.add_argument(

@@ -47,7 +47,7 @@ def tradeoff(bundle_dir: Path, width: float, recalls: list[float], cal_episodes:
     alone = calibration.rollout(bundle, episodes, randomize=ranges).summary()
     rows = [{"bundle": bundle_dir.name, "calibrated_at": cal_width, "target_recall": None, "monitor": False, **alone}]
     for recall in recalls:
-        high, low, quality = calibration.pick_thresholds(data.risk, data.labels, recall)
+        high, low, quality = calibration.pick_thresholds(data.risk, data.labels, recall, max_flag_ratio=None)
         monitor = MonitorConfig.from_manifest(m, {"risk_high": high, "risk_low": low})
         out = calibration.rollout(bundle, episodes, randomize=ranges, monitor=monitor, fallback=fallback).summary()
         rows.append({"bundle": bundle_dir.name, "calibrated_at": cal_width, "target_recall": recall, "monitor": True,

@@ -308,23 +308,48 @@ def plot_reliability(table: list[dict[str, float]], result: dict[str, Any], out:
 HYSTERESIS = 0.5
 """Default risk_low / risk_high of `pick_thresholds`."""
 
+FLAG_RATIO = 2.0
+"""Default false-alarm budget of `pick_thresholds`: flag at most this many times the share of steps that precede a
+violation (the issue-12 bar for lambda's share at its cap uses the same factor)."""
+
 
 def pick_thresholds(
-    lam: np.ndarray, labels: np.ndarray, recall: float, hysteresis: float = HYSTERESIS
+    lam: np.ndarray,
+    labels: np.ndarray,
+    recall: float,
+    hysteresis: float = HYSTERESIS,
+    max_flag_ratio: float | None = FLAG_RATIO,
 ) -> tuple[float, float, dict[str, float]]:
-    """risk_high flags at least `recall` of the steps that precede a violation; risk_low = `hysteresis` x
+    """risk_high flags at least `recall` of the steps that precede a violation, unless that would flag more than
+    `max_flag_ratio` x their share of all steps (the false-alarm budget; None: no budget); risk_low = `hysteresis` x
     risk_high (but at least the 5th percentile of all `lam`, a level states reach), so the monitor releases only
     well below where it engages (a Schmitt trigger).
 
-    Why a ratio: lambda is graded in the critic's margin over the threshold (its dual fixed point is
+    Why a budget: a weak signal cannot reach a recall without flagging everything. A diff-drive bundle whose lambda
+    ranks violations at AUROC 0.65 (the evidence grid's seed 0 at 400k) reached recall 0.5 only at risk_high
+    2.7e-4, where 27 % of all steps are flagged against 7.3 % that precede a violation; the start pose itself sat
+    above it, so behind the monitor the retreat fallback parked the robot where lambda stays ~4e-4, above risk_low,
+    and it never drove again (FALLBACK 87 % of the time without randomization). With the budget the recall falls
+    short of the target instead, and `recall_met` says so: the monitor is then told how little it can catch, not
+    made to stop the robot. The budget is met exactly where lambda has no ties at the quantile; ties can flag more.
+
+    Why a ratio for risk_low: lambda is graded in the critic's margin over the threshold (its dual fixed point is
     (rho / eta) max(0, Q_c - d), README "The algorithm"), so risk_low = risk_high / 2 hands back once that margin
     has halved. The earlier rule, a lower quantile of the pre-violation lambdas, fell where a graded lambda
     crowds near 0 (0.0019 for the pushed diff-drive bundle at recall 0.5): the retreating robot never got below it
     and the demo sat in FALLBACK for 72 % of its 45 s.
 
+    Args:
+        lam: float [T] the risk signal at each calibration step.
+        labels: bool [T] a violation within H steps of it.
+        recall: target share of the positives to flag, in (0, 1).
+        hysteresis: risk_low / risk_high, in (0, 1].
+        max_flag_ratio: flag at most this x labels.mean() of all steps (> 0), or None for no budget.
+
     Returns:
         (risk_high, risk_low, {"recall": achieved, "flag_rate": fraction of all steps above risk_high,
-        "precision": of the flagged steps}).
+        "precision": of the flagged steps, "recall_met": 1.0 if the recall target was reached else 0.0,
+        "flag_budget": the largest flag rate allowed (1.0 without a budget)}).
 
     Raises:
         ValueError: If no step precedes a violation (nothing to calibrate on): roll out more episodes or with
@@ -334,6 +359,8 @@ def pick_thresholds(
         raise ValueError(f"recall must be in (0, 1), got {recall}")
     if not 0.0 < hysteresis <= 1.0:
         raise ValueError(f"hysteresis must be in (0, 1], got {hysteresis}")
+    if max_flag_ratio is not None and not max_flag_ratio > 0.0:
+        raise ValueError(f"max_flag_ratio must be > 0 (or None for no false-alarm budget), got {max_flag_ratio}")
     positives = lam[labels]
     if positives.size == 0:
         raise ValueError(
@@ -344,13 +371,20 @@ def pick_thresholds(
     # offset: a graded lambda far below its cap takes values of 1e-8 and less, which an offset of 1e-6 (the earlier
     # rule) pushed below 0, so a recall target of 0.9 flagged every state and the robot never drove.
     risk_high = float(np.nextafter(np.quantile(positives, 1.0 - recall, method="lower"), -np.inf))
+    budget = 1.0 if max_flag_ratio is None else min(1.0, max_flag_ratio * float(labels.mean()))
+    if budget < 1.0:
+        # The lowest threshold that flags at most `budget` of all steps: lam > the (1 - budget) quantile.
+        risk_high = max(risk_high, float(np.quantile(lam, 1.0 - budget, method="higher")))
     # Raised to the 5th percentile of every lambda seen where that is higher: a release level below almost every
     # state's lambda would keep the monitor in FALLBACK (the bundle check refuses one below all of them).
     risk_low = min(risk_high, max(hysteresis * risk_high, float(np.quantile(lam, 0.05))))
     flagged = lam > risk_high
     achieved = float(flagged[labels].mean())
     precision = float(labels[flagged].mean()) if flagged.any() else math.nan
-    return risk_high, risk_low, {"recall": achieved, "flag_rate": float(flagged.mean()), "precision": precision}
+    return risk_high, risk_low, {
+        "recall": achieved, "flag_rate": float(flagged.mean()), "precision": precision,
+        "recall_met": float(achieved >= recall), "flag_budget": budget,
+    }  # fmt: skip
 
 
 def training_ranges(manifest: dict[str, Any]) -> sim.Randomization:
@@ -376,11 +410,13 @@ def calibrate(
     seed: int = EVAL_SEED,
     hysteresis: float = HYSTERESIS,
     width: float = 1.0,
+    max_flag_ratio: float | None = FLAG_RATIO,
 ) -> dict[str, Any]:
     """Rolls the bundle out (``randomize`` True: under the ranges it was trained under, `training_ranges`, widened
     ``width`` times), measures risk_auroc and reliability, writes risk_high/low (`pick_thresholds`) into its
     manifest. A policy that never violates under its own ranges has nothing to calibrate on there: ``width`` 2
-    widens them until it does (the evidence does so), and the manifest records the width.
+    widens them until it does (the evidence does so), and the manifest records the width. ``max_flag_ratio`` is
+    `pick_thresholds`' false-alarm budget.
 
     The manifest's file hashes are unchanged (only manifest.json is rewritten, atomically).
 
@@ -398,7 +434,7 @@ def calibrate(
     if randomize is True:
         randomize = training_ranges(bundle.manifest).widened(width)
     data = rollout(bundle, episodes, seed=seed, randomize=randomize, horizon=horizon)
-    risk_high, risk_low, quality = pick_thresholds(data.risk, data.labels, recall, hysteresis)
+    risk_high, risk_low, quality = pick_thresholds(data.risk, data.labels, recall, hysteresis, max_flag_ratio)
     signal = bundle.risk_signal
     cap = bundle.manifest.get("lambda_max") if signal == "lambda" else None
     table = metrics.reliability_table(data.risk, data.labels)
@@ -409,6 +445,8 @@ def calibrate(
         "horizon": horizon,
         "target_recall": recall,
         "hysteresis": hysteresis,
+        # None: no budget (JSON holds no inf).
+        "max_flag_ratio": max_flag_ratio if max_flag_ratio is not None and math.isfinite(max_flag_ratio) else None,
         "risk_signal": signal,
         "risk_auroc": metrics.auroc(data.risk, data.labels),
         # How far to trust it: the AUROC of a few violation onsets is mostly noise (10 diff-drive episodes held 5).

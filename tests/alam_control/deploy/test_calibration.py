@@ -37,6 +37,30 @@ def test_pick_thresholds_reaches_the_recall() -> None:
     assert tiny["flag_rate"] == pytest.approx(quality["flag_rate"]) and tiny["flag_rate"] < 0.5
 
 
+def test_pick_thresholds_keeps_the_false_alarm_budget() -> None:
+    # 10 positives of 100 steps: lambda 0..89 on the negatives, 50..59 on the positives (a weak signal: half the
+    # negatives rank above every positive). Recall 0.5 alone: risk_high just below the positives' lower median 54,
+    # flagging 6 positives and 36 negatives (54..89), 42 % of the steps.
+    lam = np.concatenate([np.arange(90.0), np.arange(50.0, 60.0)])
+    labels = np.arange(100) >= 90
+    high, _, free = calibration.pick_thresholds(lam, labels, recall=0.5, max_flag_ratio=None)
+    assert 53.9 < high < 54.0 and free["flag_rate"] == pytest.approx(0.42) and free["recall"] == pytest.approx(0.6)
+    assert free["recall_met"] == 1.0
+    assert free["flag_budget"] == 1.0
+    # Budget 2 x 10 % = 20 % of the steps: the 80 % quantile of all 100 (method "higher": sorted index 80, which is
+    # 70), so lam > 70 flags 19 negatives (71..89) and no positive; the recall target is then reported missed
+    # rather than met by stopping the robot.
+    high, low, tight = calibration.pick_thresholds(lam, labels, recall=0.5)
+    assert high == 70.0 and low == 35.0
+    assert tight["flag_rate"] == pytest.approx(0.19) and tight["flag_budget"] == pytest.approx(0.2)
+    assert tight["recall"] == 0.0 and tight["recall_met"] == 0.0
+    # A budget that does not bind leaves the recall rule alone; a budget of 10 x (> 100 %) is no budget.
+    assert 53.9 < calibration.pick_thresholds(lam, labels, 0.5, max_flag_ratio=4.5)[0] < 54.0  # 45 % >= 42 %
+    assert calibration.pick_thresholds(lam, labels, 0.5, max_flag_ratio=10.0)[2]["flag_budget"] == 1.0
+    with pytest.raises(ValueError, match="max_flag_ratio"):
+        calibration.pick_thresholds(lam, labels, 0.5, max_flag_ratio=0.0)
+
+
 def test_reliability_table_is_monotone_for_a_calibrated_score() -> None:
     rng = np.random.default_rng(1)
     lam = rng.random(20000)
@@ -68,6 +92,9 @@ def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, cap
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["risk_low"] <= manifest["risk_high"] and manifest["calibration"]["episodes"] == 3
     cal = manifest["calibration"]
+    # The false-alarm budget (default 2 x the positive share) is kept and recorded.
+    assert cal["max_flag_ratio"] == 2.0 and cal["flag_rate"] <= cal["flag_budget"] + 1e-12
+    assert cal["flag_budget"] == pytest.approx(min(1.0, 2.0 * cal["positive_rate"]))
     low, high = cal["risk_auroc_interval"]  # null (strict JSON) where undefined: violations in < 5 episodes
     assert cal["onsets"] >= 1 and (low is None or low <= cal["risk_auroc"] <= high)
     assert cal["reliability_dips"] == metrics.reliability_dips(cal["reliability"])
@@ -82,6 +109,10 @@ def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, cap
     assert json.loads(capsys.readouterr().out)["monitor"] is True
 
     # The reliability diagram, and a stress evaluation under ranges twice as wide as training's.
+    assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2", "--max-flag-ratio", "inf"]) == 0
+    cal = json.loads((bundle / "manifest.json").read_text())["calibration"]
+    assert cal["max_flag_ratio"] is None and cal["flag_budget"] == 1.0 and cal["recall_met"] == 1.0
+    capsys.readouterr()
     assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2", "--plot", str(tmp_path / "r.png")]) == 0
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG" and "reliability diagram" in capsys.readouterr().out
     assert cli.main(["eval", "--bundle", str(bundle), "--randomize-width", "2", "--episodes", "1"]) == 0

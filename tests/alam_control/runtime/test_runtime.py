@@ -294,7 +294,7 @@ def test_fallbacks_are_finite_on_any_input() -> None:
             assert command.shape == (len(manifest["action_low"]),) and np.isfinite(command).all(), (name, obs)
 
 
-def test_damping_opposes_velocity_and_retreat_backs_away() -> None:
+def test_damping_opposes_velocity_and_center_pulls_back() -> None:
     damping = make_fallback("damping", JOINT_MANIFEST)
     assert damping(np.array([0.0, 1.0, 0.0, 0.4, 3.0]))[0] < 0.0
     assert damping(np.array([0.7, 1.0, 0.0, 0.0, 3.0]))[0] == 0.0  # damping ignores where the cart is
@@ -302,16 +302,34 @@ def test_damping_opposes_velocity_and_retreat_backs_away() -> None:
     center = make_fallback("center", JOINT_MANIFEST)
     assert center(np.array([0.3, 1.0, 0.0, 0.1, 3.0]))[0] == pytest.approx(-0.4)
     assert center(np.array([-0.5, 1.0, 0.0, 0.0, 0.0]))[0] == pytest.approx(0.5)
-    retreat = make_fallback("retreat", DIFF_MANIFEST)
-    ranges = np.full(16, 2.0)
-    ranges[0] = 0.2  # obstacle straight ahead
-    v, omega = retreat(np.concatenate([[1.0, 1.0, 0.0, 0.0, 0.0], ranges]))
-    assert v < 0.0 and abs(omega) < 1e-9
-    ranges[:] = 2.0
-    ranges[4] = 0.2  # obstacle on the left (90 deg): turn right, no translation along it
-    v, omega = retreat(np.concatenate([[1.0, 1.0, 0.0, 0.0, 0.0], ranges]))
-    assert omega < 0.0 and abs(v) < 1e-9
-    np.testing.assert_array_equal(retreat(np.concatenate([[1.0, 1.0, 0.0, 0.0, 0.0], np.full(16, 2.0)])), 0.0)
+
+
+def _retreat_at(ranges: dict[int, float]) -> np.ndarray:
+    """The retreat command for a 16-sector scan (sector k at bearing k * 22.5 deg) clear but for `ranges`."""
+    scan = np.full(16, 2.0)
+    for k, r in ranges.items():
+        scan[k] = r
+    return make_fallback("retreat", DIFF_MANIFEST)(np.concatenate([[1.0, 1.0, 0.0, 0.0, 0.0], scan]))
+
+
+def test_retreat_moves_away_from_every_obstacle_inside_its_clear_distance() -> None:
+    # Defaults: clear distance 0.6 m, 0.3 m/s, turn gain 1. One sector at 0.2 m ahead: depth 2/3, push 2/3 (>= 0.5:
+    # full speed), straight back.
+    np.testing.assert_allclose(_retreat_at({0: 0.2}), [-0.3, 0.0], atol=1e-12)
+    # On the left (90 deg): no translation along it; turn right to face away.
+    np.testing.assert_allclose(_retreat_at({4: 0.2}), [0.0, -1.0], atol=1e-12)
+    # Ahead and on the left at 0.3 m: depth 1/2 each, F = (-1/2, -1/2), phi = -135 deg: back off and turn right,
+    # v = 0.3 cos(phi), omega = sin(phi). The nearest-sector rule saw only one of the two.
+    c = math.sqrt(0.5)
+    np.testing.assert_allclose(_retreat_at({0: 0.3, 4: 0.3}), [-0.3 * c, -c], atol=1e-12)
+    # Just inside (0.54 m: depth 0.1): scaled by 2 |F| = 0.2.
+    np.testing.assert_allclose(_retreat_at({8: 0.54}), [0.06, 0.0], atol=1e-12)
+    # The middle of a gap (0.4 m on both sides): the pushes cancel, and the robot, still clear of the constraint,
+    # stops instead of swerving from one pillar to the other.
+    np.testing.assert_allclose(_retreat_at({4: 0.4, 12: 0.4}), [0.0, 0.0], atol=1e-12)
+    # Clear everywhere, or a NaN sector beside a real obstacle (it pushes with nothing).
+    np.testing.assert_array_equal(_retreat_at({}), 0.0)
+    np.testing.assert_allclose(_retreat_at({0: np.nan, 4: 0.2}), [0.0, -1.0], atol=1e-12)
 
 
 def test_evade_brakes_and_pushes_away_from_the_nearest_hazard() -> None:
