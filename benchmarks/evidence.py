@@ -46,7 +46,7 @@ from alam_control.runtime import MonitorConfig, load_bundle  # noqa: E402
 from alam_control.runtime.bundle import BundleError, read_manifest  # noqa: E402
 
 ALGOS = ("fac", "sac_alam")
-CACHE_VERSION = 6  # 6: calibration keeps a false-alarm budget; retreat uses every lidar sector
+CACHE_VERSION = 7  # 6: calibration keeps a false-alarm budget; retreat uses every lidar sector. 7: engage_ticks 1
 """Part of each trial's cache key: raise it when what a trial's evidence means changes (2: calibration and stress
 around the bundle's training ranges, the cart-pole's center fallback; 3: calibration's onsets and interval; 4: the
 point robot's evade fallback, calibration's AUROC by lead; 5: the exported lambda exact below a logit of -18)."""

@@ -22,13 +22,21 @@ class MonitorConfig:
     Attributes:
         risk_high: Risk above which the monitor counts towards FALLBACK.
         risk_low: Risk below which the monitor counts towards POLICY again (risk_low <= risk_high: hysteresis).
-        engage_ticks: Consecutive ticks above risk_high before handing over.
+        engage_ticks: Consecutive ticks above risk_high before handing over. 1 by default: lambda warns only a
+            few ticks ahead (AUROC 0.79-0.97 for 1-4 steps before a violation, ~0.57 for 5-9 on the diff-drive),
+            and every tick of debounce spends that warning. Measured behind the calibrated monitors of the evidence
+            grid's bundles (2026-12-06, 20-30 episodes per row, violation rate at engage_ticks 3 -> 1, fallback
+            share): diff-drive 400k x1 0.0124 -> 0.0003 (0.47 -> 0.61), x2 0.0106 -> 0.0020 (0.49 -> 0.69);
+            point seeds 0 / 1 x1 0.0027 / 0.0031 -> 0.0001 / 0.0004 (+0.04 each), x2 0.0038 / 0.0053 -> 0.0016 /
+            0.0026; cart-pole seed 1 x1 0.0080 -> 0.0024 (0.23 -> 0.30), x2 0.0190 -> 0.0139. The shipped
+            diff-drive bundle, whose violations come from pushes that override any command, was unchanged
+            (x1 0.073 -> 0.071). Raise it where single-tick spikes of the signal hand over too often.
         release_dwell_s: Seconds of risk below risk_low (and no fault) before handing back.
     """
 
     risk_high: float
     risk_low: float
-    engage_ticks: int = 3
+    engage_ticks: int = 1
     release_dwell_s: float = 1.0
 
     def __post_init__(self) -> None:

@@ -219,6 +219,8 @@ def test_monitor_engages_after_ticks_and_releases_after_dwell() -> None:
     # Between risk_low and risk_high: hold. Below risk_low from t = 0.7 s: release once 0.5 s have passed.
     assert modes[6:12] == ["FALLBACK"] * 6 and modes[12] == "POLICY"
     assert monitor.switches == 2
+    # The default hands over at the first tick above risk_high: lambda warns only a few ticks ahead.
+    assert run_monitor(RiskMonitor(MonitorConfig(2.0, 1.0), False), [0.0, 3.0]) == ["POLICY", "FALLBACK"]
 
 
 def test_monitor_faults_engage_at_once_and_reset_the_dwell() -> None:

@@ -8,7 +8,7 @@ and runs `check_live_change` on every run-time change before applying it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from rclpy.node import Node
@@ -25,6 +25,9 @@ STAMP_SOURCES = ("now", "scan")
 LIVE = ("risk_high", "risk_low", "engage_ticks", "release_dwell_s", "obs_timeout_s", "max_invalid_beam_fraction")
 # The parameters that make up the MonitorConfig.
 MONITOR_PARAMETERS = ("risk_high", "risk_low", "engage_ticks", "release_dwell_s")
+
+
+_MONITOR_DEFAULTS = {f.name: f.default for f in fields(MonitorConfig)}  # one place for the monitor's defaults
 
 
 def declare(node: Node) -> None:
@@ -71,7 +74,7 @@ def declare(node: Node) -> None:
     d(
         node,
         "engage_ticks",
-        3,
+        _MONITOR_DEFAULTS["engage_ticks"],
         "Consecutive ticks above risk_high before FALLBACK.",
         read_only=False,
         range_=(1, 1000),
@@ -79,7 +82,7 @@ def declare(node: Node) -> None:
     d(
         node,
         "release_dwell_s",
-        1.0,
+        _MONITOR_DEFAULTS["release_dwell_s"],
         "Seconds of risk below risk_low without a fault before POLICY again.",
         read_only=False,
         range_=(0.0, 3600.0),
