@@ -203,6 +203,11 @@ def _calibrate(args: argparse.Namespace) -> int:
         lead = f"{row['lead_low']}-{row['lead_high'] - 1}"
         print(f"  k {lead:<5}  states {row['positives']:6d}  AUROC {row['auroc']:.3f}")
     print(f"risk_high / risk_low written to {args.bundle}/manifest.json")
+    if not result["recall_met"]:
+        print(f"note: the monitor flags {result['recall']:.1%} of the steps that precede a violation, not the "
+              f"{args.recall:.0%} asked for: that would flag more than {result['flag_budget']:.1%} of all steps "
+              f"(--max-flag-ratio {args.max_flag_ratio:g} x the {result['positive_rate']:.1%} that precede one). "
+              f"--max-flag-ratio inf keeps the recall, and the robot in FALLBACK more.")  # fmt: skip
     if args.plot:
         print(f"reliability diagram: {calibration.plot_reliability(table, result, args.plot, title=args.bundle)}")
     return 0

@@ -112,7 +112,13 @@ def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, cap
     assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2", "--max-flag-ratio", "inf"]) == 0
     cal = json.loads((bundle / "manifest.json").read_text())["calibration"]
     assert cal["max_flag_ratio"] is None and cal["flag_budget"] == 1.0 and cal["recall_met"] == 1.0
-    capsys.readouterr()
+    assert "note: the monitor flags" not in capsys.readouterr().out
+    # A budget below the share the recall needs: the recall is missed, and the CLI says so in words.
+    assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2", "--recall", "0.95",
+                     "--max-flag-ratio", "0.5"]) == 0  # fmt: skip
+    cal = json.loads((bundle / "manifest.json").read_text())["calibration"]
+    assert cal["recall_met"] == 0.0 and cal["flag_rate"] <= cal["flag_budget"] + 1e-12
+    assert "not the 95% asked for" in capsys.readouterr().out
     assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2", "--plot", str(tmp_path / "r.png")]) == 0
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG" and "reliability diagram" in capsys.readouterr().out
     assert cli.main(["eval", "--bundle", str(bundle), "--randomize-width", "2", "--episodes", "1"]) == 0
