@@ -39,15 +39,24 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (an episode count of 0 is a mistake, not an empty result)."""
+def _int_at_least(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (an episode count of 0 is a mistake, not an empty result)."""
+    return _int_at_least(text, 1)
+
+
+def _nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (where 0 means "skip")."""
+    return _int_at_least(text, 0)
 
 
 def _writable_file(text: str) -> str:
@@ -152,11 +161,13 @@ def _eval_bundle(args: argparse.Namespace) -> int:
         text = f"{tick.label}  {bundle.risk_signal} {tick.risk:.3g}"
         frames.append(calibration.overlay(env.render(height=240, width=320), text, tick.mode != "POLICY"))
 
-    fallback = {"fallback": args.fallback} if args.fallback else {}  # else rollout's default
-    data = calibration.rollout(bundle, args.episodes, seed, ranges or False, monitor, **fallback,
+    from alam_control.runtime import default_fallback
+
+    fallback = args.fallback or default_fallback(bundle.manifest)
+    data = calibration.rollout(bundle, args.episodes, seed, ranges or False, monitor, fallback,
                                on_frame=on_frame if args.video else None)  # fmt: skip
-    result = {"bundle": args.bundle, "monitor": bool(monitor), "episodes": args.episodes,
-              "randomize_width": (args.randomize_width or 1.0) if ranges else None, **data.summary()}  # fmt: skip
+    result = {"bundle": args.bundle, "monitor": bool(monitor), "fallback": fallback if monitor else None,
+              "episodes": args.episodes, "randomize_width": (args.randomize_width or 1.0) if ranges else None, **data.summary()}  # fmt: skip
     if args.plot:
         rows = data.map_rows(float(bundle.manifest["control_period_s"]))
         from alam_control.deploy import riskmap
@@ -189,8 +200,10 @@ def _calibrate(args: argparse.Namespace) -> int:
         raise ValueError("--randomize-width widens the training ranges: it cannot go with --no-randomize")
     result = calibration.calibrate(args.bundle, args.episodes, args.recall, not args.no_randomize, args.horizon,
                                    hysteresis=args.hysteresis, width=args.randomize_width or 1.0,
-                                   max_flag_ratio=args.max_flag_ratio)  # fmt: skip
+                                   max_flag_ratio=args.max_flag_ratio, closed_loop_episodes=args.closed_loop_episodes,
+                                   fallback=args.fallback)  # fmt: skip
     table, by_lead = result.pop("reliability"), result.pop("auroc_by_lead")
+    loop = result.pop("closed_loop", None)
     print(json.dumps(strict_json(result), indent=2, allow_nan=False))
     signal = result["risk_signal"]
     print(f"reliability: P(violation within horizon | {signal} bin)")
@@ -202,6 +215,11 @@ def _calibrate(args: argparse.Namespace) -> int:
     for row in by_lead:
         lead = f"{row['lead_low']}-{row['lead_high'] - 1}"
         print(f"  k {lead:<5}  states {row['positives']:6d}  AUROC {row['auroc']:.3f}")
+    if loop is not None:
+        print(f"behind this monitor ({loop['fallback']} fallback, engage_ticks {loop['engage_ticks']}, the first "
+              f"{loop['episodes']} episodes again): FALLBACK {loop['fallback_share']:.1%} of the steps, violation "
+              f"rate {loop['violation_rate']:.4f} (alone {loop['alone_violation_rate']:.4f}), return "
+              f"{loop['return']:.2f} (alone {loop['alone_return']:.2f})")  # fmt: skip
     print(f"risk_high / risk_low written to {args.bundle}/manifest.json")
     if not result["recall_met"]:
         print(f"note: the monitor flags {result['recall']:.1%} of the steps that precede a violation, not the "
@@ -275,7 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--run-dir", help="training run directory (torch checkpoint)")
     source.add_argument("--bundle", help="export bundle directory (ONNX policy, as deployed)")
     p.add_argument("--monitor", action="store_true", help="with --bundle: run the risk monitor + fallback")
-    p.add_argument("--fallback", help="with --monitor: stop (default) | damping | center | retreat | evade")
+    p.add_argument(
+        "--fallback", help="with --monitor: stop | damping | center | retreat | evade (default: the robot's own)"
+    )
     p.add_argument("--risk-high", type=float, help="with --monitor: override the manifest's risk_high")
     p.add_argument("--risk-low", type=float, help="with --monitor: override the manifest's risk_low")
     p.add_argument("--engage-ticks", type=int, help="with --monitor: ticks above risk_high before FALLBACK")
@@ -320,6 +340,17 @@ def build_parser() -> argparse.ArgumentParser:
         "target is then missed (default 2; inf: no budget)",
     )
     p.add_argument("--horizon", type=_positive_int, default=20, help="H of 'a violation within the next H steps'")
+    p.add_argument(
+        "--closed-loop-episodes",
+        type=_nonnegative_int,
+        default=20,
+        metavar="N",
+        help="run the first N episodes again behind the new monitor and record its fallback share and violation "
+        "rate (default 20; 0 skips)",
+    )
+    p.add_argument(
+        "--fallback", help="for that check: stop | damping | center | retreat | evade (default: the robot's own)"
+    )
     p.add_argument("--no-randomize", action="store_true", help="calibrate on the nominal model")
     p.add_argument(
         "--randomize-width",

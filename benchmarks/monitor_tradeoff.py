@@ -22,12 +22,10 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
-
-from evidence import fallback_for  # noqa: E402
+sys.path.insert(0, str(REPO))
 
 from alam_control.deploy import calibration  # noqa: E402
-from alam_control.runtime import MonitorConfig, load_bundle  # noqa: E402
+from alam_control.runtime import MonitorConfig, default_fallback, load_bundle  # noqa: E402
 
 CALIBRATION_SEED = calibration.EVAL_SEED + 50_000
 """Calibration episodes apart from the evaluated ones, so thresholds are not picked on the episodes they score."""
@@ -52,7 +50,7 @@ def tradeoff(
             break
     else:
         raise SystemExit(f"{bundle_dir}: no violation in {cal_episodes} calibration episodes at x1 or x2")
-    ranges, fallback = trained.widened(width), fallback_for(m)
+    ranges, fallback = trained.widened(width), default_fallback(m)
     alone = calibration.rollout(bundle, episodes, randomize=ranges).summary()
     rows = [{"bundle": bundle_dir.name, "calibrated_at": cal_width, "target_recall": None, "monitor": False, **alone}]
     for recall in recalls:

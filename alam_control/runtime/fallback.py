@@ -168,6 +168,21 @@ class EvadeFallback:
         return np.clip(command, self._low, self._high)
 
 
+def default_fallback(manifest: dict[str, Any]) -> str:
+    """The fallback that fits the bundle's robot: retreat for a diff-drive base, evade for a planar point robot
+    (hazard vectors in its observation), center for a joint robot whose joint states the bundle can read, else stop.
+
+    Why not stop everywhere: a coasting point robot drifted into the hazard it was heading for (violation rate
+    0.153 -> 0.348 behind the monitor, `EvadeFallback`), and a cart-pole with zero force let the cart leave its band
+    (`DampingFallback`).
+    """
+    if manifest["ros_interface"] == "diff_drive":
+        return "retreat"
+    if "hazard_vectors" in (manifest.get("obs_layout") or {}):
+        return "evade"
+    return "center" if "observation" in (manifest.get("deploy") or {}) else "stop"
+
+
 def make_fallback(name: str, manifest: dict[str, Any], **params: float):
     """Builds fallback `name` (one of FALLBACKS) for the bundle described by `manifest`.
 

@@ -76,11 +76,28 @@ def test_reliability_table_is_monotone_for_a_calibrated_score() -> None:
 def test_monitor_rollout_hands_over(smoke_bundle: Path) -> None:
     bundle = load_bundle(smoke_bundle)
     alone = calibration.rollout(bundle, 1, randomize=True)
+    # Episode k is the same whatever the count (the closed-loop check of `calibrate` reruns the first ones).
+    two = calibration.rollout(bundle, 2, randomize=True)
+    np.testing.assert_array_equal(two.risk[two.episode == 0], alone.risk)
     assert not alone.fallback.any() and len(alone.risk) == 500
     # risk_high below every lambda: the monitor must hand over after engage_ticks and keep the fallback.
     guarded = calibration.rollout(bundle, 1, randomize=True, monitor=MonitorConfig(-1.0, -2.0, engage_ticks=3))
     assert not guarded.fallback[:2].any() and guarded.fallback[2:].all()  # the 3rd tick above engages
     np.testing.assert_array_equal(guarded.risk[:3], alone.risk[:3])
+
+
+def test_closed_loop_reruns_the_first_episodes_behind_the_monitor(smoke_bundle: Path) -> None:
+    bundle = load_bundle(smoke_bundle)
+    three = calibration.rollout(bundle, 3, randomize=True)
+    first_two = calibration.rollout(bundle, 2, randomize=True)
+    # risk_high below every lambda: the fallback drives from the first tick to the end.
+    loop = calibration.closed_loop(bundle, three, MonitorConfig(-1.0, -2.0), 2, calibration.EVAL_SEED, True, "stop")
+    assert loop["episodes"] == 2 and loop["fallback"] == "stop" and loop["fallback_share"] == 1.0
+    assert loop["alone_violation_rate"] == pytest.approx((first_two.cost > 0).mean())
+    assert loop["alone_return"] == pytest.approx(np.mean(first_two.returns))
+    guarded = calibration.rollout(bundle, 2, randomize=True, monitor=MonitorConfig(-1.0, -2.0), fallback="stop")
+    assert loop["return"] == pytest.approx(np.mean(guarded.returns))
+    assert loop["violation_rate"] == pytest.approx((guarded.cost > 0).mean())
 
 
 def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, capsys) -> None:
@@ -92,6 +109,12 @@ def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, cap
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["risk_low"] <= manifest["risk_high"] and manifest["calibration"]["episodes"] == 3
     cal = manifest["calibration"]
+    # The closed-loop check ran the same 3 episodes behind the new monitor with the cart-pole's own fallback; its
+    # "alone" figures are those episodes' (rollouts are the same episode by episode whatever their count).
+    loop = cal["closed_loop"]
+    assert loop["episodes"] == 3 and loop["fallback"] == "center" and loop["engage_ticks"] == 1
+    assert loop["alone_violation_rate"] == pytest.approx(cal["violation_rate"])
+    assert 0.0 <= loop["fallback_share"] <= 1.0 and 0.0 <= loop["violation_rate"] <= 1.0
     # The false-alarm budget (default 2 x the positive share) is kept and recorded.
     assert cal["max_flag_ratio"] == 2.0 and cal["flag_rate"] <= cal["flag_budget"] + 1e-12
     assert cal["flag_budget"] == pytest.approx(min(1.0, 2.0 * cal["positive_rate"]))
@@ -103,14 +126,16 @@ def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, cap
     assert [(r["lead_low"], r["lead_high"]) for r in rows] == [(0, 1), (1, 5), (5, 10), (10, 15), (15, 20)]
     assert rows[0]["positives"] == round(cal["violation_rate"] * 3 * 500)  # 3 episodes of 500 steps
     out = capsys.readouterr().out
-    assert "reliability" in out and "how early" in out and "k 0-0  " in out
+    assert "reliability" in out and "how early" in out and "k 0-0  " in out and "behind this monitor (center" in out
     load_bundle(bundle)  # still verifies: the policy file and its hash are untouched
     assert cli.main(["eval", "--bundle", str(bundle), "--monitor", "--episodes", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["monitor"] is True
 
     # The reliability diagram, and a stress evaluation under ranges twice as wide as training's.
-    assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2", "--max-flag-ratio", "inf"]) == 0
+    assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2", "--max-flag-ratio", "inf",
+                     "--closed-loop-episodes", "0"]) == 0  # fmt: skip
     cal = json.loads((bundle / "manifest.json").read_text())["calibration"]
+    assert "closed_loop" not in cal
     assert cal["max_flag_ratio"] is None and cal["flag_budget"] == 1.0 and cal["recall_met"] == 1.0
     assert "note: the monitor flags" not in capsys.readouterr().out
     # A budget below the share the recall needs: the recall is missed, and the CLI says so in words.
@@ -158,12 +183,13 @@ def test_bundles_roll_out_under_the_ranges_they_were_trained_under(
     assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2", "--randomize-width", "3"]) == 0
     assert load_bundle(bundle).manifest["calibration"]["randomize_width"] == 3.0
     capsys.readouterr()
-    assert seen == [trained, trained, trained.widened(2.0), trained.widened(3.0)]
+    # Each calibrate rolls out twice, the second time behind the new monitor, under the same ranges.
+    assert seen == [trained, trained, trained, trained.widened(2.0), trained.widened(3.0), trained.widened(3.0)]
     assert cli.main(["calibrate", "--bundle", str(bundle), "--randomize-width", "0.5"]) == 2
     assert "randomization width must be >= 1" in capsys.readouterr().err
     assert cli.main(["calibrate", "--bundle", str(bundle), "--randomize-width", "2", "--no-randomize"]) == 2
     assert "cannot go with --no-randomize" in capsys.readouterr().err
-    assert len(seen) == 4  # refused before any rollout
+    assert len(seen) == 6  # refused before any rollout
 
 
 def test_cost_q_risk_signal_is_what_calibration_and_monitor_watch(smoke_run: Path, tmp_path: Path) -> None:

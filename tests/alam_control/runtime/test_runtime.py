@@ -23,6 +23,7 @@ from alam_control.runtime import (
     MonitorConfig,
     RiskMonitor,
     bin_scan,
+    default_fallback,
     load_bundle,
     make_fallback,
     yaw_from_quaternion,
@@ -345,6 +346,15 @@ def test_evade_brakes_and_pushes_away_from_the_nearest_hazard() -> None:
     np.testing.assert_allclose(evade(np.array([0.2, -0.4, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0])), [-0.2, 0.4])
     # A NaN velocity does not hide the hazard: the push still comes.
     assert evade(np.array([np.nan, 0.0, 1.0, 1.0, 0.4, 0.0, 2.0, 2.0]))[0] < 0.0
+
+
+def test_default_fallback_fits_the_robot() -> None:
+    assert default_fallback(DIFF_MANIFEST) == "retreat"
+    assert default_fallback(POINT_MANIFEST) == "evade"  # hazard vectors: a planar point robot
+    assert default_fallback(JOINT_MANIFEST) == "center"  # joint states it can read
+    assert default_fallback({**JOINT_MANIFEST, "deploy": {}}) == "stop"  # the walker: none it can rebuild
+    for manifest in (DIFF_MANIFEST, POINT_MANIFEST, JOINT_MANIFEST):
+        make_fallback(default_fallback(manifest), manifest)  # and it builds for that robot
 
 
 def test_fallback_names_are_checked() -> None:
