@@ -167,7 +167,8 @@ def _eval_bundle(args: argparse.Namespace) -> int:
     data = calibration.rollout(bundle, args.episodes, seed, ranges or False, monitor, fallback,
                                on_frame=on_frame if args.video else None)  # fmt: skip
     result = {"bundle": args.bundle, "monitor": bool(monitor), "fallback": fallback if monitor else None,
-              "episodes": args.episodes, "randomize_width": (args.randomize_width or 1.0) if ranges else None, **data.summary()}  # fmt: skip
+              "episodes": args.episodes, "randomize_width": (args.randomize_width or 1.0) if ranges else None,
+              **data.summary()}  # fmt: skip
     if args.plot:
         rows = data.map_rows(float(bundle.manifest["control_period_s"]))
         from alam_control.deploy import riskmap
