@@ -84,7 +84,9 @@ class RetreatFallback:
     the same episodes behind the same monitor (2026-12-06, 30 episodes per row) the shipped bundle's fallback share
     / violation rate went 0.155 / 0.0786 -> 0.120 / 0.0731 under its training ranges (pushes included) and 0.287 /
     0.158 -> 0.232 / 0.134 at x2 (the policy alone: 0.070, 0.145), and the evidence grid's diff-drive seed 0
-    bundle's 0.530 / 0.0173 -> 0.418 / 0.0168 (20 episodes).
+    bundle's 0.530 / 0.0173 -> 0.418 / 0.0168 (20 episodes), all with 3 engage ticks. On the shipped bundle's 100
+    held-out episodes with pushes (`benchmarks/push_warning.py --monitor --seed 30000`) the share fell, 0.162 ->
+    0.136, and the violation rate did not: 0.0764 -> 0.0803 (alone 0.0760; pushes override any command).
 
     Defaults (0.3 m/s to 0.6 m of range, ~0.4 m of clearance from the hull): measured for the nearest-sector rule
     behind the shipped diff-drive bundle's monitor (`benchmarks/push_warning.py --monitor --seed 30000`), where
