@@ -57,7 +57,9 @@ lint: $(STAMP)
 # exported here while the checkpoint exists; ~0.1 MB at 64x64) with its evidence cache into docs/results/$(SWEEP)/
 # (commit them): training is bit-exact on one machine only, so a lost checkpoint cannot be trained again to the
 # same policy, but its bundle can be calibrated again. sweep-restore puts them back, and `alam sweep --resume` then
-# skips those trials (no checkpoints or buffers are kept).
+# skips those trials (no checkpoints or buffers are kept). A committed bundle with the same policy.onnx is left as it
+# is: `make sweep-readout` calibrated it there, and the fresh export in runs/ has no calibration (a second snapshot
+# in one sitting had overwritten a calibrated manifest with it).
 SWEEP ?= paper
 sweep-snapshot: $(STAMP)
 	@test -f runs/sweeps/$(SWEEP)/sweep.json || { echo "runs/sweeps/$(SWEEP)/sweep.json: no sweep manifest there;" \
@@ -68,9 +70,10 @@ sweep-snapshot: $(STAMP)
 	  t=runs/sweeps/$(SWEEP)/trials/$$n; d=docs/results/$(SWEEP)/trials/$$n; b=runs/sweeps/$(SWEEP)/bundles/$$n; \
 	  mkdir -p "$$d" && cp "$$t/config.yaml" "$$t/eval.csv" "$$t/summary.json" "$$d/"; \
 	  test -f "$$b/manifest.json" || continue; \
-	  mkdir -p docs/results/$(SWEEP)/bundles/$$n && \
-	  cp "$$b"/manifest.json "$$b"/policy.onnx docs/results/$(SWEEP)/bundles/$$n/ && \
-	  for f in evidence.json riskmap.npz; do test ! -f "$$b/$$f" || cp "$$b/$$f" docs/results/$(SWEEP)/bundles/$$n/; done; \
+	  db=docs/results/$(SWEEP)/bundles/$$n; \
+	  if cmp -s "$$b/policy.onnx" "$$db/policy.onnx"; then continue; fi; \
+	  mkdir -p "$$db" && cp "$$b"/manifest.json "$$b"/policy.onnx "$$db"/ && \
+	  for f in evidence.json riskmap.npz; do test ! -f "$$b/$$f" || cp "$$b/$$f" "$$db"/; done; \
 	done; \
 	echo "finished trials of runs/sweeps/$(SWEEP) in docs/results/$(SWEEP): $$(ls docs/results/$(SWEEP)/trials | wc -l)"
 
