@@ -42,14 +42,15 @@ from alam_control.deploy import calibration, export, riskmap  # noqa: E402
 from alam_control.experiments import report  # noqa: E402
 from alam_control.learn import checkpoint, metrics, rundir  # noqa: E402
 from alam_control.learn.checkpoint import CheckpointError  # noqa: E402
-from alam_control.runtime import MonitorConfig, default_fallback, load_bundle  # noqa: E402
+from alam_control.runtime import MonitorConfig, load_bundle  # noqa: E402
 from alam_control.runtime.bundle import BundleError, read_manifest  # noqa: E402
 
 ALGOS = ("fac", "sac_alam")
-CACHE_VERSION = 7  # 6: calibration keeps a false-alarm budget; retreat uses every lidar sector. 7: engage_ticks 1
+CACHE_VERSION = 7
 """Part of each trial's cache key: raise it when what a trial's evidence means changes (2: calibration and stress
 around the bundle's training ranges, the cart-pole's center fallback; 3: calibration's onsets and interval; 4: the
-point robot's evade fallback, calibration's AUROC by lead; 5: the exported lambda exact below a logit of -18)."""
+point robot's evade fallback, calibration's AUROC by lead; 5: the exported lambda exact below a logit of -18; 6:
+calibration's false-alarm budget, the every-sector retreat; 7: the monitor engages on its first tick above)."""
 CACHE_FILES = ("evidence.json", "riskmap.npz")
 """A trial's evidence cache, kept in its bundle directory."""
 WIDTHS = (0.0, 1.0, 2.0, 3.0)
@@ -74,13 +75,13 @@ def stress_rows(bundle_dir: Path, episodes: int) -> list[dict]:
     m = bundle.manifest
     # Without thresholds (calibration saw no violation) only the policy alone is evaluated.
     guards = [None] + ([MonitorConfig.from_manifest(m)] if m["risk_high"] is not None else [])
-    rows, fallback = [], default_fallback(m)
+    rows = []
     for width in WIDTHS:
         # Widened around the ranges the bundle was trained under (its manifest; sim's defaults if none), as
         # `alam eval --bundle --randomize-width` does: the shipped diff-drive bundle's include pushes.
         ranges = calibration.training_ranges(m).widened(width) if width >= 1.0 else False
         for monitor in guards:
-            data = calibration.rollout(bundle, episodes, randomize=ranges, monitor=monitor, fallback=fallback)
+            data = calibration.rollout(bundle, episodes, randomize=ranges, monitor=monitor)  # the robot's fallback
             rows.append({"width": width, "monitor": monitor is not None, **data.summary()})
     return rows
 

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from alam_control.deploy import calibration  # noqa: E402
-from alam_control.runtime import MonitorConfig, default_fallback, load_bundle  # noqa: E402
+from alam_control.runtime import MonitorConfig, load_bundle  # noqa: E402
 
 CALIBRATION_SEED = calibration.EVAL_SEED + 50_000
 """Calibration episodes apart from the evaluated ones, so thresholds are not picked on the episodes they score."""
@@ -50,14 +50,14 @@ def tradeoff(
             break
     else:
         raise SystemExit(f"{bundle_dir}: no violation in {cal_episodes} calibration episodes at x1 or x2")
-    ranges, fallback = trained.widened(width), default_fallback(m)
+    ranges = trained.widened(width)
     alone = calibration.rollout(bundle, episodes, randomize=ranges).summary()
     rows = [{"bundle": bundle_dir.name, "calibrated_at": cal_width, "target_recall": None, "monitor": False, **alone}]
     for recall in recalls:
         high, low, quality = calibration.pick_thresholds(data.risk, data.labels, recall, max_flag_ratio=None)
         for ticks in engage:
             monitor = MonitorConfig.from_manifest(m, {"risk_high": high, "risk_low": low, "engage_ticks": ticks})
-            out = calibration.rollout(bundle, episodes, randomize=ranges, monitor=monitor, fallback=fallback).summary()
+            out = calibration.rollout(bundle, episodes, randomize=ranges, monitor=monitor).summary()
             rows.append({"bundle": bundle_dir.name, "calibrated_at": cal_width, "target_recall": recall,
                          "engage_ticks": ticks, "monitor": True, "risk_high": high, "risk_low": low,
                          "cal_recall": quality["recall"], "cal_flag_rate": quality["flag_rate"], **out})  # fmt: skip

@@ -86,13 +86,14 @@ def rollout(
     seed: int = EVAL_SEED,
     randomize: bool | sim.Randomization = False,
     monitor: MonitorConfig | None = None,
-    fallback: str = "stop",
+    fallback: str | None = None,
     horizon: int = 20,
     start_in_fallback: bool = False,
     on_frame: Callable[[sim.SafeEnv, Tick], None] | None = None,
 ) -> Rollouts:
     """Runs the bundle in its task through the deployed `Controller`: the policy alone (`monitor` None: only an
-    input fault hands over) or behind the risk monitor, which hands control to `fallback`.
+    input fault hands over) or behind the risk monitor, which hands control to `fallback` (None: the robot's own,
+    `default_fallback`).
 
     The controller's clock is sim time (step * control period). It starts in POLICY by default: the sim's inputs
     are sane from the first step, unlike a robot's at start-up (`start_in_fallback` for the robot's behaviour).
@@ -105,6 +106,7 @@ def rollout(
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     manifest = bundle.manifest
     env = sim.load(manifest["task"], seed=seed, randomize=randomize)
+    fallback = fallback or default_fallback(manifest)
     controller = Controller(bundle, monitor, fallback, start_in_fallback=start_in_fallback)
     period = float(manifest["control_period_s"])
     view = riskmap.SLICES.get(manifest["task"])  # the two state coordinates a rollout's path is drawn in

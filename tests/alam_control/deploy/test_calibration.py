@@ -83,6 +83,8 @@ def test_monitor_rollout_hands_over(smoke_bundle: Path) -> None:
     # risk_high below every lambda: the monitor must hand over after engage_ticks and keep the fallback.
     guarded = calibration.rollout(bundle, 1, randomize=True, monitor=MonitorConfig(-1.0, -2.0, engage_ticks=3))
     assert not guarded.fallback[:2].any() and guarded.fallback[2:].all()  # the 3rd tick above engages
+    # Without a fallback named, the robot's own drives (the cart-pole's center PD, which moves; stop would not).
+    assert np.abs(guarded.commands[3:]).max() > 0.0
     np.testing.assert_array_equal(guarded.risk[:3], alone.risk[:3])
 
 
