@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,6 +59,17 @@ def _positive_int(text: str) -> int:
 def _nonnegative_int(text: str) -> int:
     """argparse type: an integer >= 0 (where 0 means "skip")."""
     return _int_at_least(text, 0)
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite number of seconds >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value >= 0.0):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, got {text}")
+    return value
 
 
 def _writable_file(text: str) -> str:
@@ -167,6 +180,8 @@ def _eval_bundle(args: argparse.Namespace) -> int:
     data = calibration.rollout(bundle, args.episodes, seed, ranges or False, monitor, fallback,
                                on_frame=on_frame if args.video else None)  # fmt: skip
     result = {"bundle": args.bundle, "monitor": bool(monitor), "fallback": fallback if monitor else None,
+              # What the monitor ran with: the manifest's calibrated thresholds and dwell unless overridden.
+              "monitor_settings": dataclasses.asdict(monitor) if monitor else None,
               "episodes": args.episodes, "randomize_width": (args.randomize_width or 1.0) if ranges else None,
               **data.summary()}  # fmt: skip
     if args.plot:
@@ -202,7 +217,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     result = calibration.calibrate(args.bundle, args.episodes, args.recall, not args.no_randomize, args.horizon,
                                    hysteresis=args.hysteresis, width=args.randomize_width or 1.0,
                                    max_flag_ratio=args.max_flag_ratio, closed_loop_episodes=args.closed_loop_episodes,
-                                   fallback=args.fallback)  # fmt: skip
+                                   fallback=args.fallback,
+                                   dwells=tuple(args.dwells) if args.dwells else calibration.DWELLS)  # fmt: skip
     table, by_lead = result.pop("reliability"), result.pop("auroc_by_lead")
     loop = result.pop("closed_loop", None)
     print(json.dumps(strict_json(result), indent=2, allow_nan=False))
@@ -218,10 +234,14 @@ def _calibrate(args: argparse.Namespace) -> int:
         print(f"  k {lead:<5}  states {row['positives']:6d}  AUROC {row['auroc']:.3f}")
     if loop is not None:
         print(f"behind this monitor ({loop['fallback']} fallback, engage_ticks {loop['engage_ticks']}, the first "
-              f"{loop['episodes']} episodes again): FALLBACK {loop['fallback_share']:.1%} of the steps, violation "
-              f"rate {loop['violation_rate']:.4f} (alone {loop['alone_violation_rate']:.4f}), return "
-              f"{loop['return']:.2f} (alone {loop['alone_return']:.2f})")  # fmt: skip
-    print(f"risk_high / risk_low written to {args.bundle}/manifest.json")
+              f"{loop['episodes']} episodes again; alone: violation rate {loop['alone_violation_rate']:.4f}, "
+              f"return {loop['alone_return']:.2f}):")  # fmt: skip
+        for row in loop["candidates"]:
+            kept = "  <- kept" if row["release_dwell_s"] == loop["release_dwell_s"] else ""
+            print(f"  release_dwell_s {row['release_dwell_s']:<5g} FALLBACK {row['fallback_share']:6.1%} of the "
+                  f"steps, violation rate {row['violation_rate']:.4f}, return {row['return']:.2f}{kept}")  # fmt: skip
+    written = "risk_high / risk_low" + (" / release_dwell_s" if "release_dwell_s" in result else "")
+    print(f"{written} written to {args.bundle}/manifest.json")
     if not result["recall_met"]:
         print(f"note: the monitor flags {result['recall']:.1%} of the steps that precede a violation, not the "
               f"{args.recall:.0%} asked for: that would flag more than {result['flag_budget']:.1%} of all steps "
@@ -351,6 +371,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--fallback", help="for that check: stop | damping | center | retreat | evade (default: the robot's own)"
+    )
+    p.add_argument(
+        "--dwells",
+        type=_seconds,
+        nargs="+",
+        metavar="S",
+        help="candidate release dwells (s) for that check, which writes the one with the least fallback among "
+        "the safest to the manifest (default 0 0.25 0.5 1 2; one value: just that)",
     )
     p.add_argument("--no-randomize", action="store_true", help="calibrate on the nominal model")
     p.add_argument(

@@ -10,12 +10,13 @@ configs/sweeps/*.yaml write them) this:
    step 4 when the bundle never violates under x1) and draws the reliability diagram of seed 0
    (reliability_<task>_<algo>.png). 100 episodes (`--calibration-episodes`): a safe policy violates rarely, and
    10 diff-drive episodes held 5 violation onsets, an AUROC of noise; each AUROC comes with its onsets and a 95 %
-   episode-bootstrap interval,
+   episode-bootstrap interval; its closed-loop check picks the release dwell (`calibration.pick_dwell`),
 3. maps lambda(s) over the task's state slice (`alam riskmap`, cart-pole and diff-drive; grid 41, H 20), all seeds
    for the grid AUROC table, the seed-0 maps of fac and sac_alam in one figure per task (riskmap_<task>.png),
 4. evaluates each sac_alam bundle (and the shipped bundles/diffdrive, trained with randomization x1) under
    randomization widened x0 (nominal) / x1 / x2 / x3 around its training ranges (`alam eval --randomize-width`),
-   alone and behind the runtime monitor + fallback at its calibrated thresholds (retreat for the diff-drive,
+   on episodes apart from the calibration's (`STRESS_SEED`), alone and behind the runtime monitor + fallback at
+   its calibrated thresholds and dwell (retreat for the diff-drive,
    center for the cart-pole, evade for the point robot, stop for the walker, whose observation a robot cannot
    rebuild from JointState),
    10 episodes each.
@@ -46,14 +47,18 @@ from alam_control.runtime import MonitorConfig, load_bundle  # noqa: E402
 from alam_control.runtime.bundle import BundleError, read_manifest  # noqa: E402
 
 ALGOS = ("fac", "sac_alam")
-CACHE_VERSION = 7
+CACHE_VERSION = 8
 """Part of each trial's cache key: raise it when what a trial's evidence means changes (2: calibration and stress
 around the bundle's training ranges, the cart-pole's center fallback; 3: calibration's onsets and interval; 4: the
 point robot's evade fallback, calibration's AUROC by lead; 5: the exported lambda exact below a logit of -18; 6:
-calibration's false-alarm budget, the every-sector retreat; 7: the monitor engages on its first tick above)."""
+calibration's false-alarm budget, the every-sector retreat; 7: the monitor engages on its first tick above; 8: the
+release dwell picked closed loop by `alam calibrate`, the stress test on episodes apart from calibration's)."""
 CACHE_FILES = ("evidence.json", "riskmap.npz")
 """A trial's evidence cache, kept in its bundle directory."""
 WIDTHS = (0.0, 1.0, 2.0, 3.0)
+STRESS_SEED = calibration.EVAL_SEED + 60_000
+"""Episode seeds of the stress test, apart from the calibration's (`calibration.EVAL_SEED`): the thresholds and the
+release dwell are picked on those, so scoring the monitor on them would flatter it."""
 _FIELD = re.compile(r"(\w+)=([\w.-]+)")
 
 
@@ -81,7 +86,8 @@ def stress_rows(bundle_dir: Path, episodes: int) -> list[dict]:
         # `alam eval --bundle --randomize-width` does: the shipped diff-drive bundle's include pushes.
         ranges = calibration.training_ranges(m).widened(width) if width >= 1.0 else False
         for monitor in guards:
-            data = calibration.rollout(bundle, episodes, randomize=ranges, monitor=monitor)  # the robot's fallback
+            # The robot's own fallback, behind the monitor as deployed (the manifest's thresholds and dwell).
+            data = calibration.rollout(bundle, episodes, seed=STRESS_SEED, randomize=ranges, monitor=monitor)
             rows.append({"width": width, "monitor": monitor is not None, **data.summary()})
     return rows
 
@@ -133,8 +139,8 @@ def process(
     cal: dict = {}
     for width in (1.0, 2.0, 3.0):  # a bundle that never violates under x1 is calibrated on wider ranges
         try:
-            # Records the width; no closed-loop check, the stress test below is that and more.
-            cal = calibration.calibrate(bundle_dir, calibration_episodes, 0.5, width=width, closed_loop_episodes=0)
+            # Records the width; the closed-loop check picks the release dwell the stress test below then runs.
+            cal = calibration.calibrate(bundle_dir, calibration_episodes, 0.5, width=width)
             break
         except ValueError as err:  # no violation at all in the rollouts: nothing to calibrate on
             cal = {"error": str(err)}

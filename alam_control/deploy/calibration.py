@@ -69,6 +69,10 @@ class Rollouts:
         return [(k * period, float(r), m, float(c), 0, float(xy[0]), float(xy[1]), int(e))
                 for k, (r, m, c, xy, e) in enumerate(steps)]  # fmt: skip
 
+    def violation_steps(self) -> np.ndarray:
+        """int [E] the violating steps (cost > 0) of each episode."""
+        return np.bincount(self.episode, weights=self.cost > 0).astype(int)
+
     def summary(self) -> dict[str, float]:
         """return, cost, violation_rate, risk_auroc, fallback_fraction (means over episodes / steps)."""
         return {
@@ -314,6 +318,10 @@ FLAG_RATIO = 2.0
 """Default false-alarm budget of `pick_thresholds`: flag at most this many times the share of steps that precede a
 violation (the issue-12 bar for lambda's share at its cap uses the same factor)."""
 
+DWELLS = (0.0, 0.25, 0.5, 1.0, 2.0)
+"""Candidate `release_dwell_s` of the closed-loop check (`pick_dwell`), in seconds: from handing back at the first
+calm tick to twice the `MonitorConfig` default."""
+
 
 def pick_thresholds(
     lam: np.ndarray,
@@ -389,6 +397,43 @@ def pick_thresholds(
     }  # fmt: skip
 
 
+def pick_dwell(violations: np.ndarray, fallback_share: np.ndarray) -> int:
+    """Which release dwell to keep, from closed-loop runs of the same episodes at each candidate: the one with the
+    smallest fallback share among those whose violations are not worse than the fewest by more than one standard
+    error of the per-episode difference (paired: the candidates ran the same episodes).
+
+    Why a search and not one default: how long to wait after the risk falls is a property of the robot and its
+    fallback. Measured behind the calibrated monitors of the evidence grid's bundles (20 episodes, training ranges,
+    dwell 0 / 0.3 / 1 / 2 s; violation rate, fallback share): cart-pole seed 1 0.0069 / 0.0025 / 0.0024 / 0.0069
+    at 0.03 / 0.08 / 0.30 / 0.39 (returns 325 / 321 / 237 / 192: the long dwell holds the pole still for
+    nothing); diff-drive 0.0138 / 0.0083 / 0.0005 / 0.0002 at 0.51 / 0.55 / 0.60 / 0.64 (a robot that resumes
+    at once drives back into the pillar it retreated from).
+
+    Args:
+        violations: float [D, E] violating steps of each of E episodes behind each of D candidates.
+        fallback_share: float [D] the share of steps the fallback drove behind each candidate.
+
+    Returns:
+        The index of the candidate to keep (the first of equal fallback shares).
+
+    Raises:
+        ValueError: Shapes that do not match, or no candidate.
+    """
+    violations = np.asarray(violations, dtype=float)
+    fallback_share = np.asarray(fallback_share, dtype=float)
+    if violations.ndim != 2 or violations.shape[0] == 0 or fallback_share.shape != (violations.shape[0],):
+        raise ValueError(f"violations must be [D, E] and fallback_share [D], got {violations.shape} and "
+                         f"{fallback_share.shape}")  # fmt: skip
+    best = int(np.argmin(violations.mean(axis=1)))
+    diff = violations - violations[best]  # [D, E] paired differences to the fewest
+    episodes = violations.shape[1]
+    stderr = diff.std(axis=1, ddof=1) / math.sqrt(episodes) if episodes > 1 else np.zeros(len(diff))
+    # The fewest itself always passes (difference 0), so some candidate is kept. A difference that one episode alone
+    # makes is exactly one standard error (k / E both); the slack keeps rounding from deciding it.
+    keep = diff.mean(axis=1) <= stderr * (1.0 + 1e-9)
+    return int(np.flatnonzero(keep)[np.argmin(fallback_share[keep])])
+
+
 def closed_loop(
     bundle: Bundle,
     alone: Rollouts,
@@ -397,19 +442,34 @@ def closed_loop(
     seed: int,
     randomize: bool | sim.Randomization,
     fallback: str,
+    dwells: tuple[float, ...] | None = None,
 ) -> dict[str, Any]:
     """The first `episodes` of `alone` (rolled out from `seed` under `randomize`) again, behind `monitor` and
-    `fallback`: {"episodes", "fallback", "engage_ticks", "release_dwell_s", "fallback_share", "violation_rate",
-    "return", "alone_violation_rate", "alone_return"} (rates over steps, returns mean over episodes)."""
-    guarded = rollout(bundle, episodes, seed=seed, randomize=randomize, monitor=monitor, fallback=fallback)
+    `fallback`, once per candidate `release_dwell_s` in `dwells` (None: the monitor's own only), keeping the one
+    `pick_dwell` picks.
+
+    Returns:
+        {"episodes", "fallback", "engage_ticks", "release_dwell_s" (the kept one), "fallback_share",
+        "violation_rate", "return" (behind the kept one), "alone_violation_rate", "alone_return", "candidates":
+        [{"release_dwell_s", "fallback_share", "violation_rate", "return"}, ...]} (rates over steps, returns mean
+        over episodes).
+    """
+    candidates, per_episode = [], []
+    for dwell in dwells if dwells else (monitor.release_dwell_s,):
+        at = dataclasses.replace(monitor, release_dwell_s=float(dwell))
+        guarded = rollout(bundle, episodes, seed=seed, randomize=randomize, monitor=at, fallback=fallback)
+        per_episode.append(guarded.violation_steps())
+        candidates.append({
+            "release_dwell_s": at.release_dwell_s, "fallback_share": float(guarded.fallback.mean()),
+            "violation_rate": float((guarded.cost > 0).mean()), "return": float(np.mean(guarded.returns)),
+        })  # fmt: skip
+    kept = candidates[pick_dwell(np.stack(per_episode), np.array([c["fallback_share"] for c in candidates]))]
     first = alone.episode < episodes
     return {
-        "episodes": episodes, "fallback": fallback,
-        "engage_ticks": monitor.engage_ticks, "release_dwell_s": monitor.release_dwell_s,
-        "fallback_share": float(guarded.fallback.mean()), "violation_rate": float((guarded.cost > 0).mean()),
-        "return": float(np.mean(guarded.returns)),
+        "episodes": episodes, "fallback": fallback, "engage_ticks": monitor.engage_ticks, **kept,
         "alone_violation_rate": float((alone.cost[first] > 0).mean()),
         "alone_return": float(np.mean(alone.returns[:episodes])),
+        "candidates": candidates,
     }  # fmt: skip
 
 
@@ -439,6 +499,7 @@ def calibrate(
     max_flag_ratio: float | None = FLAG_RATIO,
     closed_loop_episodes: int = 20,
     fallback: str | None = None,
+    dwells: tuple[float, ...] | None = DWELLS,
 ) -> dict[str, Any]:
     """Rolls the bundle out (``randomize`` True: under the ranges it was trained under, `training_ranges`, widened
     ``width`` times), measures risk_auroc and reliability, writes risk_high/low (`pick_thresholds`) into its
@@ -452,12 +513,17 @@ def calibrate(
     return, beside the policy alone on those episodes). Why: thresholds read off open-loop rollouts can hold the
     robot in FALLBACK far longer than their flag rate says (a fallback that parks the robot where the risk stays
     up; the evidence grid's diff-drive bundle flagged 27 % of the steps and sat in FALLBACK for 87 %), and that
-    should be seen when the thresholds are written, not on the robot. 0 skips it.
+    should be seen when the thresholds are written, not on the robot. 0 skips it. It runs once per candidate
+    release dwell in ``dwells`` and writes the one `pick_dwell` keeps as the manifest's ``release_dwell_s``, which
+    the monitor then uses unless the node or CLI sets one (None: the `MonitorConfig` default, recorded, not
+    written). A dwell from an earlier calibration is dropped whenever none is picked: it was chosen for other
+    thresholds.
 
     The manifest's file hashes are unchanged (only manifest.json is rewritten, atomically).
 
     Returns:
-        The "calibration" entry written to the manifest.
+        The "calibration" entry written to the manifest, with the thresholds (and the release dwell, where one
+        was picked) beside it.
 
     Raises:
         ValueError: ``width`` below 1, or other than 1 without ``randomize`` True; no violation in the rollouts.
@@ -500,10 +566,15 @@ def calibrate(
         **quality,
         "reliability": table,
     }
+    manifest = {k: v for k, v in bundle.manifest.items() if k != "release_dwell_s"}
+    manifest.update(risk_high=risk_high, risk_low=risk_low, calibration=result)
     if closed_loop_episodes:
-        monitor = MonitorConfig.from_manifest(bundle.manifest, {"risk_high": risk_high, "risk_low": risk_low})
-        result["closed_loop"] = closed_loop(bundle, data, monitor, min(closed_loop_episodes, episodes), seed,
-                                            randomize, fallback or default_fallback(bundle.manifest))  # fmt: skip
-    manifest = dict(bundle.manifest, risk_high=risk_high, risk_low=risk_low, calibration=result)
+        monitor = MonitorConfig.from_manifest(manifest)
+        loop = closed_loop(bundle, data, monitor, min(closed_loop_episodes, episodes), seed, randomize,
+                           fallback or default_fallback(bundle.manifest), dwells)  # fmt: skip
+        result["closed_loop"] = loop
+        if dwells:
+            manifest["release_dwell_s"] = loop["release_dwell_s"]
     write_manifest(Path(bundle_dir), manifest)
-    return {"risk_high": risk_high, "risk_low": risk_low, **result}
+    extra = {"release_dwell_s": manifest["release_dwell_s"]} if "release_dwell_s" in manifest else {}
+    return {"risk_high": risk_high, "risk_low": risk_low, **extra, **result}

@@ -297,6 +297,8 @@ def validate_manifest(manifest: dict[str, Any], where: str | Path = MANIFEST_FIL
     if cap is not None:
         number("lambda_max", cap, 0.0, open_low=True)
     _validate_thresholds(manifest, number, fail)
+    if "release_dwell_s" in manifest:  # optional: picked by `alam calibrate`'s closed-loop check
+        number("release_dwell_s", manifest["release_dwell_s"], 0.0, 3600.0)
     files = manifest["files"]
     if not isinstance(files, dict) or POLICY_FILE not in files:
         fail(f"files must map file names to sha256 and list {POLICY_FILE}, got {files!r}")

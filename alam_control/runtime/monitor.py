@@ -32,7 +32,9 @@ class MonitorConfig:
             diff-drive bundle, whose violations come from pushes that override any command, moved within noise
             (x1 0.073 -> 0.071, x2 0.134 -> 0.146). Raise it where single-tick spikes of the signal hand over too
             often.
-        release_dwell_s: Seconds of risk below risk_low (and no fault) before handing back.
+        release_dwell_s: Seconds of risk below risk_low (and no fault) before handing back. `alam calibrate`
+            picks one per bundle from closed-loop runs (`calibration.pick_dwell` says why it differs by robot)
+            and writes it to the manifest; 1.0 where it has not.
     """
 
     risk_high: float
@@ -53,7 +55,8 @@ class MonitorConfig:
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any], overrides: dict[str, Any] | None = None) -> MonitorConfig:
         """The monitor a bundle runs behind: each field from `overrides` (a node parameter, a CLI flag) when given
-        (not None), else the bundle's calibrated `risk_high` / `risk_low`, else the class default.
+        (not None), else the bundle's calibrated value (`risk_high` / `risk_low`, and `release_dwell_s` where
+        `alam calibrate` picked one), else the class default.
 
         This is the one place for that rule (node, `alam eval --monitor`, the demo and the benchmarks call it).
 
@@ -74,7 +77,9 @@ class MonitorConfig:
                     f"{name} is required: the bundle has no calibrated {name} (run `alam calibrate`, or set {name})"
                 )
             values[name] = value
-        values.update({k: v for k, v in given.items() if k not in values})
+        if "release_dwell_s" in manifest:
+            values["release_dwell_s"] = manifest["release_dwell_s"]
+        values.update({k: v for k, v in given.items() if k not in ("risk_high", "risk_low")})
         for name, value in values.items():
             kind = int if name == "engage_ticks" else float
             if isinstance(value, bool) or not isinstance(value, (int, float)):

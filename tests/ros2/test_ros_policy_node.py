@@ -50,9 +50,10 @@ def assert_finite_commands(out: PolicyOutputs, since: float, act_dim: int | None
     return len(commands)
 
 
-def fault_then_recover(out: PolicyOutputs, inject, restore, expected_mode: str, expected_level: int, hold_s=1.2):
+def fault_then_recover(out: PolicyOutputs, inject, restore, expected_mode: str, expected_level: int, hold_s=1.2,
+                       dwell_s: float = FAST["release_dwell_s"]):  # fmt: skip
     """Injects a fault for `hold_s`, checks FALLBACK with finite commands and the diagnostic level, then checks
-    that POLICY comes back only after the release dwell."""
+    that POLICY comes back only after the release dwell `dwell_s`."""
     wait_policy(out)
     t_fault = time.monotonic()
     inject()
@@ -72,10 +73,10 @@ def fault_then_recover(out: PolicyOutputs, inject, restore, expected_mode: str, 
     assert any(level == expected_level for level, _ in levels), levels
     risks = [m.data for m in out.risk.since(t_fault)]
     assert risks and all(math.isfinite(r) for r in risks)
-    t_policy = wait_until(lambda: out.mode_is("POLICY", t_clear), FAST["release_dwell_s"] + 3.0)
+    t_policy = wait_until(lambda: out.mode_is("POLICY", t_clear), dwell_s + 3.0)
     assert t_policy, "did not return to POLICY after the fault cleared"
-    assert t_policy - t_clear >= FAST["release_dwell_s"] - 0.05, (
-        f"back to POLICY {t_policy - t_clear:.3f} s after the fault cleared, dwell is {FAST['release_dwell_s']} s"
+    assert t_policy - t_clear >= dwell_s - 0.05, (
+        f"back to POLICY {t_policy - t_clear:.3f} s after the fault cleared, dwell is {dwell_s} s"
     )
     assert wait_until(lambda: any(level == OK for level, _ in out.diagnostic_levels(t_policy)), 1.0)
 
@@ -133,6 +134,21 @@ def test_diffdrive_fault_falls_back_and_recovers_after_dwell(fault, diffdrive_bu
         inputs.send.update(odom=True, scan=True, goal=True)
 
     fault_then_recover(out, lambda: inject(inputs), restore, expected_mode, expected_level)
+
+
+def test_release_dwell_defaults_to_the_one_calibrate_picked(diffdrive_bundle, start_node, harness, tmp_path):
+    bundle = Path(shutil.copytree(diffdrive_bundle, tmp_path / "b"))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    write_manifest(bundle, dict(manifest, risk_high=10.0, risk_low=10.0, release_dwell_s=1.5))
+    out = PolicyOutputs(harness)
+    inputs = DiffDriveInputs(harness, rate_hz=20.0)
+    start_node("policy_node", bundle_dir=bundle, **{k: v for k, v in FAST.items() if k != "release_dwell_s"})
+    inject, expected_mode, expected_level = DIFFDRIVE_FAULTS["nan_odometry"]
+
+    def restore():
+        inputs.pose = [0.0, 0.0, 0.0]
+
+    fault_then_recover(out, lambda: inject(inputs), restore, expected_mode, expected_level, dwell_s=1.5)
 
 
 def test_no_goal_is_stale_and_commands_keep_coming(diffdrive_bundle, start_node, harness):

@@ -102,6 +102,75 @@ def test_closed_loop_reruns_the_first_episodes_behind_the_monitor(smoke_bundle: 
     assert loop["violation_rate"] == pytest.approx((guarded.cost > 0).mean())
 
 
+def test_pick_dwell_keeps_the_least_fallback_within_one_standard_error_of_the_fewest_violations() -> None:
+    # 4 episodes, 3 candidates; candidate 2 has the fewest violations (none).
+    violations = np.array([[3, 2, 4, 0], [0, 0, 1, 0], [0, 0, 0, 0]])
+    # Candidate 0: +2.25 steps per episode, paired standard error 0.854 -> out. Candidate 1: +0.25 with standard error
+    # 0.25 (one episode's difference is never more than one standard error) -> in, and it hands back sooner.
+    assert calibration.pick_dwell(violations, np.array([0.05, 0.10, 0.30])) == 1
+    assert calibration.pick_dwell(violations, np.array([0.05, 0.30, 0.10])) == 2
+    # A difference spread over the episodes is significant: +1 in each, standard error 0.
+    assert calibration.pick_dwell(np.array([[1, 1, 1, 1], [0, 0, 0, 0]]), np.array([0.0, 0.5])) == 1
+    # No violation anywhere: the least fallback; equal shares: the first.
+    assert calibration.pick_dwell(np.zeros((3, 5)), np.array([0.2, 0.1, 0.3])) == 1
+    assert calibration.pick_dwell(np.zeros((2, 5)), np.array([0.2, 0.2])) == 0
+    # One episode: no standard error to go on, only candidates as safe as the safest.
+    assert calibration.pick_dwell(np.array([[1], [0], [0]]), np.array([0.0, 0.4, 0.3])) == 2
+    with pytest.raises(ValueError, match=r"violations must be \[D, E\]"):
+        calibration.pick_dwell(np.zeros(3), np.zeros(3))
+    with pytest.raises(ValueError, match="fallback_share"):
+        calibration.pick_dwell(np.zeros((2, 3)), np.zeros(3))
+
+
+def test_violation_steps_counts_the_violating_steps_of_each_episode() -> None:
+    data = calibration.Rollouts(risk=np.zeros(6), cost=np.array([0.0, 1.0, 2.0, 0.0, 0.0, 0.5]),
+                                labels=np.zeros(6, bool), fallback=np.zeros(6, bool), returns=[0.0, 0.0, 0.0],
+                                costs=[3.0, 0.0, 0.5], episode=np.array([0, 0, 0, 1, 1, 2]))  # fmt: skip
+    np.testing.assert_array_equal(data.violation_steps(), [2, 0, 1])  # steps, not cost: 2.0 counts once
+
+
+def test_closed_loop_tries_each_dwell_and_keeps_the_one_pick_dwell_picks(smoke_bundle: Path) -> None:
+    bundle = load_bundle(smoke_bundle)
+    alone = calibration.rollout(bundle, 2, randomize=True)
+    # Thresholds that hand over and back often, so the dwell matters.
+    monitor = MonitorConfig(float(np.quantile(alone.risk, 0.6)), float(np.quantile(alone.risk, 0.4)))
+    loop = calibration.closed_loop(bundle, alone, monitor, 2, calibration.EVAL_SEED, True, "center", (0.0, 0.5))
+    assert [c["release_dwell_s"] for c in loop["candidates"]] == [0.0, 0.5]
+    per_episode, shares = [], []
+    for row in loop["candidates"]:
+        at = MonitorConfig(monitor.risk_high, monitor.risk_low, release_dwell_s=row["release_dwell_s"])
+        guarded = calibration.rollout(bundle, 2, randomize=True, monitor=at, fallback="center")
+        assert row["fallback_share"] == pytest.approx(guarded.fallback.mean())
+        assert row["violation_rate"] == pytest.approx((guarded.cost > 0).mean())
+        assert row["return"] == pytest.approx(np.mean(guarded.returns))
+        per_episode.append([(guarded.cost[guarded.episode == e] > 0).sum() for e in range(2)])
+        np.testing.assert_array_equal(guarded.violation_steps(), per_episode[-1])
+        shares.append(guarded.fallback.mean())
+    kept = loop["candidates"][calibration.pick_dwell(np.array(per_episode), np.array(shares))]
+    assert loop["release_dwell_s"] == kept["release_dwell_s"] and loop["fallback_share"] == kept["fallback_share"]
+    assert shares[0] != shares[1]  # the dwell changed what the monitor did, so the choice was a real one
+    # Without candidates, the monitor's own dwell only.
+    own = calibration.closed_loop(bundle, alone, monitor, 2, calibration.EVAL_SEED, True, "center")
+    assert [c["release_dwell_s"] for c in own["candidates"]] == [monitor.release_dwell_s]
+
+
+def test_calibrate_writes_the_picked_dwell_and_drops_a_stale_one(smoke_bundle: Path, tmp_path: Path) -> None:
+    import shutil
+
+    bundle = Path(shutil.copytree(smoke_bundle, tmp_path / "b"))
+    cal = calibration.calibrate(bundle, episodes=2, recall=0.5, dwells=(0.0, 2.0))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["release_dwell_s"] == cal["release_dwell_s"] == cal["closed_loop"]["release_dwell_s"]
+    assert manifest["release_dwell_s"] in (0.0, 2.0)
+    assert MonitorConfig.from_manifest(load_bundle(bundle).manifest).release_dwell_s == manifest["release_dwell_s"]
+    # Recalibrated without the check (or without candidates): the old dwell was picked for other thresholds.
+    calibration.calibrate(bundle, episodes=2, recall=0.5, closed_loop_episodes=0)
+    assert "release_dwell_s" not in json.loads((bundle / "manifest.json").read_text())
+    cal = calibration.calibrate(bundle, episodes=2, recall=0.5, dwells=None)
+    assert "release_dwell_s" not in json.loads((bundle / "manifest.json").read_text())
+    assert cal["closed_loop"]["release_dwell_s"] == MonitorConfig(0.0, 0.0).release_dwell_s
+
+
 def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, capsys) -> None:
     import shutil
 
@@ -129,9 +198,20 @@ def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, cap
     assert rows[0]["positives"] == round(cal["violation_rate"] * 3 * 500)  # 3 episodes of 500 steps
     out = capsys.readouterr().out
     assert "reliability" in out and "how early" in out and "k 0-0  " in out and "behind this monitor (center" in out
+    # One row per candidate dwell (the default five), the kept one marked and written.
+    assert out.count("  release_dwell_s ") == len(calibration.DWELLS) and out.count("<- kept") == 1
+    assert f"release_dwell_s {manifest['release_dwell_s']:<5g}" in out.split("<- kept")[0].splitlines()[-1]
+    assert "risk_high / risk_low / release_dwell_s written" in out
     load_bundle(bundle)  # still verifies: the policy file and its hash are untouched
     assert cli.main(["eval", "--bundle", str(bundle), "--monitor", "--episodes", "1"]) == 0
-    assert json.loads(capsys.readouterr().out)["monitor"] is True
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["monitor"] is True
+    assert evaluated["monitor_settings"] == {
+        "risk_high": manifest["risk_high"],
+        "risk_low": manifest["risk_low"],
+        "engage_ticks": 1,
+        "release_dwell_s": manifest["release_dwell_s"],
+    }
 
     # The reliability diagram, and a stress evaluation under ranges twice as wide as training's.
     assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2", "--max-flag-ratio", "inf",
@@ -185,13 +265,14 @@ def test_bundles_roll_out_under_the_ranges_they_were_trained_under(
     assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2", "--randomize-width", "3"]) == 0
     assert load_bundle(bundle).manifest["calibration"]["randomize_width"] == 3.0
     capsys.readouterr()
-    # Each calibrate rolls out twice, the second time behind the new monitor, under the same ranges.
-    assert seen == [trained, trained, trained, trained.widened(2.0), trained.widened(3.0), trained.widened(3.0)]
+    # Each calibrate rolls out once alone, then behind the new monitor at each candidate dwell, under the same ranges.
+    each = 1 + len(calibration.DWELLS)
+    assert seen == [trained] * each + [trained, trained.widened(2.0)] + [trained.widened(3.0)] * each
     assert cli.main(["calibrate", "--bundle", str(bundle), "--randomize-width", "0.5"]) == 2
     assert "randomization width must be >= 1" in capsys.readouterr().err
     assert cli.main(["calibrate", "--bundle", str(bundle), "--randomize-width", "2", "--no-randomize"]) == 2
     assert "cannot go with --no-randomize" in capsys.readouterr().err
-    assert len(seen) == 6  # refused before any rollout
+    assert len(seen) == 2 * each + 2  # refused before any rollout
 
 
 def test_cost_q_risk_signal_is_what_calibration_and_monitor_watch(smoke_run: Path, tmp_path: Path) -> None:

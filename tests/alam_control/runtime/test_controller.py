@@ -284,6 +284,11 @@ def test_monitor_config_from_manifest() -> None:
     assert MonitorConfig.from_manifest(manifest) == MonitorConfig(0.8, 0.1)
     got = MonitorConfig.from_manifest(manifest, {"risk_high": 2.0, "risk_low": None, "engage_ticks": 5})
     assert got == MonitorConfig(2.0, 0.1, engage_ticks=5)  # an override wins, None defers to the manifest
+    # A release dwell picked by `alam calibrate` is the default; an override still wins.
+    picked = dict(manifest, release_dwell_s=0.25)
+    assert MonitorConfig.from_manifest(picked).release_dwell_s == 0.25
+    assert MonitorConfig.from_manifest(picked, {"release_dwell_s": None}).release_dwell_s == 0.25
+    assert MonitorConfig.from_manifest(picked, {"release_dwell_s": 2.0}).release_dwell_s == 2.0
     with pytest.raises(ValueError, match="risk_low is required"):
         MonitorConfig.from_manifest({"risk_high": 0.8, "risk_low": None})
     with pytest.raises(ValueError, match="unknown monitor setting"):

@@ -120,6 +120,7 @@ SCHEMA_EDITS = [
     (lambda m: m["files"].update({"/etc/passwd": "0" * 64}), "not a plain file name inside the bundle"),
     (lambda m: m["files"].update({"policy.onnx": "abc"}), "must be a hex sha256"),
     (lambda m: m.update(deploy=[]), "deploy must be an object"),
+    (lambda m: m.update(release_dwell_s=-0.5), "release_dwell_s must be a finite number in [0.0, 3600.0]"),
 ]
 
 
@@ -494,6 +495,7 @@ _INVALID = {
         st.sampled_from(["../x", "/etc/passwd", "a/b", "..", "manifest.json", ""]), st.just("0" * 64), min_size=1),
         st.just({"policy.onnx": "not a hash"})),
     "config_hash": st.one_of(st.integers(), st.none(), st.lists(st.integers(), max_size=1)),
+    "release_dwell_s": st.one_of(_NOT_A_NUMBER, _floats(max_value=-0.001), _floats(min_value=3600.001), st.none()),
 }  # fmt: skip
 
 

@@ -82,8 +82,9 @@ def declare(node: Node) -> None:
     d(
         node,
         "release_dwell_s",
-        _MONITOR_DEFAULTS["release_dwell_s"],
-        "Seconds of risk below risk_low without a fault before POLICY again.",
+        Parameter.Type.DOUBLE,
+        "Seconds of risk below risk_low without a fault before POLICY again. Default: the dwell `alam calibrate` "
+        f"picked for the bundle, else {_MONITOR_DEFAULTS['release_dwell_s']}.",
         read_only=False,
         range_=(0.0, 3600.0),
     )
