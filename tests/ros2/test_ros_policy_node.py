@@ -142,13 +142,15 @@ def test_release_dwell_defaults_to_the_one_calibrate_picked(diffdrive_bundle, st
     write_manifest(bundle, dict(manifest, risk_high=10.0, risk_low=10.0, release_dwell_s=1.5))
     out = PolicyOutputs(harness)
     inputs = DiffDriveInputs(harness, rate_hz=20.0)
-    start_node("policy_node", bundle_dir=bundle, **{k: v for k, v in FAST.items() if k != "release_dwell_s"})
+    node = start_node("policy_node", bundle_dir=bundle, **{k: v for k, v in FAST.items() if k != "release_dwell_s"})
     inject, expected_mode, expected_level = DIFFDRIVE_FAULTS["nan_odometry"]
 
     def restore():
         inputs.pose = [0.0, 0.0, 0.0]
 
     fault_then_recover(out, lambda: inject(inputs), restore, expected_mode, expected_level, dwell_s=1.5)
+    # The operator is told what the monitor runs with.
+    assert "monitor: FALLBACK above 10 for 3 tick(s), POLICY again after 1.5 s below 10" in node.output()
 
 
 def test_no_goal_is_stale_and_commands_keep_coming(diffdrive_bundle, start_node, harness):

@@ -241,6 +241,11 @@ class PolicyNode(LifecycleNode):
             f"loaded bundle {self.bundle.path} ({manifest['task']}, {self._interface}, obs {self.bundle.obs_dim}, act "
             f"{self._act_dim}, risk signal {self.controller.risk_signal}, config {manifest.get('config_hash', '?')})"
         )
+        m = self.controller.monitor.config  # what the operator gets: parameters, else the bundle's calibration
+        self.get_logger().info(
+            f"monitor: FALLBACK above {m.risk_high:.4g} for {m.engage_ticks} tick(s), POLICY again after "
+            f"{m.release_dwell_s:g} s below {m.risk_low:.4g}"
+        )
 
     def _teardown(self) -> None:
         self._active = False
