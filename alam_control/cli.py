@@ -61,14 +61,14 @@ def _nonnegative_int(text: str) -> int:
     return _int_at_least(text, 0)
 
 
-def _seconds(text: str) -> float:
-    """argparse type: a finite number of seconds >= 0."""
+def _nonnegative_float(text: str) -> float:
+    """argparse type: a finite number >= 0 (seconds, standard errors)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not (math.isfinite(value) and value >= 0.0):
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
 
 
@@ -218,7 +218,8 @@ def _calibrate(args: argparse.Namespace) -> int:
                                    hysteresis=args.hysteresis, width=args.randomize_width or 1.0,
                                    max_flag_ratio=args.max_flag_ratio, closed_loop_episodes=args.closed_loop_episodes,
                                    fallback=args.fallback,
-                                   dwells=tuple(args.dwells) if args.dwells else calibration.DWELLS)  # fmt: skip
+                                   dwells=tuple(args.dwells) if args.dwells else calibration.DWELLS,
+                                   dwell_slack=args.dwell_slack)  # fmt: skip
     table, by_lead = result.pop("reliability"), result.pop("auroc_by_lead")
     loop = result.pop("closed_loop", None)
     print(json.dumps(strict_json(result), indent=2, allow_nan=False))
@@ -374,11 +375,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--dwells",
-        type=_seconds,
+        type=_nonnegative_float,
         nargs="+",
         metavar="S",
         help="candidate release dwells (s) for that check, which writes the one with the least fallback among "
         "the safest to the manifest (default 0 0.25 0.5 1 2; one value: just that)",
+    )
+    p.add_argument(
+        "--dwell-slack",
+        type=_nonnegative_float,
+        default=0.0,
+        metavar="K",
+        help="count a dwell as safest within K standard errors of the fewest violations per episode (default 0)",
     )
     p.add_argument("--no-randomize", action="store_true", help="calibrate on the nominal model")
     p.add_argument(

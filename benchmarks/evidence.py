@@ -47,12 +47,13 @@ from alam_control.runtime import MonitorConfig, load_bundle  # noqa: E402
 from alam_control.runtime.bundle import BundleError, read_manifest  # noqa: E402
 
 ALGOS = ("fac", "sac_alam")
-CACHE_VERSION = 8
+CACHE_VERSION = 9
 """Part of each trial's cache key: raise it when what a trial's evidence means changes (2: calibration and stress
 around the bundle's training ranges, the cart-pole's center fallback; 3: calibration's onsets and interval; 4: the
 point robot's evade fallback, calibration's AUROC by lead; 5: the exported lambda exact below a logit of -18; 6:
 calibration's false-alarm budget, the every-sector retreat; 7: the monitor engages on its first tick above; 8: the
-release dwell picked closed loop by `alam calibrate`, the stress test on episodes apart from calibration's)."""
+release dwell picked closed loop by `alam calibrate`, the stress test on episodes apart from calibration's; 9: that
+pick without slack)."""
 CACHE_FILES = ("evidence.json", "riskmap.npz")
 """A trial's evidence cache, kept in its bundle directory."""
 WIDTHS = (0.0, 1.0, 2.0, 3.0)

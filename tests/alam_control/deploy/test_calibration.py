@@ -102,24 +102,30 @@ def test_closed_loop_reruns_the_first_episodes_behind_the_monitor(smoke_bundle: 
     assert loop["violation_rate"] == pytest.approx((guarded.cost > 0).mean())
 
 
-def test_pick_dwell_keeps_the_least_fallback_within_one_standard_error_of_the_fewest_violations() -> None:
+def test_pick_dwell_keeps_the_least_fallback_among_the_fewest_violations() -> None:
     # 4 episodes, 3 candidates; candidate 2 has the fewest violations (none).
     violations = np.array([[3, 2, 4, 0], [0, 0, 1, 0], [0, 0, 0, 0]])
-    # Candidate 0: +2.25 steps per episode, paired standard error 0.854 -> out. Candidate 1: +0.25 with standard error
-    # 0.25 (one episode's difference is never more than one standard error) -> in, and it hands back sooner.
-    assert calibration.pick_dwell(violations, np.array([0.05, 0.10, 0.30])) == 1
-    assert calibration.pick_dwell(violations, np.array([0.05, 0.30, 0.10])) == 2
-    # A difference spread over the episodes is significant: +1 in each, standard error 0.
-    assert calibration.pick_dwell(np.array([[1, 1, 1, 1], [0, 0, 0, 0]]), np.array([0.0, 0.5])) == 1
+    shares = np.array([0.05, 0.10, 0.30])
+    assert calibration.pick_dwell(violations, shares) == 2  # no slack: only the safest
+    # With one standard error of slack: candidate 0 is +2.25 steps per episode at a paired standard error of 0.854,
+    # out; candidate 1 +0.25 at 0.25 (one episode's difference is never more than one standard error), in, and it
+    # hands back sooner.
+    assert calibration.pick_dwell(violations, shares, slack=1.0) == 1
+    assert calibration.pick_dwell(violations, np.array([0.05, 0.30, 0.10]), slack=1.0) == 2
+    assert calibration.pick_dwell(violations, shares, slack=3.0) == 0  # 2.25 <= 3 x 0.854
+    # A difference spread over the episodes is significant at any slack: +1 in each, standard error 0.
+    assert calibration.pick_dwell(np.array([[1, 1, 1, 1], [0, 0, 0, 0]]), np.array([0.0, 0.5]), slack=5.0) == 1
     # No violation anywhere: the least fallback; equal shares: the first.
     assert calibration.pick_dwell(np.zeros((3, 5)), np.array([0.2, 0.1, 0.3])) == 1
     assert calibration.pick_dwell(np.zeros((2, 5)), np.array([0.2, 0.2])) == 0
     # One episode: no standard error to go on, only candidates as safe as the safest.
-    assert calibration.pick_dwell(np.array([[1], [0], [0]]), np.array([0.0, 0.4, 0.3])) == 2
+    assert calibration.pick_dwell(np.array([[1], [0], [0]]), np.array([0.0, 0.4, 0.3]), slack=1.0) == 2
     with pytest.raises(ValueError, match=r"violations must be \[D, E\]"):
         calibration.pick_dwell(np.zeros(3), np.zeros(3))
     with pytest.raises(ValueError, match="fallback_share"):
         calibration.pick_dwell(np.zeros((2, 3)), np.zeros(3))
+    with pytest.raises(ValueError, match="slack must be >= 0"):
+        calibration.pick_dwell(np.zeros((2, 3)), np.zeros(2), slack=-1.0)
 
 
 def test_violation_steps_counts_the_violating_steps_of_each_episode() -> None:
@@ -134,7 +140,7 @@ def test_closed_loop_tries_each_dwell_and_keeps_the_one_pick_dwell_picks(smoke_b
     alone = calibration.rollout(bundle, 2, randomize=True)
     # Thresholds that hand over and back often, so the dwell matters.
     monitor = MonitorConfig(float(np.quantile(alone.risk, 0.6)), float(np.quantile(alone.risk, 0.4)))
-    loop = calibration.closed_loop(bundle, alone, monitor, 2, calibration.EVAL_SEED, True, "center", (0.0, 0.5))
+    loop = calibration.closed_loop(bundle, alone, monitor, 2, calibration.EVAL_SEED, True, "center", (0.0, 0.5), 1.0)
     assert [c["release_dwell_s"] for c in loop["candidates"]] == [0.0, 0.5]
     per_episode, shares = [], []
     for row in loop["candidates"]:
@@ -146,7 +152,8 @@ def test_closed_loop_tries_each_dwell_and_keeps_the_one_pick_dwell_picks(smoke_b
         per_episode.append([(guarded.cost[guarded.episode == e] > 0).sum() for e in range(2)])
         np.testing.assert_array_equal(guarded.violation_steps(), per_episode[-1])
         shares.append(guarded.fallback.mean())
-    kept = loop["candidates"][calibration.pick_dwell(np.array(per_episode), np.array(shares))]
+    kept = loop["candidates"][calibration.pick_dwell(np.array(per_episode), np.array(shares), 1.0)]
+    assert loop["dwell_slack"] == 1.0
     assert loop["release_dwell_s"] == kept["release_dwell_s"] and loop["fallback_share"] == kept["fallback_share"]
     assert shares[0] != shares[1]  # the dwell changed what the monitor did, so the choice was a real one
     # Without candidates, the monitor's own dwell only.
@@ -222,9 +229,13 @@ def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, cap
     assert "note: the monitor flags" not in capsys.readouterr().out
     # A budget below the share the recall needs: the recall is missed, and the CLI says so in words.
     assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2", "--recall", "0.95",
-                     "--max-flag-ratio", "0.5"]) == 0  # fmt: skip
-    cal = json.loads((bundle / "manifest.json").read_text())["calibration"]
+                     "--max-flag-ratio", "0.5", "--dwells", "0.5", "--dwell-slack", "1"]) == 0  # fmt: skip
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    cal = manifest["calibration"]
     assert cal["recall_met"] == 0.0 and cal["flag_rate"] <= cal["flag_budget"] + 1e-12
+    # One candidate dwell: just that one, kept; the slack is recorded.
+    assert manifest["release_dwell_s"] == 0.5 and cal["closed_loop"]["dwell_slack"] == 1.0
+    assert len(cal["closed_loop"]["candidates"]) == 1
     assert "not the 95% asked for" in capsys.readouterr().out
     assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2", "--plot", str(tmp_path / "r.png")]) == 0
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG" and "reliability diagram" in capsys.readouterr().out
