@@ -209,6 +209,10 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+MOSTLY_FALLBACK = 0.25
+"""A fallback share behind the monitor above which `alam calibrate` says so in words (`make demo`'s bar, issue 12)."""
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     from alam_control.deploy import calibration
 
@@ -248,6 +252,11 @@ def _calibrate(args: argparse.Namespace) -> int:
               f"{args.recall:.0%} asked for: that would flag more than {result['flag_budget']:.1%} of all steps "
               f"(--max-flag-ratio {args.max_flag_ratio:g} x the {result['positive_rate']:.1%} that precede one). "
               f"--max-flag-ratio inf keeps the recall, and the robot in FALLBACK more.")  # fmt: skip
+    if loop is not None and loop["fallback_share"] > MOSTLY_FALLBACK:
+        print(f"note: behind this monitor the fallback drives {loop['fallback_share']:.0%} of the time (return "
+              f"{loop['return']:.2f}, the policy alone {loop['alone_return']:.2f}; {result['risk_signal']}'s AUROC "
+              f"{result['risk_auroc']:.2f}). A lower --recall or --max-flag-ratio hands over less often, and catches "
+              f"fewer violations.")  # fmt: skip
     if args.plot:
         print(f"reliability diagram: {calibration.plot_reliability(table, result, args.plot, title=args.bundle)}")
     return 0

@@ -247,6 +247,28 @@ def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, cap
     assert "--randomize-width must be >= 1" in capsys.readouterr().err
 
 
+def test_calibrate_cli_says_when_the_fallback_would_drive_most_of_the_time(
+    smoke_bundle: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import shutil
+
+    bundle = Path(shutil.copytree(smoke_bundle, tmp_path / "b"))
+    real = calibration.calibrate
+    shares = iter([0.25, 0.6])
+
+    def with_share(*args, **kwargs):  # the real calibration, its closed-loop fallback share set
+        result = real(*args, **kwargs)
+        result["closed_loop"]["fallback_share"] = next(shares)
+        return result
+
+    monkeypatch.setattr(calibration, "calibrate", with_share)
+    assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2", "--dwells", "1"]) == 0
+    assert "the fallback drives" not in capsys.readouterr().out  # a quarter: the demo's bar, not above it
+    assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2", "--dwells", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "note: behind this monitor the fallback drives 60% of the time (return" in out and "lambda's AUROC" in out
+
+
 def test_bundles_roll_out_under_the_ranges_they_were_trained_under(
     smoke_bundle: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
