@@ -213,6 +213,14 @@ MOSTLY_FALLBACK = 0.25
 """A fallback share behind the monitor above which `alam calibrate` says so in words (`make demo`'s bar, issue 12)."""
 
 
+def _monitor_costs_much(loop: dict) -> bool:
+    """The closed-loop check's monitor hands the fallback more than `MOSTLY_FALLBACK` of the steps, or keeps less
+    than half the policy's own (positive) return: the evidence grid's walker kept 43 of 612 at a 6 % share, since
+    one handover to `stop` and it falls."""
+    alone = loop["alone_return"]
+    return loop["fallback_share"] > MOSTLY_FALLBACK or (alone > 0 and loop["return"] < 0.5 * alone)
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     from alam_control.deploy import calibration
 
@@ -252,11 +260,12 @@ def _calibrate(args: argparse.Namespace) -> int:
               f"{args.recall:.0%} asked for: that would flag more than {result['flag_budget']:.1%} of all steps "
               f"(--max-flag-ratio {args.max_flag_ratio:g} x the {result['positive_rate']:.1%} that precede one). "
               f"--max-flag-ratio inf keeps the recall, and the robot in FALLBACK more.")  # fmt: skip
-    if loop is not None and loop["fallback_share"] > MOSTLY_FALLBACK:
-        print(f"note: behind this monitor the fallback drives {loop['fallback_share']:.0%} of the time (return "
-              f"{loop['return']:.2f}, the policy alone {loop['alone_return']:.2f}; {result['risk_signal']}'s AUROC "
-              f"{result['risk_auroc']:.2f}). A lower --recall or --max-flag-ratio hands over less often, and catches "
-              f"fewer violations.")  # fmt: skip
+    if loop is not None and _monitor_costs_much(loop):
+        print(f"note: behind this monitor the fallback drives {loop['fallback_share']:.0%} of the time and the "
+              f"return is {loop['return']:.2f} against {loop['alone_return']:.2f} for the policy alone "
+              f"({result['risk_signal']}'s AUROC {result['risk_auroc']:.2f}). A lower --recall or --max-flag-ratio "
+              f"hands over less often, and catches fewer violations; a fallback the policy can resume from "
+              f"(--fallback) keeps more of the return.")  # fmt: skip
     if args.plot:
         print(f"reliability diagram: {calibration.plot_reliability(table, result, args.plot, title=args.bundle)}")
     return 0

@@ -247,26 +247,35 @@ def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, cap
     assert "--randomize-width must be >= 1" in capsys.readouterr().err
 
 
-def test_calibrate_cli_says_when_the_fallback_would_drive_most_of_the_time(
+def test_calibrate_cli_says_when_the_monitor_costs_much(
     smoke_bundle: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     import shutil
 
     bundle = Path(shutil.copytree(smoke_bundle, tmp_path / "b"))
     real = calibration.calibrate
-    shares = iter([0.25, 0.6])
+    # (fallback share, return behind the monitor) against the policy alone's return of 100.
+    outcomes = iter([(0.25, 50.0), (0.6, 90.0), (0.05, 49.0)])
 
-    def with_share(*args, **kwargs):  # the real calibration, its closed-loop fallback share set
+    def with_outcome(*args, **kwargs):  # the real calibration, its closed-loop figures set
         result = real(*args, **kwargs)
-        result["closed_loop"]["fallback_share"] = next(shares)
+        share, ret = next(outcomes)
+        result["closed_loop"].update(fallback_share=share, alone_return=100.0, **{"return": ret})
         return result
 
-    monkeypatch.setattr(calibration, "calibrate", with_share)
-    assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2", "--dwells", "1"]) == 0
-    assert "the fallback drives" not in capsys.readouterr().out  # a quarter: the demo's bar, not above it
-    assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2", "--dwells", "1"]) == 0
+    monkeypatch.setattr(calibration, "calibrate", with_outcome)
+    command = ["calibrate", "--bundle", str(bundle), "--episodes", "2", "--dwells", "1"]
+    assert cli.main(command) == 0
+    assert "the fallback drives" not in capsys.readouterr().out  # a quarter and half the return: at the bars
+    assert cli.main(command) == 0
     out = capsys.readouterr().out
-    assert "note: behind this monitor the fallback drives 60% of the time (return" in out and "lambda's AUROC" in out
+    assert "note: behind this monitor the fallback drives 60% of the time and the return is 90.00 against 100.00" in out
+    assert "lambda's AUROC" in out
+    assert cli.main(command) == 0  # a short handover that costs most of the return (a walker that falls)
+    assert (
+        "note: behind this monitor the fallback drives 5% of the time and the return is 49.00"
+        in capsys.readouterr().out
+    )
 
 
 def test_bundles_roll_out_under_the_ranges_they_were_trained_under(
