@@ -465,7 +465,7 @@ def closed_loop(
         over episodes).
     """
     candidates, per_episode = [], []
-    for dwell in dwells if dwells else (monitor.release_dwell_s,):
+    for dwell in dict.fromkeys(float(d) for d in dwells) if dwells else (monitor.release_dwell_s,):  # each once
         at = dataclasses.replace(monitor, release_dwell_s=float(dwell))
         guarded = rollout(bundle, episodes, seed=seed, randomize=randomize, monitor=at, fallback=fallback)
         per_episode.append(guarded.violation_steps())

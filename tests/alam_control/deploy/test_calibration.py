@@ -140,8 +140,8 @@ def test_closed_loop_tries_each_dwell_and_keeps_the_one_pick_dwell_picks(smoke_b
     alone = calibration.rollout(bundle, 2, randomize=True)
     # Thresholds that hand over and back often, so the dwell matters.
     monitor = MonitorConfig(float(np.quantile(alone.risk, 0.6)), float(np.quantile(alone.risk, 0.4)))
-    loop = calibration.closed_loop(bundle, alone, monitor, 2, calibration.EVAL_SEED, True, "center", (0.0, 0.5), 1.0)
-    assert [c["release_dwell_s"] for c in loop["candidates"]] == [0.0, 0.5]
+    loop = calibration.closed_loop(bundle, alone, monitor, 2, calibration.EVAL_SEED, True, "center", (0, 0.5, 0.0), 1.0)
+    assert [c["release_dwell_s"] for c in loop["candidates"]] == [0.0, 0.5]  # each candidate once
     per_episode, shares = [], []
     for row in loop["candidates"]:
         at = MonitorConfig(monitor.risk_high, monitor.risk_low, release_dwell_s=row["release_dwell_s"])
