@@ -174,6 +174,9 @@ def aggregate(groups: dict[tuple[str, str, str], list[RunResult]]) -> list[dict[
         flat = [plateau(r.evals) for r in runs]
         row["plateaued"] = sum(p["plateaued"] == 1.0 for p in flat)
         row["plateau_gain"] = interval([p["gain"] for p in flat])[0]
+        stuck = [multiplier_stuck(r.evals, float(r.config.get("multiplier.lambda_max", 10.0))) for r in runs]
+        row["multiplier_stuck"] = sum(bool(k) for k in stuck)
+        row["multiplier_stuck_at"] = ";".join(sorted({k for k in stuck if k}))
         rows.append(row)
     return rows
 
@@ -202,7 +205,7 @@ def plateau(evals: list[dict[str, float]], column: str = "return") -> dict[str, 
     values = values[np.isfinite(values)]
     if len(values) < 4:
         return dict.fromkeys(("last", "before", "gain", "noise", "plateaued"), math.nan)
-    k = min(max(2, round(PLATEAU_WINDOW * len(values))), len(values) // 2)
+    k = _window(len(values))
     last, before = values[-k:], values[-2 * k : -k]
     span = float(values.max() - values.min())
     if span == 0.0:
@@ -211,6 +214,49 @@ def plateau(evals: list[dict[str, float]], column: str = "return") -> dict[str, 
     noise = 2.0 * math.sqrt((last.var(ddof=1) + before.var(ddof=1)) / k) / span
     return {"last": float(last.mean()), "before": float(before.mean()), "gain": gain, "noise": noise,
             "plateaued": float(gain <= max(PLATEAU_GAIN, noise))}  # fmt: skip
+
+
+def _window(n: int) -> int:
+    """Evaluations in each of `plateau`'s two windows (and in `multiplier_stuck`'s one) out of n >= 4."""
+    return min(max(2, round(PLATEAU_WINDOW * n)), n // 2)
+
+
+STUCK_FLOOR = 1e-6
+"""A multiplier below this share of its cap reads as 0 (the sigmoid head's output at a logit of about -14)."""
+STUCK_CAP_SHARE = 0.95
+"""A multiplier with at least this share of its replay states at the cap reads as pinned there."""
+
+
+def multiplier_stuck(evals: list[dict[str, float]], lambda_max: float) -> str:
+    """Was the multiplier pinned at a bound over the last `PLATEAU_WINDOW` of the evaluations? Its `lambda_osc` is
+    then ~0 by construction, not because the dual settled, so claim 2 cannot read it as "no oscillation".
+
+    - "at 0 while violating": lambda's mean over the evaluation's visited states below `STUCK_FLOOR` * lambda_max at every evaluation of the
+      window while the evaluation policy violated at every one. At 0 where the constraint holds is the dual's own
+      answer (the cart-pole's safe policies); while it is violated, dual ascent through the sigmoid head has lost
+      its gradient: d lambda / d logit = lambda (1 - lambda / lambda_max) ~ 0.
+    - "at the cap": `STUCK_CAP_SHARE` or more of the replay states at the cap at every evaluation of the window.
+
+    Args:
+        evals: eval.csv rows in step order (``lambda_mean``, ``violation_rate``, ``replay_cap_share``).
+        lambda_max: the run's multiplier cap.
+
+    Returns:
+        The bound's name, or "" when not pinned or with fewer than 4 evaluations.
+    """
+    if len(evals) < 4:
+        return ""
+    window = evals[-_window(len(evals)) :]
+
+    def every(column: str, test: Any) -> bool:
+        values = [_as_float(e.get(column)) for e in window]
+        return all(math.isfinite(v) and test(v) for v in values)
+
+    if every("lambda_mean", lambda v: v < STUCK_FLOOR * lambda_max) and every("violation_rate", lambda v: v > 0):
+        return "at 0 while violating"
+    if every("replay_cap_share", lambda v: v >= STUCK_CAP_SHARE):
+        return "at the cap"
+    return ""
 
 
 def time_to_bar(evals: list[dict[str, float]], bar: tuple[float, float]) -> dict[str, float] | None:
@@ -241,7 +287,10 @@ def claim_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
       `undominated` lists the baselines it does not beat; `separated`, those whose return interval is disjoint
       from sac_alam's.
     - Claim 2, "removes the oscillations of dual ascent": sac_alam's `lambda_osc` and `train_violation_osc` are
-      both below those of every `DUAL_ASCENT` variant present.
+      both below those of every `DUAL_ASCENT` variant present. A variant whose multiplier `multiplier_stuck` finds
+      pinned at a bound on every seed has no oscillation to remove (its `lambda_osc` is ~0 because it failed
+      another way): it is left out of the comparison and named in `pinned`. n/a when sac_alam's own multiplier is
+      pinned on any seed, or no variant is left.
 
     Returns:
         One dict per task with a sac_alam row: task, claim (1 or 2), verdict ("supported", "not supported" or
@@ -273,8 +322,10 @@ def claim_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             })  # fmt: skip
         else:
             verdicts.append({"task": task, "claim": 1, "verdict": "n/a"})
-        ascent = [algos[a] for a in DUAL_ASCENT if a in algos]
-        if ascent:
+        present = [algos[a] for a in DUAL_ASCENT if a in algos]
+        pinned = [r for r in present if _pinned_on_every_seed(r)]
+        ascent = [r for r in present if r not in pinned]
+        if ascent and not alam.get("multiplier_stuck"):
             metrics_ = ("lambda_osc", "train_violation_osc")
             pairs = [(alam[f"{m}_mean"], r[f"{m}_mean"]) for m in metrics_ for r in ascent]
             if any(not (math.isfinite(a) and math.isfinite(b)) for a, b in pairs):
@@ -284,10 +335,16 @@ def claim_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             verdicts.append({
                 "task": task, "claim": 2, "verdict": verdict,
                 **{m: (alam[f"{m}_mean"], {r["algo"]: r[f"{m}_mean"] for r in ascent}) for m in metrics_},
+                "pinned": {r["algo"]: r["multiplier_stuck_at"] for r in pinned},
             })  # fmt: skip
         else:
-            verdicts.append({"task": task, "claim": 2, "verdict": "n/a"})
+            verdicts.append({"task": task, "claim": 2, "verdict": "n/a",
+                             "pinned": {r["algo"]: r["multiplier_stuck_at"] for r in pinned}})  # fmt: skip
     return verdicts
+
+
+def _pinned_on_every_seed(row: dict[str, Any]) -> bool:
+    return int(row.get("multiplier_stuck", 0)) == int(row.get("n_seeds", 0)) > 0
 
 
 GOAL_TASKS = 3
@@ -409,15 +466,20 @@ def _verdict_figures(v: dict[str, Any]) -> str:
         for m in ("lambda_osc", "train_violation_osc"):
             alam, others = v[m]
             parts.append(f"{m} {_num(alam, 2)} vs " + ", ".join(f"{a} {_num(x, 2)}" for a, x in others.items()))
-        return "; ".join(parts)
-    return _DASH
+        return "; ".join(parts + _pinned_text(v))
+    return "; ".join(_pinned_text(v)) or _DASH
+
+
+def _pinned_text(v: dict[str, Any]) -> list[str]:
+    pinned = v.get("pinned") or {}
+    return [f"left out, multiplier pinned on every seed: {', '.join(f'{a} ({k})' for a, k in pinned.items())}"] * bool(pinned)
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     fields = (
         ["task", "algo", "setting", "n_seeds", "seeds"]
         + [f"{m}_{s}" for m in METRICS for s in ("mean", "ci_low", "ci_high", "n")]
-        + ["plateaued", "plateau_gain"]
+        + ["plateaued", "plateau_gain", "multiplier_stuck", "multiplier_stuck_at"]
     )
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)

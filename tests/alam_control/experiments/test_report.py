@@ -254,6 +254,53 @@ def test_claim_verdicts_on_hand_made_rows() -> None:
     assert "sac_alam 10.00 / 0.050" in text and "not beaten: sac_pid_lag, fac" in text and "disjoint from: fac" in text
 
 
+def test_multiplier_stuck_reads_the_last_fifth_of_the_evaluations() -> None:
+    def evals(lams: list[float], viols: list[float], caps: list[float] | None = None) -> list[dict[str, float]]:
+        caps = caps or [0.0] * len(lams)
+        return [{"lambda_mean": m, "violation_rate": v, "replay_cap_share": c} for m, v, c in zip(lams, viols, caps)]
+
+    # 10 evaluations, a window of 2. lambda ~0 (below 1e-6 of a cap of 10) while the policy violates: dead.
+    dead = evals([1.0] * 8 + [1e-7, 9e-6], [0.1] * 10)
+    assert report.multiplier_stuck(dead, lambda_max=10.0) == "at 0 while violating"
+    assert report.multiplier_stuck(dead, lambda_max=1.0) == ""  # 9e-6 is above 1e-6 of a cap of 1
+    # ~0 with a safe policy is the dual's answer, not a failure; one safe evaluation in the window is enough.
+    assert report.multiplier_stuck(evals([1e-9] * 10, [0.0] * 10), 10.0) == ""
+    assert report.multiplier_stuck(evals([1e-9] * 10, [0.1] * 9 + [0.0]), 10.0) == ""
+    # The window only: a multiplier pinned early that recovered is not pinned.
+    assert report.multiplier_stuck(evals([1e-9] * 8 + [1.0, 1.0], [0.1] * 10), 10.0) == ""
+    # At the cap on >= 95 % of replay states at every evaluation of the window.
+    assert report.multiplier_stuck(evals([10.0] * 10, [0.0] * 10, [0.0] * 8 + [0.95, 1.0]), 10.0) == "at the cap"
+    assert report.multiplier_stuck(evals([10.0] * 10, [0.0] * 10, [0.0] * 8 + [0.94, 1.0]), 10.0) == ""
+    # Missing columns (a scalar multiplier has no cap share) and short runs: not pinned.
+    assert report.multiplier_stuck([{"lambda_mean": 1.0, "violation_rate": 0.1}] * 10, 10.0) == ""
+    assert report.multiplier_stuck(dead[-3:], 10.0) == ""
+
+
+def test_claim_2_leaves_out_a_variant_pinned_on_every_seed() -> None:
+    def row(algo: str, stuck: int, at: str = "", seeds: int = 2, **osc: float) -> dict:
+        return {**_row("a", algo, 1.0, 0.0, **osc), "n_seeds": seeds, "multiplier_stuck": stuck,
+                "multiplier_stuck_at": at}  # fmt: skip
+
+    alam = row("sac_alam", 0, lambda_osc=0.5, train_violation_osc=0.01)
+    fac = row("fac", 0, lambda_osc=0.9, train_violation_osc=0.02)
+    dead = row("alam_ascent", 2, "at 0 while violating", lambda_osc=0.001, train_violation_osc=0.005)
+
+    def claim_2(*rows: dict) -> dict:
+        return next(v for v in report.claim_verdicts(list(rows)) if v["claim"] == 2)
+
+    # Counted, the dead multiplier's ~0 oscillation would make the claim fail; pinned on both seeds, it is left
+    # out and named.
+    got = claim_2(alam, fac, dead)
+    assert got["verdict"] == "supported" and set(got["lambda_osc"][1]) == {"fac"}
+    assert got["pinned"] == {"alam_ascent": "at 0 while violating"}
+    assert "left out, multiplier pinned on every seed: alam_ascent (at 0 while violating)" in report._verdict_figures(got)
+    # Pinned on one seed of two: still compared.
+    assert claim_2(alam, fac, {**dead, "multiplier_stuck": 1})["verdict"] == "not supported"
+    # Every variant pinned, or sac_alam's own multiplier pinned on a seed: no verdict.
+    assert claim_2(alam, dead)["verdict"] == "n/a" and "alam_ascent" in report._verdict_figures(claim_2(alam, dead))
+    assert claim_2({**alam, "multiplier_stuck": 1}, fac)["verdict"] == "n/a"
+
+
 def test_goal_verdicts_compare_only_baselines_as_safe() -> None:
     rows = [
         # a: sac_lag is as safe and earns more (not met); sac (unconstrained) and the less safe fac do not count.
