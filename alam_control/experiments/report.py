@@ -174,6 +174,9 @@ def aggregate(groups: dict[tuple[str, str, str], list[RunResult]]) -> list[dict[
         flat = [plateau(r.evals) for r in runs]
         row["plateaued"] = sum(p["plateaued"] == 1.0 for p in flat)
         row["plateau_gain"] = interval([p["gain"] for p in flat])[0]
+        for m in LAST_FIFTH:
+            mean, low, high, n = interval([last_fifth(r.evals, m) for r in runs])
+            row.update({f"{m}_last_mean": mean, f"{m}_last_ci_low": low, f"{m}_last_ci_high": high, f"{m}_last_n": n})
         stuck = [multiplier_stuck(r.evals, float(r.config.get("multiplier.lambda_max", 10.0))) for r in runs]
         row["multiplier_stuck"] = sum(bool(k) for k in stuck)
         row["multiplier_stuck_at"] = ";".join(sorted({k for k in stuck if k}))
@@ -259,6 +262,30 @@ def multiplier_stuck(evals: list[dict[str, float]], lambda_max: float) -> str:
     return ""
 
 
+LAST_FIFTH = ("return", "violation_rate")
+"""Final-evaluation metrics also read as each seed's mean over the last `PLATEAU_WINDOW` of its evaluations
+(`last_fifth`): one evaluation of 5 episodes is a noisy draw from a curve that still swings (the cart-pole's
+`sac_alam` evaluated 125-371 over its last 20k steps; the walker's `sac_lag` ended at 93.6 after evaluations up to
+~700), so a verdict that flips between the two readings rests on which evaluation came last."""
+
+
+def last_fifth(evals: list[dict[str, float]], column: str) -> float:
+    """Mean of ``column`` over the last `PLATEAU_WINDOW` of the evaluations (`plateau`'s last window); NaN with
+    fewer than 4 finite values."""
+    values = np.asarray([_as_float(e.get(column)) for e in evals], dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if len(values) < 4:
+        return math.nan
+    return float(values[-_window(len(values)) :].mean())
+
+
+def on_last_fifth(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`aggregate` rows with each `LAST_FIFTH` metric's final-evaluation figures replaced by its last-fifth ones, so
+    `claim_verdicts` and `goal_verdicts` can be read on either."""
+    stats = ("mean", "ci_low", "ci_high", "n")
+    return [{**r, **{f"{m}_{s}": r[f"{m}_last_{s}"] for m in LAST_FIFTH for s in stats}} for r in rows]
+
+
 def time_to_bar(evals: list[dict[str, float]], bar: tuple[float, float]) -> dict[str, float] | None:
     """The first evaluation that clears ``bar`` = (minimum return, maximum violation rate): when a run first had a
     safe policy (benchmarks/time_to_safe.py).
@@ -294,7 +321,7 @@ def claim_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     Returns:
         One dict per task with a sac_alam row: task, claim (1 or 2), verdict ("supported", "not supported" or
-        "n/a" when a compared row is missing), and the figures it rests on.
+        "n/a" when a compared row is missing or its mean undefined), and the figures it rests on.
     """
     by_task: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     for r in rows:
@@ -305,7 +332,7 @@ def claim_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if alam is None:
             continue
         baselines = [algos[a] for a in SAFE_BASELINES if a in algos]
-        if baselines:
+        if baselines and _finite(alam, *baselines):
             ret, viol = alam["return_mean"], alam["violation_rate_mean"]
             undominated = [
                 b["algo"] for b in baselines if not (ret >= b["return_mean"] and viol <= b["violation_rate_mean"])
@@ -343,6 +370,11 @@ def claim_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return verdicts
 
 
+def _finite(*rows: dict[str, Any]) -> bool:
+    """Every row has a finite mean return and violation rate (a comparison with NaN would read as a verdict)."""
+    return all(math.isfinite(_as_float(r.get(f"{m}_mean"))) for r in rows for m in ("return", "violation_rate"))
+
+
 def _pinned_on_every_seed(row: dict[str, Any]) -> bool:
     return int(row.get("multiplier_stuck", 0)) == int(row.get("n_seeds", 0)) > 0
 
@@ -356,7 +388,8 @@ def goal_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     violation rate is no higher than sac_alam's (weaker than claim 1, which also needs sac_alam to be the safer).
 
     Returns:
-        One dict per task with a sac_alam row and at least one safe baseline: task, verdict ("met" / "not met"),
+        One dict per task with a sac_alam row and at least one safe baseline: task, verdict ("met" / "not met";
+        "n/a" when a compared mean is undefined),
         ``as_safe`` (the baselines at a violation rate no higher than sac_alam's; the goal holds vacuously, and
         says so, when none is) and ``beaten_by`` (those of them with a higher return).
     """
@@ -367,6 +400,9 @@ def goal_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for task, algos in sorted(by_task.items()):
         alam, baselines = algos.get("sac_alam"), [algos[a] for a in SAFE_BASELINES if a in algos]
         if alam is None or not baselines:
+            continue
+        if not _finite(alam, *baselines):
+            out.append({"task": task, "verdict": "n/a", "as_safe": [], "beaten_by": []})
             continue
         as_safe = [b for b in baselines if b["violation_rate_mean"] <= alam["violation_rate_mean"]]
         beaten_by = [b["algo"] for b in as_safe if b["return_mean"] > alam["return_mean"]]
@@ -426,30 +462,53 @@ def to_markdown(rows: list[dict[str, Any]], sweep_dir: Path, unfinished: list[Pa
         "return curve's range over the window before, or no more than two standard errors of that difference (in "
         "brackets: the mean gain, as a share of the range).",
     ]
+    last = on_last_fifth(rows)
+    lines += [
+        "",
+        f"## Return and violation rate over the last {PLATEAU_WINDOW:.0%} of training",
+        "",
+        "Each seed's mean over its last evaluations (the plateau test's last window), then mean ± half-width over "
+        "seeds: a reading that one noisy last evaluation cannot swing.",
+        "",
+        "| task | algo | n | return, final | return, last fifth | violation_rate, final | violation_rate, last fifth |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {r['task']} | {r['algo']} | {r['n_seeds']} | {_cell(r, 'return')} | {_cell(q, 'return')} "
+              f"| {_cell(r, 'violation_rate')} | {_cell(q, 'violation_rate')} |" for r, q in zip(rows, last)]  # fmt: skip
     verdicts = claim_verdicts(rows)
     if verdicts:
-        lines += ["", "## Claims (on means over seeds)", "", "| task | claim | verdict | figures |"]
-        lines.append("|---|---|---|---|")
-        lines += [f"| {v['task']} | {v['claim']} | {v['verdict']} | {_verdict_figures(v)} |" for v in verdicts]
+        again = {(v["task"], v["claim"]): v["verdict"] for v in claim_verdicts(last)}
+        lines += ["", "## Claims (on means over seeds)", "",
+                  "| task | claim | verdict | on the last fifth | figures (final evaluation) |", "|---|---|---|---|---|"]  # fmt: skip
+        lines += [f"| {v['task']} | {v['claim']} | {v['verdict']} | {again[(v['task'], v['claim'])]} "
+                  f"| {_verdict_figures(v)} |" for v in verdicts]  # fmt: skip
+        lines += ["", "Claim 2 reads whole-run measures, so its two verdicts agree by construction."]
     goals = goal_verdicts(rows)
     if goals:
         met = sum(g["verdict"] == "met" for g in goals)
+        goals_last = {g["task"]: g for g in goal_verdicts(last)}
+        met_last = sum(g["verdict"] == "met" for g in goals_last.values())
         lines += [
             "",
             f"## Goal: sac_alam's return >= every safe baseline's at a violation rate no higher "
-            f"(met on {met} of {len(goals)} tasks; the goal is {GOAL_TASKS} of 4)",
+            f"(met on {met} of {len(goals)} tasks, on the last fifth {met_last}; the goal is {GOAL_TASKS} of 4)",
             "",
-            "| task | verdict | baselines as safe as sac_alam | of them with a higher return |",
-            "|---|---|---|---|",
+            "| task | verdict | baselines as safe as sac_alam | of them with a higher return | on the last fifth: verdict, "
+            "as safe, higher return |",
+            "|---|---|---|---|---|",
         ]
         lines += [f"| {g['task']} | {g['verdict']} | {', '.join(g['as_safe']) or 'none (vacuous)'} "
-                  f"| {', '.join(g['beaten_by']) or _DASH} |" for g in goals]  # fmt: skip
+                  f"| {', '.join(g['beaten_by']) or _DASH} | {_goal_text(goals_last[g['task']])} |" for g in goals]  # fmt: skip
     if figures:
         lines += ["", "## Learning curves", ""]
         lines += [f"![{p.stem}]({p.name})" for p in figures]
     if unfinished:
         lines += ["", f"Left out (unfinished): {', '.join(str(p) for p in unfinished)}"]
     return "\n".join(lines) + "\n"
+
+
+def _goal_text(g: dict[str, Any]) -> str:
+    return f"{g['verdict']}; {', '.join(g['as_safe']) or 'none'}; {', '.join(g['beaten_by']) or _DASH}"
 
 
 def _verdict_figures(v: dict[str, Any]) -> str:
@@ -479,6 +538,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     fields = (
         ["task", "algo", "setting", "n_seeds", "seeds"]
         + [f"{m}_{s}" for m in METRICS for s in ("mean", "ci_low", "ci_high", "n")]
+        + [f"{m}_last_{s}" for m in LAST_FIFTH for s in ("mean", "ci_low", "ci_high", "n")]
         + ["plateaued", "plateau_gain", "multiplier_stuck", "multiplier_stuck_at"]
     )
     with open(path, "w", newline="") as f:

@@ -301,6 +301,50 @@ def test_claim_2_leaves_out_a_variant_pinned_on_every_seed() -> None:
     assert claim_2({**alam, "multiplier_stuck": 1}, fac)["verdict"] == "n/a"
 
 
+def test_last_fifth_is_the_mean_of_the_plateau_window() -> None:
+    evals = [{"return": float(v), "violation_rate": 0.0} for v in (0, 1, 2, 3, 4, 5, 6, 7, 100, 2)]
+    assert report.last_fifth(evals, "return") == 51.0  # 10 evaluations: the last 2, (100 + 2) / 2
+    assert report.last_fifth(evals[:4], "return") == 2.5  # 4 evaluations: the last 2
+    assert math.isnan(report.last_fifth(evals[:3], "return"))
+    assert math.isnan(report.last_fifth([{"return": math.nan}] * 9 + [{"return": 1.0}], "return"))
+
+
+def test_aggregate_reads_the_last_fifth_and_pinned_multipliers_per_seed() -> None:
+    def run(seed: int, returns: list[float], lams: list[float]) -> report.RunResult:
+        evals = [{"step": 1000.0 * (i + 1), "return": r, "violation_rate": 0.01 * (i + 1), "lambda_mean": m,
+                  "replay_cap_share": 0.0} for i, (r, m) in enumerate(zip(returns, lams))]  # fmt: skip
+        config = {"seed": seed, "task": "t", "algo.name": "fac", "multiplier.lambda_max": 100.0}
+        return report.RunResult(Path(f"s{seed}"), config, {"return": returns[-1]}, evals)
+
+    # Below 1e-6 of the run's cap of 100 in the last window (not of the default cap of 10).
+    alive, dead = [1.0] * 5, [0.5, 0.1, 1e-3, 5e-5, 5e-5]
+    (row,) = report.aggregate({("t", "fac", ""): [run(0, [0, 0, 0, 10, 20], alive), run(1, [0, 0, 0, 30, 40], dead)]})
+    # 5 evaluations: windows of 2. Seed 0 (10 + 20) / 2 = 15, seed 1 35: mean 25; violation rate (0.04 + 0.05) / 2.
+    assert row["return_last_mean"] == 25.0 and row["return_last_n"] == 2
+    assert row["violation_rate_last_mean"] == pytest.approx(0.045)
+    assert (row["multiplier_stuck"], row["multiplier_stuck_at"]) == (1, "at 0 while violating")
+
+
+def test_verdicts_on_the_last_fifth_and_undefined_means() -> None:
+    def row(algo: str, final: tuple[float, float], last: tuple[float, float]) -> dict:
+        r = _row("a", algo, *final)
+        for m, v in zip(("return", "violation_rate"), last):
+            r.update({f"{m}_last_mean": v, f"{m}_last_ci_low": v - 1, f"{m}_last_ci_high": v + 1, f"{m}_last_n": 2})
+        return r
+
+    # fac's last evaluation is its best (350 at 0), its last fifth 262 at 0: the goal flips with the reading.
+    rows = [row("sac_alam", (336.0, 0.0), (272.0, 0.0)), row("fac", (350.0, 0.0), (262.0, 0.0))]
+    assert report.goal_verdicts(rows)[0]["verdict"] == "not met"
+    last = report.on_last_fifth(rows)
+    assert last[1]["return_mean"] == 262.0 and last[1]["return_ci_high"] == 263.0 and last[1]["return_n"] == 2
+    assert report.goal_verdicts(last)[0]["verdict"] == "met"
+    assert next(v for v in report.claim_verdicts(last) if v["claim"] == 1)["verdict"] == "supported"
+    # An undefined mean (too few evaluations for a last fifth) gives no verdict, not a vacuous one.
+    undefined = report.on_last_fifth([row("sac_alam", (1.0, 0.0), (math.nan, math.nan)), rows[1]])
+    assert report.goal_verdicts(undefined)[0]["verdict"] == "n/a"
+    assert next(v for v in report.claim_verdicts(undefined) if v["claim"] == 1)["verdict"] == "n/a"
+
+
 def test_goal_verdicts_compare_only_baselines_as_safe() -> None:
     rows = [
         # a: sac_lag is as safe and earns more (not met); sac (unconstrained) and the less safe fac do not count.
@@ -330,7 +374,9 @@ def test_report_markdown_has_plateau_and_claims(sweep_dir: Path, tmp_path: Path)
     markdown = report.report(sweep_dir, tmp_path / "out")["markdown"]
     # 3 evaluations per fake run: too few for two windows, so no seed counts as plateaued.
     assert "| plateaued |" in markdown and "0/3 (—)" in markdown
-    assert "## Claims" in markdown and "| 1 | n/a | — |" in markdown
+    assert "## Claims" in markdown and "| 1 | n/a | n/a | — |" in markdown
+    # Too few evaluations for a last fifth: its cells are undefined, not zeros.
+    assert "## Return and violation rate over the last 20% of training" in markdown and "| sac | 1 | 50.00 ± — | — | 0.1000 ± — | — |" in markdown
 
 
 def test_a_seed_run_twice_is_a_named_error(sweep_dir: Path, tmp_path: Path) -> None:
