@@ -264,9 +264,10 @@ def multiplier_stuck(evals: list[dict[str, float]], lambda_max: float) -> str:
 
 LAST_FIFTH = ("return", "violation_rate")
 """Final-evaluation metrics also read as each seed's mean over the last `PLATEAU_WINDOW` of its evaluations
-(`last_fifth`): one evaluation of 5 episodes is a noisy draw from a curve that still swings (the cart-pole's
-`sac_alam` evaluated 125-371 over its last 20k steps; the walker's `sac_lag` ended at 93.6 after evaluations up to
-~700), so a verdict that flips between the two readings rests on which evaluation came last."""
+(`last_fifth`). The policy still changes from one evaluation to the next, so the final figure depends on where
+training stopped: the cart-pole's `sac_alam` seed 0 evaluated 125-371 over its last 20k steps, while 40 episodes
+of its final policy span 335-339 (the evaluation is precise, the policy is not settled); the walker's `sac_lag`
+ended at 93.6 after evaluations up to 953. A verdict that flips between the two readings is not settled."""
 
 
 def last_fifth(evals: list[dict[str, float]], column: str) -> float:
@@ -468,7 +469,7 @@ def to_markdown(rows: list[dict[str, Any]], sweep_dir: Path, unfinished: list[Pa
         f"## Return and violation rate over the last {PLATEAU_WINDOW:.0%} of training",
         "",
         "Each seed's mean over its last evaluations (the plateau test's last window), then mean ± half-width over "
-        "seeds: a reading that one noisy last evaluation cannot swing.",
+        "seeds: a reading that does not hang on where training stopped.",
         "",
         "| task | algo | n | return, final | return, last fifth | violation_rate, final | violation_rate, last fifth |",
         "|---|---|---|---|---|---|---|",
