@@ -234,10 +234,10 @@ def multiplier_stuck(evals: list[dict[str, float]], lambda_max: float) -> str:
     """Was the multiplier pinned at a bound over the last `PLATEAU_WINDOW` of the evaluations? Its `lambda_osc` is
     then ~0 by construction, not because the dual settled, so claim 2 cannot read it as "no oscillation".
 
-    - "at 0 while violating": lambda's mean over the evaluation's visited states below `STUCK_FLOOR` * lambda_max at every evaluation of the
-      window while the evaluation policy violated at every one. At 0 where the constraint holds is the dual's own
-      answer (the cart-pole's safe policies); while it is violated, dual ascent through the sigmoid head has lost
-      its gradient: d lambda / d logit = lambda (1 - lambda / lambda_max) ~ 0.
+    - "at 0 while violating": lambda's mean over the evaluation's visited states below `STUCK_FLOOR` * lambda_max
+      at every evaluation of the window while the evaluation policy violated at every one. At 0 where the
+      constraint holds is the dual's own answer (the cart-pole's safe policies); while it is violated, dual ascent
+      through the sigmoid head has lost its gradient: d lambda / d logit = lambda (1 - lambda / lambda_max) ~ 0.
     - "at the cap": `STUCK_CAP_SHARE` or more of the replay states at the cap at every evaluation of the window.
 
     Args:
@@ -464,48 +464,71 @@ def to_markdown(rows: list[dict[str, Any]], sweep_dir: Path, unfinished: list[Pa
         "brackets: the mean gain, as a share of the range).",
     ]
     last = on_last_fifth(rows)
-    lines += [
-        "",
-        f"## Return and violation rate over the last {PLATEAU_WINDOW:.0%} of training",
-        "",
-        "Each seed's mean over its last evaluations (the plateau test's last window), then mean ± half-width over "
-        "seeds: a reading that does not hang on where training stopped.",
-        "",
-        "| task | algo | n | return, final | return, last fifth | violation_rate, final | violation_rate, last fifth |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    lines += [f"| {r['task']} | {r['algo']} | {r['n_seeds']} | {_cell(r, 'return')} | {_cell(q, 'return')} "
-              f"| {_cell(r, 'violation_rate')} | {_cell(q, 'violation_rate')} |" for r, q in zip(rows, last)]  # fmt: skip
-    verdicts = claim_verdicts(rows)
-    if verdicts:
-        again = {(v["task"], v["claim"]): v["verdict"] for v in claim_verdicts(last)}
-        lines += ["", "## Claims (on means over seeds)", "",
-                  "| task | claim | verdict | on the last fifth | figures (final evaluation) |", "|---|---|---|---|---|"]  # fmt: skip
-        lines += [f"| {v['task']} | {v['claim']} | {v['verdict']} | {again[(v['task'], v['claim'])]} "
-                  f"| {_verdict_figures(v)} |" for v in verdicts]  # fmt: skip
-        lines += ["", "Claim 2 reads whole-run measures, so its two verdicts agree by construction."]
-    goals = goal_verdicts(rows)
-    if goals:
-        met = sum(g["verdict"] == "met" for g in goals)
-        goals_last = {g["task"]: g for g in goal_verdicts(last)}
-        met_last = sum(g["verdict"] == "met" for g in goals_last.values())
-        lines += [
-            "",
-            f"## Goal: sac_alam's return >= every safe baseline's at a violation rate no higher "
-            f"(met on {met} of {len(goals)} tasks, on the last fifth {met_last}; the goal is {GOAL_TASKS} of 4)",
-            "",
-            "| task | verdict | baselines as safe as sac_alam | of them with a higher return | on the last fifth: verdict, "
-            "as safe, higher return |",
-            "|---|---|---|---|---|",
-        ]
-        lines += [f"| {g['task']} | {g['verdict']} | {', '.join(g['as_safe']) or 'none (vacuous)'} "
-                  f"| {', '.join(g['beaten_by']) or _DASH} | {_goal_text(goals_last[g['task']])} |" for g in goals]  # fmt: skip
+    lines += _last_fifth_lines(rows, last, with_setting) + _claim_lines(rows, last) + _goal_lines(rows, last)
     if figures:
         lines += ["", "## Learning curves", ""]
         lines += [f"![{p.stem}]({p.name})" for p in figures]
     if unfinished:
         lines += ["", f"Left out (unfinished): {', '.join(str(p) for p in unfinished)}"]
     return "\n".join(lines) + "\n"
+
+
+def _last_fifth_lines(rows: list[dict[str, Any]], last: list[dict[str, Any]], with_setting: bool) -> list[str]:
+    """Return and violation rate at the final evaluation beside their `on_last_fifth` readings."""
+    head = ["task", "algo"] + (["setting"] if with_setting else []) + ["n"]
+    head += ["return, final", "return, last fifth", "violation_rate, final", "violation_rate, last fifth"]
+    lines = [
+        "",
+        f"## Return and violation rate over the last {PLATEAU_WINDOW:.0%} of training",
+        "",
+        "Each seed's mean over its last evaluations (the plateau test's last window), then mean ± half-width over "
+        "seeds: a reading that does not hang on where training stopped.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join("---" for _ in head) + "|",
+    ]
+    for r, q in zip(rows, last, strict=True):
+        cells = [r["task"], r["algo"]] + ([r["setting"] or _DASH] if with_setting else []) + [str(r["n_seeds"])]
+        cells += [_cell(r, "return"), _cell(q, "return"), _cell(r, "violation_rate"), _cell(q, "violation_rate")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _claim_lines(rows: list[dict[str, Any]], last: list[dict[str, Any]]) -> list[str]:
+    """`claim_verdicts` on the final evaluation and on the last fifth, with the figures of the former."""
+    verdicts = claim_verdicts(rows)
+    if not verdicts:
+        return []
+    again = {(v["task"], v["claim"]): v["verdict"] for v in claim_verdicts(last)}
+    lines = ["", "## Claims (on means over seeds)", ""]
+    lines += ["| task | claim | verdict | on the last fifth | figures (final evaluation) |", "|---|---|---|---|---|"]
+    lines += [f"| {v['task']} | {v['claim']} | {v['verdict']} | {again[(v['task'], v['claim'])]} "
+              f"| {_verdict_figures(v)} |" for v in verdicts]  # fmt: skip
+    return lines + ["", "Claim 2 reads whole-run measures, so its two verdicts agree by construction."]
+
+
+def _goal_lines(rows: list[dict[str, Any]], last: list[dict[str, Any]]) -> list[str]:
+    """`goal_verdicts` on the final evaluation and on the last fifth."""
+    goals = goal_verdicts(rows)
+    if not goals:
+        return []
+    goals_last = {g["task"]: g for g in goal_verdicts(last)}
+    met = sum(g["verdict"] == "met" for g in goals)
+    met_last = sum(g["verdict"] == "met" for g in goals_last.values())
+    lines = [
+        "",
+        f"## Goal: sac_alam's return >= every safe baseline's at a violation rate no higher "
+        f"(met on {met} of {len(goals)} tasks, on the last fifth {met_last}; the goal is {GOAL_TASKS} of 4)",
+        "",
+        "| task | verdict | baselines as safe as sac_alam | of them with a higher return | on the last fifth: verdict, "
+        "as safe, higher return |",
+        "|---|---|---|---|---|",
+    ]
+    for g in goals:
+        as_safe, beaten_by = ", ".join(g["as_safe"]) or "none (vacuous)", ", ".join(g["beaten_by"]) or _DASH
+        again = _goal_text(goals_last[g["task"]])
+        lines.append(f"| {g['task']} | {g['verdict']} | {as_safe} | {beaten_by} | {again} |")
+    return lines
 
 
 def _goal_text(g: dict[str, Any]) -> str:
@@ -532,7 +555,9 @@ def _verdict_figures(v: dict[str, Any]) -> str:
 
 def _pinned_text(v: dict[str, Any]) -> list[str]:
     pinned = v.get("pinned") or {}
-    return [f"left out, multiplier pinned on every seed: {', '.join(f'{a} ({k})' for a, k in pinned.items())}"] * bool(pinned)
+    if not pinned:
+        return []
+    return [f"left out, multiplier pinned on every seed: {', '.join(f'{a} ({k})' for a, k in pinned.items())}"]
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:

@@ -257,7 +257,8 @@ def test_claim_verdicts_on_hand_made_rows() -> None:
 def test_multiplier_stuck_reads_the_last_fifth_of_the_evaluations() -> None:
     def evals(lams: list[float], viols: list[float], caps: list[float] | None = None) -> list[dict[str, float]]:
         caps = caps or [0.0] * len(lams)
-        return [{"lambda_mean": m, "violation_rate": v, "replay_cap_share": c} for m, v, c in zip(lams, viols, caps)]
+        rows = zip(lams, viols, caps, strict=True)
+        return [{"lambda_mean": m, "violation_rate": v, "replay_cap_share": c} for m, v, c in rows]
 
     # 10 evaluations, a window of 2. lambda ~0 (below 1e-6 of a cap of 10) while the policy violates: dead.
     dead = evals([1.0] * 8 + [1e-7, 9e-6], [0.1] * 10)
@@ -293,7 +294,8 @@ def test_claim_2_leaves_out_a_variant_pinned_on_every_seed() -> None:
     got = claim_2(alam, fac, dead)
     assert got["verdict"] == "supported" and set(got["lambda_osc"][1]) == {"fac"}
     assert got["pinned"] == {"alam_ascent": "at 0 while violating"}
-    assert "left out, multiplier pinned on every seed: alam_ascent (at 0 while violating)" in report._verdict_figures(got)
+    pinned = "left out, multiplier pinned on every seed: alam_ascent (at 0 while violating)"
+    assert pinned in report._verdict_figures(got)
     # Pinned on one seed of two: still compared.
     assert claim_2(alam, fac, {**dead, "multiplier_stuck": 1})["verdict"] == "not supported"
     # Every variant pinned, or sac_alam's own multiplier pinned on a seed: no verdict.
@@ -312,7 +314,7 @@ def test_last_fifth_is_the_mean_of_the_plateau_window() -> None:
 def test_aggregate_reads_the_last_fifth_and_pinned_multipliers_per_seed() -> None:
     def run(seed: int, returns: list[float], lams: list[float]) -> report.RunResult:
         evals = [{"step": 1000.0 * (i + 1), "return": r, "violation_rate": 0.01 * (i + 1), "lambda_mean": m,
-                  "replay_cap_share": 0.0} for i, (r, m) in enumerate(zip(returns, lams))]  # fmt: skip
+                  "replay_cap_share": 0.0} for i, (r, m) in enumerate(zip(returns, lams, strict=True))]  # fmt: skip
         config = {"seed": seed, "task": "t", "algo.name": "fac", "multiplier.lambda_max": 100.0}
         return report.RunResult(Path(f"s{seed}"), config, {"return": returns[-1]}, evals)
 
@@ -328,7 +330,7 @@ def test_aggregate_reads_the_last_fifth_and_pinned_multipliers_per_seed() -> Non
 def test_verdicts_on_the_last_fifth_and_undefined_means() -> None:
     def row(algo: str, final: tuple[float, float], last: tuple[float, float]) -> dict:
         r = _row("a", algo, *final)
-        for m, v in zip(("return", "violation_rate"), last):
+        for m, v in zip(("return", "violation_rate"), last, strict=True):
             r.update({f"{m}_last_mean": v, f"{m}_last_ci_low": v - 1, f"{m}_last_ci_high": v + 1, f"{m}_last_n": 2})
         return r
 
@@ -376,7 +378,8 @@ def test_report_markdown_has_plateau_and_claims(sweep_dir: Path, tmp_path: Path)
     assert "| plateaued |" in markdown and "0/3 (—)" in markdown
     assert "## Claims" in markdown and "| 1 | n/a | n/a | — |" in markdown
     # Too few evaluations for a last fifth: its cells are undefined, not zeros.
-    assert "## Return and violation rate over the last 20% of training" in markdown and "| sac | 1 | 50.00 ± — | — | 0.1000 ± — | — |" in markdown
+    assert "## Return and violation rate over the last 20% of training" in markdown
+    assert "| sac | 1 | 50.00 ± — | — | 0.1000 ± — | — |" in markdown
 
 
 def test_a_seed_run_twice_is_a_named_error(sweep_dir: Path, tmp_path: Path) -> None:
