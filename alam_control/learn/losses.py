@@ -130,5 +130,11 @@ def multiplier_regression_loss(logit: Tensor, target: Tensor, lambda_max: float)
 
 
 def multiplier_ascent_loss(lam: Tensor, g: Tensor) -> Tensor:
-    """Dual gradient ascent on a multiplier network (fac): minimise -E[lambda_phi(s) * sg(g)]."""
+    """Dual gradient ascent on a multiplier network (fac): minimise -E[lambda_phi(s) * sg(g)].
+
+    Through the sigmoid head (`networks.MultiplierNet`) its gradient in the logit is lambda (1 - lambda /
+    lambda_max) g: a multiplier driven to ~0 where the constraint held cannot rise again once it is violated there
+    (the walker's `alam_ascent`, docs/results.md). That is dual ascent's own behaviour, kept for the baselines;
+    `multiplier_regression_loss` has no such dead zone.
+    """
     return -(lam * g.detach()).mean()

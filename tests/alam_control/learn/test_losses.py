@@ -162,6 +162,18 @@ def test_multiplier_ascent_loss() -> None:
     assert g.grad is None
 
 
+def test_only_the_regression_can_raise_a_multiplier_from_zero() -> None:
+    """At lambda ~0 (logit -30, cap 10) on a violating state (g = 1, dual target 1): the ascent's gradient in the
+    logit is lambda (1 - lambda / cap) g ~ 1e-12, the regression's (lambda - target) / cap = -0.1. This is the
+    walker's `alam_ascent` in docs/results.md: its multiplier fell to ~0 early and never rose again."""
+    cap, z = 10.0, t(-30.0).requires_grad_(True)
+    losses.multiplier_ascent_loss(cap * torch.sigmoid(z), t(1.0)).backward()
+    assert 0.0 < -z.grad.item() < 1e-11
+    z.grad = None
+    losses.multiplier_regression_loss(z, t(1.0), cap).backward()
+    assert z.grad.item() == pytest.approx(-0.1, rel=1e-6)
+
+
 def test_the_design_name_is_this_module() -> None:
     # DESIGN.md section 3 fixes `alam_control.losses.phr_penalty` / `.dual_target` for acceptance checks.
     import alam_control.losses
