@@ -177,7 +177,12 @@ def aggregate(groups: dict[tuple[str, str, str], list[RunResult]]) -> list[dict[
         for m in LAST_FIFTH:
             mean, low, high, n = interval([last_fifth(r.evals, m) for r in runs])
             row.update({f"{m}_last_mean": mean, f"{m}_last_ci_low": low, f"{m}_last_ci_high": high, f"{m}_last_n": n})
-        stuck = [multiplier_stuck(r.evals, float(r.config.get("multiplier.lambda_max", 10.0))) for r in runs]
+        # Unconstrained sac logs lambda 0 and has no multiplier to be pinned.
+        stuck = [
+            multiplier_stuck(r.evals, float(r.config.get("multiplier.lambda_max", 10.0)))
+            for r in runs
+            if r.config.get("algo.name") != "sac"
+        ]
         row["multiplier_stuck"] = sum(bool(k) for k in stuck)
         row["multiplier_stuck_at"] = ";".join(sorted({k for k in stuck if k}))
         rows.append(row)

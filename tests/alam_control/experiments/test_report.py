@@ -325,6 +325,10 @@ def test_aggregate_reads_the_last_fifth_and_pinned_multipliers_per_seed() -> Non
     assert row["return_last_mean"] == 25.0 and row["return_last_n"] == 2
     assert row["violation_rate_last_mean"] == pytest.approx(0.045)
     assert (row["multiplier_stuck"], row["multiplier_stuck_at"]) == (1, "at 0 while violating")
+    # Unconstrained sac has no multiplier: never pinned.
+    unconstrained = run(1, [0, 0, 0, 30, 40], dead)
+    unconstrained.config["algo.name"] = "sac"
+    assert report.aggregate({("t", "sac", ""): [unconstrained]})[0]["multiplier_stuck"] == 0
 
 
 def test_verdicts_on_the_last_fifth_and_undefined_means() -> None:
