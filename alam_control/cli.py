@@ -203,8 +203,9 @@ def _eval_bundle(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from alam_control.deploy import export
 
-    manifest = export.export(args.run_dir, args.out, risk_signal=args.risk_signal)
-    print(json.dumps({k: manifest[k] for k in ("task", "algo", "obs_dim", "act_dim", "train_step", "files")}, indent=2))
+    manifest = export.export(args.run_dir, args.out, risk_signal=args.risk_signal, which=args.checkpoint)
+    keys = ("task", "algo", "obs_dim", "act_dim", "checkpoint", "train_step", "files")
+    print(json.dumps({k: manifest[k] for k in keys}, indent=2))
     print(f"bundle written to {args.out}")
     return 0
 
@@ -363,6 +364,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["lambda", "cost_q"],
         default=None,
         help="output the runtime monitor watches (default: lambda; cost_q for sac)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        choices=["latest", "best"],
+        default="latest",
+        help="latest, or best: the weights of the run's best evaluation at violation rate <= 0.005 (best.pt)",
     )
     p.set_defaults(func=_export)
 

@@ -115,12 +115,16 @@ def _ensemble_head(critic: nn.Module, head: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def export(run_dir: str | Path, out: str | Path, opset: int = 18, risk_signal: str | None = None) -> dict[str, Any]:
+def export(
+    run_dir: str | Path, out: str | Path, opset: int = 18, risk_signal: str | None = None, which: str = "latest"
+) -> dict[str, Any]:
     """Writes the bundle of the run's latest checkpoint to `out`: a new directory, or a previous bundle, which is
     replaced atomically (anything else at `out` is refused, see `check_out`; nothing is deleted but the previous
     bundle's own files).
 
     Args:
+        which: "latest", or "best": the weights at the run's best evaluation at a violation rate of at most
+            `rundir.SAFE_VIOLATION_RATE` (`trainer.is_new_best`). The manifest records which, and its step.
         risk_signal: Which output the runtime monitor watches: "lambda" (lambda(s), the default for multiplier
             algorithms) or "cost_q" (Q_c(s, a), the default for `sac`, whose multiplier is zero; also the choice
             when lambda has saturated at `multiplier.lambda_max` and no longer ranks states, see `alam calibrate`'s
@@ -136,7 +140,7 @@ def export(run_dir: str | Path, out: str | Path, opset: int = 18, risk_signal: s
         raise ValueError(f"risk_signal must be one of {list(RISK_SIGNALS)}, got {risk_signal!r}")
     run_dir, out = Path(run_dir), Path(out)
     check_out(run_dir, out)
-    run = rundir.load_run(run_dir)
+    run = rundir.load_run(run_dir, which=which)
     cfg, env = run.config, run.env
     spec = env.spec
     module = ExportedPolicy(run.agent, spec.ctrl_low, spec.ctrl_high).eval()
@@ -174,6 +178,7 @@ def export(run_dir: str | Path, out: str | Path, opset: int = 18, risk_signal: s
             "randomization": config_lib.to_dict(cfg)["randomization"] if cfg.randomize else None,
             "config_hash": config_lib.config_hash(cfg),
             "train_step": int(run.state["loop"]["step"]),
+            "checkpoint": which,
             "package_version": alam_control.__version__,
             "files": {POLICY_FILE: file_sha256(tmp / POLICY_FILE)},
         }

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 2  # 2: sha256 trailer; 1: plain torch.save (still read)
 LATEST = rundir.CHECKPOINT
 PREVIOUS = rundir.PREVIOUS_CHECKPOINT
+BEST = rundir.BEST_CHECKPOINT
 CHECKSUM_MAGIC = b"ALAMSHA2"  # 8 bytes, then the 32-byte digest: the last 40 bytes of a checkpoint file
 
 
@@ -56,8 +57,28 @@ def save(state: dict[str, Any], directory: str | Path) -> Path:
             untouched and no temporary file is left behind.
     """
     directory = Path(directory)
+    latest, tmp = directory / LATEST, _write(state, directory, LATEST)
+    if latest.exists():
+        os.replace(latest, directory / PREVIOUS)
+    os.replace(tmp, latest)
+    _fsync_dir(directory)
+    return latest
+
+
+def save_best(state: dict[str, Any], directory: str | Path) -> Path:
+    """Atomically write ``state`` as ``directory/best.pt``, replacing the previous best (a kill mid-write leaves
+    it whole). Raises CheckpointError as `save` does."""
+    directory = Path(directory)
+    best = directory / BEST
+    os.replace(_write(state, directory, BEST), best)
+    _fsync_dir(directory)
+    return best
+
+
+def _write(state: dict[str, Any], directory: Path, name: str) -> Path:
+    """``state`` as a checksummed, fsynced temporary file ``directory/.name.tmp``; returns its path."""
     directory.mkdir(parents=True, exist_ok=True)
-    latest, tmp = directory / LATEST, directory / f".{LATEST}.tmp"
+    tmp = directory / f".{name}.tmp"
     try:
         with open(tmp, "wb") as f:
             writer = _HashingWriter(f)
@@ -68,14 +89,9 @@ def save(state: dict[str, Any], directory: str | Path) -> Path:
     except OSError as err:
         tmp.unlink(missing_ok=True)
         raise CheckpointError(
-            f"could not write a checkpoint in {directory}: {err.strerror or err} "
-            f"(the previous checkpoint {latest.name} is intact)"
+            f"could not write a checkpoint in {directory}: {err.strerror or err} (the previous {name} is intact)"
         ) from None
-    if latest.exists():
-        os.replace(latest, directory / PREVIOUS)
-    os.replace(tmp, latest)
-    _fsync_dir(directory)
-    return latest
+    return tmp
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -156,6 +172,23 @@ def is_run(directory: str | Path) -> bool:
     """True if `directory` holds a checkpoint of either name (also when a kill left only the previous one)."""
     directory = Path(directory)
     return (directory / LATEST).exists() or (directory / PREVIOUS).exists()
+
+
+def load_best(directory: str | Path) -> tuple[dict[str, Any], Path]:
+    """Load ``best.pt``: the weights at the run's best evaluation among those at a violation rate of at most
+    `rundir.SAFE_VIOLATION_RATE`.
+
+    Raises:
+        CheckpointError: None was kept (no evaluation was that safe, or the run predates best.pt), or it is
+            corrupt.
+    """
+    path = Path(directory) / BEST
+    if not path.exists():
+        raise CheckpointError(
+            f"no {BEST} in {directory}: no evaluation of this run had a violation rate of at most "
+            f"{rundir.SAFE_VIOLATION_RATE} (or it was trained before runs kept one); use its latest checkpoint"
+        )
+    return load_file(path), path
 
 
 def load_latest(directory: str | Path) -> tuple[dict[str, Any], Path]:

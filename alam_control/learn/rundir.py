@@ -39,6 +39,10 @@ EVAL_LOG = "eval.csv"
 TENSORBOARD = "tb"
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
+BEST_CHECKPOINT = "best.pt"  # the weights at the best safe evaluation (`trainer.is_new_best`)
+SAFE_VIOLATION_RATE = 0.005
+"""An evaluation at this violation rate or below is safe enough for `BEST_CHECKPOINT` (issue 12's bar for a safe
+policy: the scripted safe policies' return at violation_rate <= 0.005)."""
 SUMMARY = "summary.json"
 LOGS = {"train": TRAIN_LOG, "eval": EVAL_LOG}
 """Log kind (the TensorBoard tag prefix) -> its CSV file."""
@@ -195,8 +199,11 @@ class Run:
     """The checkpoint file that was read (checkpoint.pt, or checkpoint.prev.pt after a kill between renames)."""
 
 
-def load_run(run_dir: str | Path, make_env: Callable[[Config], sim.SafeEnv] | None = None) -> Run:
-    """The run's latest checkpoint as a config, an agent with its weights and an env of its task.
+def load_run(
+    run_dir: str | Path, make_env: Callable[[Config], sim.SafeEnv] | None = None, which: str = "latest"
+) -> Run:
+    """The run's latest checkpoint (``which`` "best": its best safe evaluation's, `checkpoint.load_best`) as a
+    config, an agent with its weights and an env of its task.
 
     The config is the one stored in the checkpoint (see `checkpoint.run_config`); an edited `config.yaml` beside it
     is reported, not obeyed.
@@ -213,7 +220,9 @@ def load_run(run_dir: str | Path, make_env: Callable[[Config], sim.SafeEnv] | No
     import sim
     from alam_control.learn import checkpoint, trainer
 
-    state, path = checkpoint.load_latest(run_dir)
+    if which not in ("latest", "best"):
+        raise ValueError(f"which must be 'latest' or 'best', got {which!r}")
+    state, path = checkpoint.load_latest(run_dir) if which == "latest" else checkpoint.load_best(run_dir)
     cfg = checkpoint.run_config(state, path)
     env = make_env(cfg) if make_env is not None else sim.load(cfg.task, seed=cfg.seed)
     agent = trainer.build_agent(cfg, env, torch.Generator().manual_seed(cfg.seed))

@@ -232,6 +232,50 @@ def test_eval_and_export_use_the_config_the_weights_were_trained_with(
     assert cli.main(["eval", "--run-dir", str(run), "--episodes", "1"]) == 0  # no size-mismatch traceback
 
 
+def test_is_new_best_keeps_the_highest_return_among_safe_evaluations() -> None:
+    def evals(*pairs: tuple[float, float]) -> list[dict[str, float]]:
+        return [{"return": r, "violation_rate": v} for r, v in pairs]
+
+    assert trainer.is_new_best(evals((10.0, 0.0)))
+    assert trainer.is_new_best(evals((10.0, 0.0), (11.0, 0.005)))  # at the bar is safe
+    assert not trainer.is_new_best(evals((10.0, 0.0), (99.0, 0.0051)))  # above it is not, whatever its return
+    assert not trainer.is_new_best(evals((10.0, 0.0), (10.0, 0.0)))  # a tie keeps the earlier one
+    assert trainer.is_new_best(evals((99.0, 0.5), (10.0, 0.0)))  # an unsafe higher return does not count
+    assert not trainer.is_new_best(evals((12.0, 0.0), (99.0, 0.5), (11.0, 0.0)))
+    assert not trainer.is_new_best(evals((math.nan, math.nan)))
+
+
+def test_best_checkpoint_is_the_best_safe_evaluation_and_export_ships_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The evaluations' return / violation rate, scripted (a tiny run learns nothing): the best safe one is at 300.
+    script = iter([(5.0, 0.5), (3.0, 0.0), (4.0, 0.004), (9.0, 0.01), (1.0, 0.0), (2.0, 0.0)])
+    real = trainer._evaluation
+
+    def scripted(*args: object) -> dict[str, float]:
+        ret, viol = next(script)
+        return {**real(*args), "return": ret, "violation_rate": viol}
+
+    monkeypatch.setattr(trainer, "_evaluation", scripted)
+    run = tmp_path / "run"
+    trainer.train(config_lib.load(SMOKE, ["train.eval_every=100", "train.learning_starts=100"]), run, progress=False)
+    state, _ = checkpoint.load_best(run)
+    assert state["loop"]["step"] == 300 and "buffer" not in state
+    latest, _ = checkpoint.load_latest(run)
+    assert latest["loop"]["step"] == 600
+    assert any(not torch.equal(state["agent"]["actor"][k], v) for k, v in latest["agent"]["actor"].items())
+    assert cli.main(["export", "--run-dir", str(run), "--out", str(tmp_path / "b"), "--checkpoint", "best"]) == 0
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert (manifest["checkpoint"], manifest["train_step"]) == ("best", 300)
+    capsys.readouterr()
+    # No best.pt (a run where no evaluation was safe, or an older one): a named error, not the latest weights.
+    (run / "best.pt").unlink()
+    assert cli.main(["export", "--run-dir", str(run), "--out", str(tmp_path / "c"), "--checkpoint", "best"]) == 2
+    err = capsys.readouterr().err
+    assert "no best.pt" in err and "violation rate of at most 0.005" in err and "latest checkpoint" in err, err
+    assert not (tmp_path / "c").exists()
+
+
 def test_checkpoint_with_pickled_object_is_refused(tmp_path: Path) -> None:
     """weights_only semantics: a checkpoint that would run arbitrary code on load is rejected."""
     torch.save({"format_version": checkpoint.FORMAT_VERSION, "evil": Path("/")}, tmp_path / checkpoint.LATEST)
