@@ -1,7 +1,7 @@
 """The training loop: rollout -> buffer -> agent.update -> evaluate / checkpoint / log.
 
 `train` reads top to bottom as that loop; what it writes (config.yaml, train.csv, eval.csv, tb/, checkpoint.pt,
-summary.json) is the run directory format of `alam_control.learn.rundir`.
+best.pt, summary.json) is the run directory format of `alam_control.learn.rundir`.
 """
 
 from __future__ import annotations
