@@ -107,6 +107,8 @@ def _eval(args: argparse.Namespace) -> int:
     if given and not args.monitor:
         raise ValueError(f"{', '.join(given)} act(s) only with --monitor (and --bundle)")
     if args.bundle:
+        if args.checkpoint:
+            raise ValueError("--checkpoint picks a run's weights: use it with --run-dir (a bundle holds one set)")
         return _eval_bundle(args)
     if args.monitor:
         raise ValueError("--monitor evaluates an exported bundle: pass --bundle (see `alam export`)")
@@ -119,7 +121,8 @@ def _eval(args: argparse.Namespace) -> int:
         ranges = _eval_ranges(args, cfg.randomization)
         return sim.load(cfg.task, seed=cfg.seed + trainer.EVAL_SEED_OFFSET, randomize=ranges if ranges else False)
 
-    run = rundir.load_run(args.run_dir, make_env)  # the config the weights were trained with, not an edited yaml
+    # The config the weights were trained with, not an edited yaml.
+    run = rundir.load_run(args.run_dir, make_env, which=args.checkpoint or "latest")
     cfg, agent, env = run.config, run.agent, run.env
     frames: list = []
     on_frame = None
@@ -333,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--run-dir", help="training run directory (torch checkpoint)")
     source.add_argument("--bundle", help="export bundle directory (ONNX policy, as deployed)")
+    p.add_argument(
+        "--checkpoint",
+        choices=["latest", "best"],
+        default=None,
+        help="with --run-dir: latest (default), or best (best.pt: its best evaluation at violation rate <= 0.005)",
+    )
     p.add_argument("--monitor", action="store_true", help="with --bundle: run the risk monitor + fallback")
     p.add_argument(
         "--fallback", help="with --monitor: stop | damping | center | retreat | evade (default: the robot's own)"

@@ -267,13 +267,17 @@ def test_best_checkpoint_is_the_best_safe_evaluation_and_export_ships_it(
     assert cli.main(["export", "--run-dir", str(run), "--out", str(tmp_path / "b"), "--checkpoint", "best"]) == 0
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert (manifest["checkpoint"], manifest["train_step"]) == ("best", 300)
-    capsys.readouterr()
+    assert cli.main(["eval", "--run-dir", str(run), "--checkpoint", "best", "--episodes", "1"]) == 0
+    assert cli.main(["eval", "--bundle", str(tmp_path / "b"), "--checkpoint", "best"]) == 2  # a bundle has one
+    assert "--checkpoint picks a run's weights" in capsys.readouterr().err
     # No best.pt (a run where no evaluation was safe, or an older one): a named error, not the latest weights.
     (run / "best.pt").unlink()
     assert cli.main(["export", "--run-dir", str(run), "--out", str(tmp_path / "c"), "--checkpoint", "best"]) == 2
     err = capsys.readouterr().err
     assert "no best.pt" in err and "violation rate of at most 0.005" in err and "latest checkpoint" in err, err
     assert not (tmp_path / "c").exists()
+    assert cli.main(["eval", "--run-dir", str(run), "--checkpoint", "best"]) == 2
+    assert "no best.pt" in capsys.readouterr().err
 
 
 def test_checkpoint_with_pickled_object_is_refused(tmp_path: Path) -> None:
