@@ -336,7 +336,7 @@ def is_new_best(evals: list[dict[str, float]], bar: float = rundir.SAFE_VIOLATIO
 
 
 def _best_snapshot(cfg: Config, agent: Agent, loop: LoopState, evals: list[dict[str, float]]) -> dict[str, Any]:
-    """What loading and exporting need of a checkpoint (no buffer: best.pt is not for resuming)."""
+    """What loading and exporting need of a checkpoint: all of best.pt, and the part of `_snapshot` it shares."""
     return {
         "config": config_lib.to_dict(cfg),
         "config_hash": config_lib.config_hash(cfg),
@@ -359,15 +359,11 @@ def _snapshot(
 ) -> dict[str, Any]:
     """Everything a bit-exact resume needs, as tensors and plain containers (see `checkpoint`)."""
     return {
-        "config": config_lib.to_dict(cfg),
-        "config_hash": config_lib.config_hash(cfg),
-        "agent": agent.state_dict(),
+        **_best_snapshot(cfg, agent, loop, evals),
         "buffer": buffer.state_dict(),
         "generator": generator.get_state(),
         "env": env.get_state(),
         "obs": torch.as_tensor(obs),
-        "loop": dataclasses.asdict(loop),
-        "evals": evals,
         "probe": probe,
     }
 
