@@ -344,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--monitor", action="store_true", help="with --bundle: run the risk monitor + fallback")
     p.add_argument(
-        "--fallback", help="with --monitor: stop | damping | center | retreat | evade (default: the robot's own)"
+        "--fallback",
+        help="with --monitor: stop | damping | center | retreat | evade | throttle (default: the robot's own)",
     )
     p.add_argument("--risk-high", type=float, help="with --monitor: override the manifest's risk_high")
     p.add_argument("--risk-low", type=float, help="with --monitor: override the manifest's risk_low")
@@ -405,7 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
         "rate (default 20; 0 skips)",
     )
     p.add_argument(
-        "--fallback", help="for that check: stop | damping | center | retreat | evade (default: the robot's own)"
+        "--fallback",
+        help="for that check: stop | damping | center | retreat | evade | throttle (default: the robot's own)",
     )
     p.add_argument(
         "--dwells",

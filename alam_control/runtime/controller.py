@@ -254,7 +254,7 @@ class Controller:
         self.risk_signal = bundle.risk_signal
         self._use_lambda = self.risk_signal == "lambda"
         self.monitor = RiskMonitor(monitor, start_in_fallback) if monitor is not None else None
-        self.fallback = make_fallback(fallback, manifest) if isinstance(fallback, str) else fallback
+        self.fallback = make_fallback(fallback, manifest, bundle.policy) if isinstance(fallback, str) else fallback
         self.inputs: DiffDriveInputs | JointInputs | None = None
         self.inputs_error = ""
         try:
