@@ -79,7 +79,7 @@ class MonitorConfig:
             values[name] = value
         if "release_dwell_s" in manifest:
             values["release_dwell_s"] = manifest["release_dwell_s"]
-        values.update({k: v for k, v in given.items() if k not in ("risk_high", "risk_low")})
+        values.update(given)
         for name, value in values.items():
             kind = int if name == "engage_ticks" else float
             if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -299,6 +299,19 @@ def test_monitor_config_from_manifest() -> None:
         MonitorConfig.from_manifest(manifest, {"risk_low": 5.0})
     with pytest.raises(ValueError, match="finite"):
         MonitorConfig.from_manifest(manifest, {"risk_high": math.inf})
+    # A ROS parameter may come as a double: the tick count is still an int.
+    ticks = MonitorConfig.from_manifest(manifest, {"engage_ticks": 4.0}).engage_ticks
+    assert ticks == 4 and type(ticks) is int
+
+
+def test_monitor_config_bounds() -> None:
+    assert MonitorConfig(0.5, 0.5, engage_ticks=1, release_dwell_s=0.0).risk_low == 0.5  # equal: no hysteresis band
+    with pytest.raises(ValueError, match="engage_ticks must be >= 1, got 0"):
+        MonitorConfig(1.0, 0.5, engage_ticks=0)
+    with pytest.raises(ValueError, match="release_dwell_s must be >= 0, got -0.1"):
+        MonitorConfig(1.0, 0.5, release_dwell_s=-0.1)
+    with pytest.raises(ValueError, match="release_dwell_s must be >= 0, got nan"):
+        MonitorConfig(1.0, 0.5, release_dwell_s=math.nan)
 
 
 # --- scan binning ---------------------------------------------------------------------------------------------

@@ -347,6 +347,11 @@ def test_evade_brakes_and_pushes_away_from_the_nearest_hazard() -> None:
     np.testing.assert_allclose(evade(np.array([0.2, -0.4, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0])), [-0.2, 0.4])
     # A NaN velocity does not hide the hazard: the push still comes.
     assert evade(np.array([np.nan, 0.0, 1.0, 1.0, 0.4, 0.0, 2.0, 2.0]))[0] < 0.0
+    # A NaN hazard leaves the brake.
+    np.testing.assert_allclose(evade(np.array([0.2, -0.4, 1.0, 1.0, np.nan, 0.1, 2.0, 2.0])), [-0.2, 0.4])
+    # Fast at a close hazard: brake + push = -/+1.75, clipped to the actuator range on either side.
+    np.testing.assert_allclose(evade(np.array([1.0, 0.0, 1.0, 1.0, 0.2, 0.0, 2.0, 2.0])), [-1.0, 0.0])
+    np.testing.assert_allclose(evade(np.array([0.0, -1.0, 1.0, 1.0, 0.0, -0.2, 2.0, 2.0])), [0.0, 1.0])
 
 
 def test_default_fallback_fits_the_robot() -> None:
@@ -369,6 +374,12 @@ def test_throttle_scales_the_policys_command_and_zeroes_bad_input() -> None:
     obs = np.zeros(3)
     # Half the policy's command, clipped to the actuator range (-3 -> -1.5 -> -1). cost_q NaN: not exported.
     np.testing.assert_allclose(make_fallback("throttle", manifest, _fixed_policy([0.8, -3.0]))(obs), [0.4, -1.0])
+    np.testing.assert_allclose(make_fallback("throttle", manifest, _fixed_policy([3.0, 0.2]))(obs), [1.0, 0.1])
+    # It scales what the policy says about this observation, at any scale in [0, 1].
+    echo = lambda o: (np.asarray(o[:2], np.float64), 1.0, 0.5)  # noqa: E731
+    for scale in (0.0, 1.0):
+        throttle = make_fallback("throttle", manifest, echo, scale=scale)
+        np.testing.assert_allclose(throttle(np.array([0.6, -0.4, 9.0])), [0.6 * scale, -0.4 * scale])
     np.testing.assert_allclose(make_fallback("throttle", manifest, _fixed_policy([0.8, 0.2]), scale=0.25)(obs),
                                [0.2, 0.05])  # fmt: skip
     # The policy is not asked about bad input, and a non-finite answer from it gives zero effort.
