@@ -243,6 +243,36 @@ def test_monitor_faults_engage_at_once_and_reset_the_dwell() -> None:
     assert starting.label() == "FALLBACK:startup" and starting.update(0.0, 0.0) == "POLICY"
 
 
+def test_monitor_counts_exactly_over_repeated_cycles() -> None:
+    """Thresholds are strict, the counters restart at each handover, and a second cycle behaves as the first."""
+    monitor = RiskMonitor(MonitorConfig(2.0, 1.0, engage_ticks=3, release_dwell_s=0.15), start_in_fallback=False)
+    assert (monitor.mode, monitor.reason, monitor.label()) == ("POLICY", "", "POLICY")
+    cycle = [2.0, 2.0, 2.0, 3.0, 3.0, 3.0, 1.0, 0.5, 0.5, 0.5, 3.0, 3.0, 0.0]
+    expected = ["POLICY"] * 5 + ["FALLBACK"] * 4 + ["POLICY"] * 4  # at risk_high and risk_low: no count
+    for start in (0.0, 10.0):
+        assert run_monitor_from(monitor, start, cycle) == expected
+        assert monitor.reason == ""
+    assert monitor.switches == 4
+    # Risk straight from above risk_high to below risk_low: the dwell starts at the first calm tick.
+    assert run_monitor_from(monitor, 15.0, [3.0, 3.0, 3.0, 0.5, 0.5, 0.5]) == ["POLICY"] * 2 + ["FALLBACK"] * 3 + [
+        "POLICY"
+    ]
+    # A fault in POLICY, its release, then a fresh count of engage_ticks.
+    faulted = run_monitor_from(monitor, 20.0, [0.0] * 5 + [3.0] * 3, faults=[None, "stale:odom"] + [None] * 6)
+    assert faulted == ["POLICY", "FALLBACK", "FALLBACK", "FALLBACK", "POLICY", "POLICY", "POLICY", "FALLBACK"]
+    # A risk that is not a number is a fault of its own name; a startup wait keeps its name under high risk.
+    monitor.update(30.0, float("nan"))
+    assert monitor.label() == "FALLBACK:nonfinite:risk"
+    starting = RiskMonitor(MonitorConfig(2.0, 1.0))
+    starting.update(0.0, 5.0)
+    assert starting.label() == "FALLBACK:startup"
+
+
+def run_monitor_from(monitor: RiskMonitor, start: float, risks, faults=None, dt: float = 0.1) -> list[str]:
+    faults = faults or [None] * len(risks)
+    return [monitor.update(start + i * dt, r, f) for i, (r, f) in enumerate(zip(risks, faults, strict=True))]
+
+
 @pytest.mark.parametrize(
     "kwargs", [{"risk_high": 1.0, "risk_low": 2.0}, {"risk_high": math.inf, "risk_low": 0.0}, {"engage_ticks": 0}]
 )
