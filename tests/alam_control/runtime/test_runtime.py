@@ -338,6 +338,27 @@ def test_damping_opposes_velocity_and_center_pulls_back() -> None:
     assert center(np.array([-0.5, 1.0, 0.0, 0.0, 0.0]))[0] == pytest.approx(0.5)
 
 
+def test_damping_gains_clipping_and_recipes() -> None:
+    damping = make_fallback("damping", JOINT_MANIFEST)
+    # Gain 1 by default, clipped to the actuator range on both sides, and a NaN velocity gives exactly 0.
+    assert damping(np.array([0.0, 1.0, 0.0, 0.4, 3.0]))[0] == pytest.approx(-0.4)
+    assert damping(np.array([0.0, 1.0, 0.0, 3.0, 0.0]))[0] == -1.0
+    assert damping(np.array([0.0, 1.0, 0.0, -3.0, 0.0]))[0] == 1.0
+    assert damping(np.array([0.0, 1.0, 0.0, np.nan, 0.0]))[0] == 0.0
+    assert make_fallback("damping", JOINT_MANIFEST, gain=0.5)(np.array([0.0, 1.0, 0.0, 0.4, 0.0]))[0] == -0.2
+    # The commanded joint comes from deploy.command_joints where the task names it (here the hinge, velocity 3).
+    hinge = {**JOINT_MANIFEST, "deploy": {**JOINT_MANIFEST["deploy"], "command_joints": ["hinge_1"]}}
+    assert make_fallback("damping", hinge, gain=0.1)(np.array([0.0, 1.0, 0.0, 0.4, 3.0]))[0] == pytest.approx(-0.3)
+    # Pure damping needs only velocities; a recipe missing either half is a named error.
+    velocities_only = {**JOINT_MANIFEST, "deploy": {"joints": ["slider"], "observation": [["velocity", "slider"]]}}
+    assert make_fallback("damping", velocities_only)(np.array([0.25]))[0] == -0.25
+    with pytest.raises(ValueError, match="needs the velocity and position of each commanded joint"):
+        make_fallback("center", velocities_only)
+    for partial in ({"joints": ["slider"]}, {"observation": [["velocity", "slider"]]}):
+        with pytest.raises(ValueError, match="joint observation recipe"):
+            make_fallback("damping", {**JOINT_MANIFEST, "deploy": partial})
+
+
 def _retreat_at(ranges: dict[int, float]) -> np.ndarray:
     """The retreat command for a 16-sector scan (sector k at bearing k * 22.5 deg) clear but for `ranges`."""
     scan = np.full(16, 2.0)
@@ -364,6 +385,14 @@ def test_retreat_moves_away_from_every_obstacle_inside_its_clear_distance() -> N
     # Clear everywhere, or a NaN sector beside a real obstacle (it pushes with nothing).
     np.testing.assert_array_equal(_retreat_at({}), 0.0)
     np.testing.assert_allclose(_retreat_at({0: np.nan, 4: 0.2}), [0.0, -1.0], atol=1e-12)
+    np.testing.assert_allclose(_retreat_at({0: -np.inf, 4: 0.2}), [0.0, -1.0], atol=1e-12)
+    # Its settings reach it, and the command stays inside the actuator range (0.5 m/s) either way.
+    fast = make_fallback("retreat", DIFF_MANIFEST, speed=2.0)
+    scan = np.full(16, 2.0)
+    for sector, v in ((0, -0.5), (8, 0.5)):
+        ranges = scan.copy()
+        ranges[sector] = 0.2
+        np.testing.assert_allclose(fast(np.concatenate([[1.0, 1.0, 0.0, 0.0, 0.0], ranges])), [v, 0.0], atol=1e-12)
 
 
 def test_evade_brakes_and_pushes_away_from_the_nearest_hazard() -> None:
@@ -377,6 +406,8 @@ def test_evade_brakes_and_pushes_away_from_the_nearest_hazard() -> None:
     np.testing.assert_allclose(evade(np.array([0.2, -0.4, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0])), [-0.2, 0.4])
     # A NaN velocity does not hide the hazard: the push still comes.
     assert evade(np.array([np.nan, 0.0, 1.0, 1.0, 0.4, 0.0, 2.0, 2.0]))[0] < 0.0
+    # Its settings reach it (no push at strength 0).
+    np.testing.assert_allclose(make_fallback("evade", POINT_MANIFEST, strength=0.0)(obs), [-0.5, 0.0])
     # A NaN hazard leaves the brake.
     np.testing.assert_allclose(evade(np.array([0.2, -0.4, 1.0, 1.0, np.nan, 0.1, 2.0, 2.0])), [-0.2, 0.4])
     # Fast at a close hazard: brake + push = -/+1.75, clipped to the actuator range on either side.
