@@ -228,7 +228,7 @@ class Controller:
         self,
         bundle: Bundle,
         monitor: MonitorConfig | None,
-        fallback: str | Callable[[np.ndarray | None], np.ndarray] = "stop",
+        fallback: str | Callable[[np.ndarray | None, np.ndarray | None], np.ndarray] = "stop",
         *,
         start_in_fallback: bool = True,
         obs_timeout_s: float = 0.5,
@@ -254,7 +254,7 @@ class Controller:
         self.risk_signal = bundle.risk_signal
         self._use_lambda = self.risk_signal == "lambda"
         self.monitor = RiskMonitor(monitor, start_in_fallback) if monitor is not None else None
-        self.fallback = make_fallback(fallback, manifest, bundle.policy) if isinstance(fallback, str) else fallback
+        self.fallback = make_fallback(fallback, manifest) if isinstance(fallback, str) else fallback
         self.inputs: DiffDriveInputs | JointInputs | None = None
         self.inputs_error = ""
         try:
@@ -306,7 +306,7 @@ class Controller:
             label = self.monitor.label()
         else:
             mode, label = (FALLBACK, f"{FALLBACK}:{fault}") if fault is not None else (POLICY, POLICY)
-        command = action if mode == POLICY else self.fallback(fallback_obs)
+        command = action if mode == POLICY else self.fallback(fallback_obs, action if fault is None else None)
         # Finite by construction: whatever the policy or fallback returned, the robot gets a bounded command.
         command = np.asarray(command, np.float64)
         if not np.isfinite(command).all():

@@ -1,14 +1,15 @@
 """Fallback controllers: what drives the robot while the monitor distrusts the policy or its inputs.
 
-Each is a plain callable ``fallback(obs) -> command`` in physical units that returns a finite command for ANY
-input, including NaN observations or none at all (obs None: inputs stale or faulty), because it is exactly
-then that it runs.
+Each is a plain callable ``fallback(obs, action=None) -> command`` in physical units that returns a finite command
+for ANY input, including NaN observations or none at all (obs None: inputs stale or faulty), because it is exactly
+then that it runs. ``action`` is the policy's command for this tick [A], already computed by the controller for
+the risk signal, or None where it is not to be trusted (an input fault, a non-finite action or risk); only
+"throttle" reads it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ class StopFallback:
     def __init__(self, act_dim: int):
         self._zero = np.zeros(act_dim)
 
-    def __call__(self, obs: np.ndarray | None) -> np.ndarray:
+    def __call__(self, obs: np.ndarray | None, action: np.ndarray | None = None) -> np.ndarray:
         return self._zero.copy()
 
 
@@ -59,7 +60,7 @@ class DampingFallback:
         self._velocity, self._position = index["velocity"], index.get("position")
         self._low, self._high, self._gain, self._position_gain = low, high, gain, position_gain
 
-    def __call__(self, obs: np.ndarray | None) -> np.ndarray:
+    def __call__(self, obs: np.ndarray | None, action: np.ndarray | None = None) -> np.ndarray:
         if obs is None:
             return np.zeros(len(self._low))
         obs = np.asarray(obs, np.float64)
@@ -111,7 +112,7 @@ class RetreatFallback:
         self._low, self._high = low, high
         self._clear, self._speed, self._turn = clear_distance, speed, turn_gain
 
-    def __call__(self, obs: np.ndarray | None) -> np.ndarray:
+    def __call__(self, obs: np.ndarray | None, action: np.ndarray | None = None) -> np.ndarray:
         if obs is None:
             return np.zeros(2)
         ranges = np.asarray(obs, np.float64)[self._ranges]
@@ -159,7 +160,7 @@ class EvadeFallback:
         self._low, self._high = low, high
         self._clear, self._strength, self._brake = clear_distance, strength, brake_gain
 
-    def __call__(self, obs: np.ndarray | None) -> np.ndarray:
+    def __call__(self, obs: np.ndarray | None, action: np.ndarray | None = None) -> np.ndarray:
         if obs is None:
             return np.zeros(len(self._low))
         obs = np.asarray(obs, np.float64)
@@ -172,8 +173,8 @@ class EvadeFallback:
 
 
 class ThrottleFallback:
-    """A governor: the policy's own command scaled down, command = scale * pi(s); zero effort when the input is bad
-    or the policy returns anything non-finite (its action, lambda or Q_c).
+    """A governor: the policy's own command scaled down, command = scale * pi(s); zero effort when the controller
+    does not trust this tick's action (an input fault, a non-finite action or risk: ``action`` None).
 
     It trusts the policy's direction while the monitor distrusts its magnitude, so it is for constraints that
     effort drives, such as the walker's speed limit: at half torque the gait slows instead of collapsing. Why not
@@ -186,24 +187,16 @@ class ThrottleFallback:
     kept more return but violated more (`sac_alam` x1 189.6 / 0.0138), 0.25 less of both (65.7 / 0.0091).
     """
 
-    def __init__(
-        self, policy: Callable[[np.ndarray], tuple[np.ndarray, float, float]], low: np.ndarray, high: np.ndarray,
-        scale: float = 0.5,
-    ):  # fmt: skip
+    def __init__(self, low: np.ndarray, high: np.ndarray, scale: float = 0.5):
         if not 0.0 <= scale <= 1.0:
             raise ValueError(f"throttle scale must be in [0, 1], got {scale}")
-        self._policy, self._low, self._high, self._scale = policy, low, high, scale
+        self._low, self._high, self._scale = low, high, scale
 
-    def __call__(self, obs: np.ndarray | None) -> np.ndarray:
-        zero = np.zeros(len(self._low))
-        if obs is None or not np.isfinite(obs).all():
-            return zero
-        action, lam, cost_q = self._policy(obs)
-        action = np.asarray(action, np.float64)
-        # cost_q is NaN by design when the bundle does not export it; lambda and the action never are.
-        if not (np.isfinite(action).all() and math.isfinite(lam) and not math.isinf(cost_q)):
-            return zero
-        return np.clip(self._scale * action, self._low, self._high)
+    def __call__(self, obs: np.ndarray | None, action: np.ndarray | None = None) -> np.ndarray:
+        # The policy is not run again: the controller hands over the action it computed for the risk signal.
+        if action is None:
+            return np.zeros(len(self._low))
+        return np.clip(self._scale * np.asarray(action, np.float64), self._low, self._high)
 
 
 def default_fallback(manifest: dict[str, Any]) -> str:
@@ -222,18 +215,12 @@ def default_fallback(manifest: dict[str, Any]) -> str:
     return "center" if "observation" in (manifest.get("deploy") or {}) else "throttle"
 
 
-def make_fallback(
-    name: str,
-    manifest: dict[str, Any],
-    policy: Callable[[np.ndarray], tuple[np.ndarray, float, float]] | None = None,
-    **params: float,
-):
-    """Builds fallback `name` (one of FALLBACKS) for the bundle described by `manifest`; `policy` (obs [O] ->
-    (action [A], lambda, cost_q), the bundle's) is what "throttle" scales.
+def make_fallback(name: str, manifest: dict[str, Any], **params: float):
+    """Builds fallback `name` (one of FALLBACKS) for the bundle described by `manifest`.
 
     Raises:
         ValueError: For an unknown name or one that does not fit the robot (damping or center on a diff drive,
-            retreat on a joint robot, evade on a robot without hazard vectors, throttle without a policy).
+            retreat on a joint robot, evade on a robot without hazard vectors).
     """
     low, high = np.asarray(manifest["action_low"], np.float64), np.asarray(manifest["action_high"], np.float64)
     kind = manifest["ros_interface"]
@@ -252,7 +239,5 @@ def make_fallback(
     if name == "evade":
         return EvadeFallback(manifest.get("obs_layout") or {}, low, high, **params)
     if name == "throttle":
-        if policy is None:
-            raise ValueError("fallback 'throttle' scales the policy's command: build it with the bundle's policy")
-        return ThrottleFallback(policy, low, high, **params)
+        return ThrottleFallback(low, high, **params)
     raise ValueError(f"unknown fallback {name!r}; choose one of {', '.join(FALLBACKS)}")

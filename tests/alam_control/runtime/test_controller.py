@@ -236,7 +236,7 @@ def test_commands_are_clipped_and_never_nonfinite(diffdrive, monkeypatch) -> Non
     monkeypatch.setattr(controller.bundle, "policy", lambda obs: (np.array([7.0, -9.0]), 0.1, 0.1))
     tick = controller.step(0.0, np.zeros(diffdrive.obs_dim, np.float32))
     np.testing.assert_array_equal(tick.command, [0.5, -2.0])  # the actuator range
-    controller.fallback = lambda obs: np.array([np.inf, np.nan])  # a broken fallback
+    controller.fallback = lambda obs, action=None: np.array([np.inf, np.nan])  # a broken fallback
     controller.monitor.update(0.0, None, "stale:odom")
     tick = controller.step(0.1, np.full(diffdrive.obs_dim, np.nan, np.float32))
     np.testing.assert_array_equal(tick.command, [0.0, 0.0])
@@ -254,6 +254,23 @@ def test_high_risk_engages_after_engage_ticks_and_uses_the_fallback(diffdrive, m
                                         "FALLBACK:risk", POLICY, POLICY]  # fmt: skip
     assert ticks[1].command[0] == 0.3 and ticks[2].command[0] == 0.0
     assert ticks[0].risk == 2.0 and controller.risk == 0.1
+
+
+@pytest.mark.parametrize("bad", [None, "action", "risk", "obs"])
+def test_throttle_gets_the_ticks_action_once_and_only_when_trusted(bad, diffdrive, monkeypatch) -> None:
+    """Behind a risk handover the throttle halves the action the controller computed (the policy runs once a
+    tick); on a fault of the input or of the policy's outputs it gets none, and commands zero."""
+    controller = Controller(diffdrive, MonitorConfig(1.0, 0.5), "throttle", start_in_fallback=False)
+    calls = []
+    outputs = {None: (np.array([0.4, -1.0]), 5.0, 0.9), "action": (np.array([np.nan, 0.0]), 5.0, 0.9),
+               "risk": (np.array([0.4, -1.0]), math.nan, 0.9), "obs": (np.array([0.4, -1.0]), 5.0, 0.9)}  # fmt: skip
+    monkeypatch.setattr(controller.bundle, "policy", lambda obs: calls.append(obs) or outputs[bad])
+    obs = np.full(diffdrive.obs_dim, np.nan if bad == "obs" else 0.0, np.float32)
+    tick = controller.step(0.0, obs)
+    faults = {None: None, "action": "nonfinite:action", "risk": "nonfinite:lambda", "obs": "nonfinite:obs"}
+    assert tick.mode == FALLBACK and tick.fault == faults[bad]
+    np.testing.assert_allclose(tick.command, [0.2, -0.5] if bad is None else [0.0, 0.0])
+    assert len(calls) == (0 if bad == "obs" else 1)
 
 
 def test_without_a_monitor_only_faults_hand_over(diffdrive) -> None:

@@ -422,35 +422,24 @@ def test_default_fallback_fits_the_robot() -> None:
     walker = {**JOINT_MANIFEST, "deploy": {}}
     assert default_fallback(walker) == "throttle"  # the walker: no joint states it can rebuild, and it falls at rest
     for manifest in (DIFF_MANIFEST, POINT_MANIFEST, JOINT_MANIFEST, walker):
-        make_fallback(default_fallback(manifest), manifest, _fixed_policy([0.3]))  # and it builds for that robot
+        make_fallback(default_fallback(manifest), manifest)  # and it builds for that robot
 
 
-def _fixed_policy(action, lam: float = 1.0, cost_q: float = float("nan")):
-    """A stand-in for the bundle's policy: obs -> (action [A], lambda, cost_q), the same for every obs."""
-    return lambda obs: (np.asarray(action, np.float64), lam, cost_q)
-
-
-def test_throttle_scales_the_policys_command_and_zeroes_bad_input() -> None:
+def test_throttle_scales_the_ticks_action_and_zeroes_an_untrusted_one() -> None:
     manifest = {**JOINT_MANIFEST, "action_low": [-1.0, -1.0], "action_high": [1.0, 1.0], "deploy": {}}
+    throttle = make_fallback("throttle", manifest)
     obs = np.zeros(3)
-    # Half the policy's command, clipped to the actuator range (-3 -> -1.5 -> -1). cost_q NaN: not exported.
-    np.testing.assert_allclose(make_fallback("throttle", manifest, _fixed_policy([0.8, -3.0]))(obs), [0.4, -1.0])
-    np.testing.assert_allclose(make_fallback("throttle", manifest, _fixed_policy([3.0, 0.2]))(obs), [1.0, 0.1])
-    # It scales what the policy says about this observation, at any scale in [0, 1].
-    echo = lambda o: (np.asarray(o[:2], np.float64), 1.0, 0.5)  # noqa: E731
-    for scale in (0.0, 1.0):
-        throttle = make_fallback("throttle", manifest, echo, scale=scale)
-        np.testing.assert_allclose(throttle(np.array([0.6, -0.4, 9.0])), [0.6 * scale, -0.4 * scale])
-    np.testing.assert_allclose(make_fallback("throttle", manifest, _fixed_policy([0.8, 0.2]), scale=0.25)(obs),
-                               [0.2, 0.05])  # fmt: skip
-    # The policy is not asked about bad input, and a non-finite answer from it gives zero effort.
-    good = _fixed_policy([0.8, 0.2])
-    cases = [(good, None), (good, np.array([0.0, np.nan, 0.0])), (_fixed_policy([np.nan, 0.2]), obs),
-             (_fixed_policy([0.8, 0.2], lam=np.nan), obs), (_fixed_policy([0.8, 0.2], cost_q=np.inf), obs)]  # fmt: skip
-    for policy, bad_obs in cases:
-        np.testing.assert_array_equal(make_fallback("throttle", manifest, policy)(bad_obs), [0.0, 0.0])
+    # Half the policy's command, clipped to the actuator range on either side (-3 -> -1.5 -> -1, 3 -> 1).
+    np.testing.assert_allclose(throttle(obs, np.array([0.8, -3.0])), [0.4, -1.0])
+    np.testing.assert_allclose(throttle(obs, np.array([3.0, 0.2])), [1.0, 0.1])
+    for scale in (0.0, 0.25, 1.0):
+        np.testing.assert_allclose(make_fallback("throttle", manifest, scale=scale)(obs, np.array([0.8, -0.4])),
+                                   [0.8 * scale, -0.4 * scale])  # fmt: skip
+    # No action the controller trusts (an input fault, a non-finite action or risk): zero effort.
+    np.testing.assert_array_equal(throttle(None), [0.0, 0.0])
+    np.testing.assert_array_equal(throttle(obs, None), [0.0, 0.0])
     with pytest.raises(ValueError, match="scale must be in"):
-        make_fallback("throttle", manifest, _fixed_policy([0.0, 0.0]), scale=1.5)
+        make_fallback("throttle", manifest, scale=1.5)
 
 
 def test_fallback_names_are_checked() -> None:
@@ -464,8 +453,6 @@ def test_fallback_names_are_checked() -> None:
         make_fallback("center", DIFF_MANIFEST)
     with pytest.raises(ValueError, match="needs the observation entries 'velocity' and 'hazard_vectors'"):
         make_fallback("evade", DIFF_MANIFEST)
-    with pytest.raises(ValueError, match="'throttle' scales the policy's command"):
-        make_fallback("throttle", JOINT_MANIFEST)
     # A joint task that declares no observation recipe (the walker: its observation is not rebuildable from
     # JointState) cannot damp: a clear error, not a KeyError.
     with pytest.raises(ValueError, match="damping fallback needs the bundle's joint observation recipe"):
