@@ -43,7 +43,7 @@ from alam_control.deploy import calibration, export, riskmap  # noqa: E402
 from alam_control.experiments import report  # noqa: E402
 from alam_control.learn import checkpoint, metrics, rundir  # noqa: E402
 from alam_control.learn.checkpoint import CheckpointError  # noqa: E402
-from alam_control.runtime import MonitorConfig, load_bundle  # noqa: E402
+from alam_control.runtime import MonitorConfig, default_fallback, load_bundle  # noqa: E402
 from alam_control.runtime.bundle import BundleError, read_manifest  # noqa: E402
 
 ALGOS = ("fac", "sac_alam")
@@ -119,10 +119,14 @@ def process(
     run_dir: Path, algo: str, bundle_dir: Path, episodes: int, grid: int, calibration_episodes: int
 ) -> tuple[dict, riskmap.RiskMap | None]:
     """Export, calibrate, risk-map and (sac_alam) stress-test one trial. The result is cached in
-    bundle_dir/evidence.json (+ riskmap.npz) and reused while the trial's final step and the settings match, so
-    the script can run while a sweep is still adding trials."""
+    bundle_dir/evidence.json (+ riskmap.npz) and reused while the trial's final step, the settings and the robot's
+    default fallback (which calibration's closed-loop check and the stress test run behind) match, so the script
+    can run while a sweep is still adding trials, and a new default fallback redoes only that robot's trials."""
+    # Raises, leaving the stale cache as a record, when there is neither a bundle nor a checkpoint to redo it from.
+    ensure_bundle(run_dir, bundle_dir)
     key = {"train_step": rundir.read_summary(run_dir)["steps"], "episodes": episodes, "grid": grid,
-           "calibration_episodes": calibration_episodes, "version": CACHE_VERSION}  # fmt: skip
+           "calibration_episodes": calibration_episodes, "version": CACHE_VERSION,
+           "fallback": default_fallback(read_manifest(bundle_dir))}  # fmt: skip
     cache, arrays = (bundle_dir / name for name in CACHE_FILES)
     if cache.exists():
         entry = json.loads(cache.read_text())
@@ -133,8 +137,6 @@ def process(
                     meta = entry["riskmap_meta"]
                     m = riskmap.RiskMap(**meta, **{k: z[k] for k in z.files})
             return entry, m
-    # Raises, leaving the stale cache as a record, when there is neither a bundle nor a checkpoint to redo it from.
-    ensure_bundle(run_dir, bundle_dir)
     cache.unlink(missing_ok=True)
     arrays.unlink(missing_ok=True)
     cal: dict = {}
