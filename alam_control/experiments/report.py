@@ -173,6 +173,7 @@ def aggregate(groups: dict[tuple[str, str, str], list[RunResult]]) -> list[dict[
             row.update({f"{m}_mean": mean, f"{m}_ci_low": low, f"{m}_ci_high": high, f"{m}_n": n})
         flat = [plateau(r.evals) for r in runs]
         row["plateaued"] = sum(p["plateaued"] == 1.0 for p in flat)
+        row["plateau_shown"] = sum(p["shown"] == 1.0 for p in flat)
         row["plateau_gain"] = interval([p["gain"] for p in flat])[0]
         for m in LAST_FIFTH:
             mean, low, high, n = interval([last_fifth(r.evals, m) for r in runs])
@@ -200,28 +201,34 @@ def plateau(evals: list[dict[str, float]], column: str = "return") -> dict[str, 
     window before it, relative to the range the curve covered (so one rule serves returns of 20 and of 700).
 
     Plateaued: the gain is at most `PLATEAU_GAIN` of the range, or within two standard errors of the difference of
-    the two window means (evaluations of a few episodes are noisy; a rise inside that noise is not a trend).
+    the two window means (evaluations of a few episodes are noisy; a rise inside that noise is not a trend). That
+    is the absence of a rise, not evidence of a plateau: a curve that swings over its whole range passes it. Shown:
+    the rise is bounded, gain + noise <= `PLATEAU_GAIN` (the upper end of the gain's two-standard-error band is
+    inside the plateau's tolerance), which a swinging curve fails.
 
     Args:
         evals: eval.csv rows in step order.
 
     Returns:
         {"last", "before", "gain" (last - before, over max - min of the curve), "noise" (2 standard errors of
-        last - before, same units as gain), "plateaued" (1.0 / 0.0)}; all NaN with fewer than 4 evaluations.
+        last - before, same units as gain), "plateaued" (1.0 / 0.0), "shown" (1.0 / 0.0)}; all NaN with fewer
+        than 4 evaluations.
     """
     values = np.asarray([_as_float(e.get(column)) for e in evals], dtype=np.float64)
     values = values[np.isfinite(values)]
     if len(values) < 4:
-        return dict.fromkeys(("last", "before", "gain", "noise", "plateaued"), math.nan)
+        return dict.fromkeys(("last", "before", "gain", "noise", "plateaued", "shown"), math.nan)
     k = _window(len(values))
     last, before = values[-k:], values[-2 * k : -k]
     span = float(values.max() - values.min())
     if span == 0.0:
-        return {"last": float(last.mean()), "before": float(before.mean()), "gain": 0.0, "noise": 0.0, "plateaued": 1.0}
+        return {"last": float(last.mean()), "before": float(before.mean()), "gain": 0.0, "noise": 0.0,
+                "plateaued": 1.0, "shown": 1.0}  # fmt: skip
     gain = float(last.mean() - before.mean()) / span
     noise = 2.0 * math.sqrt((last.var(ddof=1) + before.var(ddof=1)) / k) / span
     return {"last": float(last.mean()), "before": float(before.mean()), "gain": gain, "noise": noise,
-            "plateaued": float(gain <= max(PLATEAU_GAIN, noise))}  # fmt: skip
+            "plateaued": float(gain <= max(PLATEAU_GAIN, noise)),
+            "shown": float(gain + noise <= PLATEAU_GAIN)}  # fmt: skip
 
 
 def _window(n: int) -> int:
@@ -460,13 +467,15 @@ def to_markdown(rows: list[dict[str, Any]], sweep_dir: Path, unfinished: list[Pa
     ]
     for r in rows:
         cells = [r["task"], r["algo"]] + ([r["setting"] or _DASH] if with_setting else []) + [str(r["n_seeds"])]
-        flat = f"{r['plateaued']}/{r['n_seeds']} ({_num(r['plateau_gain'], 2)})"
+        flat = f"{r['plateaued']}/{r['n_seeds']} ({_num(r['plateau_gain'], 2)}; shown {r['plateau_shown']})"
         lines.append("| " + " | ".join(cells + [_cell(r, m) for m in METRICS] + [flat]) + " |")
     lines += [
         "",
         f"*plateaued*: seeds whose last {PLATEAU_WINDOW:.0%} of evaluations gain at most {PLATEAU_GAIN:.0%} of their "
         "return curve's range over the window before, or no more than two standard errors of that difference (in "
-        "brackets: the mean gain, as a share of the range).",
+        "brackets: the mean gain, as a share of the range; *shown*: seeds whose gain plus those two standard errors "
+        f"is at most {PLATEAU_GAIN:.0%}, i.e. a plateau the evaluations bound, which a curve swinging over its range "
+        "fails; the rest of the plateaued seeds show no rise, not a plateau).",
     ]
     last = on_last_fifth(rows)
     lines += _last_fifth_lines(rows, last, with_setting) + _claim_lines(rows, last) + _goal_lines(rows, last)
@@ -570,7 +579,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
         ["task", "algo", "setting", "n_seeds", "seeds"]
         + [f"{m}_{s}" for m in METRICS for s in ("mean", "ci_low", "ci_high", "n")]
         + [f"{m}_last_{s}" for m in LAST_FIFTH for s in ("mean", "ci_low", "ci_high", "n")]
-        + ["plateaued", "plateau_gain", "multiplier_stuck", "multiplier_stuck_at"]
+        + ["plateaued", "plateau_shown", "plateau_gain", "multiplier_stuck", "multiplier_stuck_at"]
     )
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)

@@ -200,9 +200,13 @@ def test_plateau_compares_the_last_fifth_with_the_fifth_before() -> None:
     # 10 evaluations, windows of 2: last (9, 10) vs before (7, 8): gain 2 over a range of 10 -> 0.2, still rising.
     rising = report.plateau(evals([0, 1, 2, 3, 4, 5, 7, 8, 9, 10]))
     assert (rising["last"], rising["before"]) == (9.5, 7.5)
-    assert rising["gain"] == pytest.approx(0.2) and rising["plateaued"] == 0.0
+    assert rising["gain"] == pytest.approx(0.2) and rising["plateaued"] == 0.0 and rising["shown"] == 0.0
     # Flat at the end, and falling at the end: plateaued (a fall is no gain).
-    assert report.plateau(evals([0, 5, 9, 10, 10, 10, 10, 10.2, 10.1, 10.3]))["plateaued"] == 1.0
+    # (10.1, 10.3) vs (10, 10.2): gain 0.1 / 10.3 = 0.0097, noise 2 * sqrt((0.02 + 0.02) / 2) / 10.3 = 0.027;
+    # 0.037 <= 0.05: a plateau shown, too.
+    flat = report.plateau(evals([0, 5, 9, 10, 10, 10, 10, 10.2, 10.1, 10.3]))
+    assert flat["gain"] == pytest.approx(0.1 / 10.3) and flat["noise"] == pytest.approx(2 * 0.02**0.5 / 10.3)
+    assert flat["plateaued"] == 1.0 and flat["shown"] == 1.0
     assert report.plateau(evals([0, 10, 10, 10, 10, 10, 9, 9, 8, 8]))["gain"] == pytest.approx(-0.1)  # 8 vs 9
     # NaN evaluations are skipped; fewer than 4 left: undefined.
     assert math.isnan(report.plateau(evals([1, math.nan, 2, 3]))["plateaued"])
@@ -212,6 +216,11 @@ def test_plateau_compares_the_last_fifth_with_the_fifth_before() -> None:
     noisy = report.plateau(evals([0, 10, 0, 10, 0, 10, 0, 10, 3, 13]))
     assert noisy["gain"] == pytest.approx(3 / 13) and noisy["noise"] == pytest.approx(2 * math.sqrt(50) / 13)
     assert noisy["plateaued"] == 1.0
+    # ...but nor is it a plateau the evaluations show: the band reaches 0.23 + 1.09, far above 5 %.
+    assert noisy["shown"] == 0.0
+    # A curve that swings over its whole range (both windows 10, 0: gain 0, noise 1.41): no rise, no plateau shown.
+    swinging = report.plateau(evals([0, 10, 0, 10, 0, 10, 10, 0, 10, 0]))
+    assert swinging["plateaued"] == 1.0 and swinging["shown"] == 0.0
 
 
 def _row(task: str, algo: str, ret: float, viol: float, half: float = 1.0, **osc: float) -> dict:
@@ -379,7 +388,7 @@ def test_goal_verdicts_compare_only_baselines_as_safe() -> None:
 def test_report_markdown_has_plateau_and_claims(sweep_dir: Path, tmp_path: Path) -> None:
     markdown = report.report(sweep_dir, tmp_path / "out")["markdown"]
     # 3 evaluations per fake run: too few for two windows, so no seed counts as plateaued.
-    assert "| plateaued |" in markdown and "0/3 (—)" in markdown
+    assert "| plateaued |" in markdown and "0/3 (—; shown 0)" in markdown
     assert "## Claims" in markdown and "| 1 | n/a | n/a | — |" in markdown
     # Too few evaluations for a last fifth: its cells are undefined, not zeros.
     assert "## Return and violation rate over the last 20% of training" in markdown
