@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     import sim
     from alam_control.config import Config
 
+# Spelled out for the help texts because the cli imports the runtime and the learner lazily (onnxruntime, torch);
+# tests/alam_control/test_cli.py holds them equal to `runtime.FALLBACKS` and `rundir.SAFE_VIOLATION_RATE`.
+FALLBACK_NAMES = "stop | damping | center | retreat | evade | throttle"
+SAFE_RATE = 0.005
+
 
 def _train(args: argparse.Namespace) -> int:
     from alam_control import config as config_lib
@@ -340,12 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint",
         choices=["latest", "best"],
         default=None,
-        help="with --run-dir: latest (default), or best (best.pt: its best evaluation at violation rate <= 0.005)",
+        help=f"with --run-dir: latest (default), or best (best.pt: its best evaluation at violation rate <= "
+        f"{SAFE_RATE})",
     )
     p.add_argument("--monitor", action="store_true", help="with --bundle: run the risk monitor + fallback")
     p.add_argument(
         "--fallback",
-        help="with --monitor: stop | damping | center | retreat | evade | throttle (default: the robot's own)",
+        help=f"with --monitor: {FALLBACK_NAMES} (default: the robot's own)",
     )
     p.add_argument("--risk-high", type=float, help="with --monitor: override the manifest's risk_high")
     p.add_argument("--risk-low", type=float, help="with --monitor: override the manifest's risk_low")
@@ -379,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint",
         choices=["latest", "best"],
         default="latest",
-        help="latest, or best: the weights of the run's best evaluation at violation rate <= 0.005 (best.pt)",
+        help=f"latest, or best: the weights of the run's best evaluation at violation rate <= {SAFE_RATE} (best.pt)",
     )
     p.set_defaults(func=_export)
 
@@ -407,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--fallback",
-        help="for that check: stop | damping | center | retreat | evade | throttle (default: the robot's own)",
+        help=f"for that check: {FALLBACK_NAMES} (default: the robot's own)",
     )
     p.add_argument(
         "--dwells",

@@ -104,3 +104,14 @@ def test_eval_of_a_bundle_with_a_bad_manifest_is_a_named_error(tmp_path: Path, c
     (bundle / "manifest.json").write_text(json.dumps(dict(manifest, risk_high=1e9)))
     code, err = run(["eval", "--bundle", str(bundle), "--monitor", "--episodes", "1"], capsys)
     assert code == 2 and "manifest_sha256" in err, err
+
+
+def test_help_texts_name_the_runtime_fallbacks_and_the_safe_rate(capsys: pytest.CaptureFixture[str]) -> None:
+    from alam_control.learn import rundir
+    from alam_control.runtime import FALLBACKS
+
+    assert cli.FALLBACK_NAMES.split(" | ") == list(FALLBACKS)
+    assert cli.SAFE_RATE == rundir.SAFE_VIOLATION_RATE
+    with pytest.raises(SystemExit):
+        cli.main(["eval", "--help"])
+    assert cli.FALLBACK_NAMES in " ".join(capsys.readouterr().out.split())
