@@ -443,7 +443,8 @@ def test_throttle_scales_the_ticks_action_and_zeroes_an_untrusted_one() -> None:
 
 
 def test_fallback_names_are_checked() -> None:
-    with pytest.raises(ValueError, match="unknown fallback 'brake'"):
+    names = "stop, damping, center, retreat, evade, throttle"
+    with pytest.raises(ValueError, match=f"unknown fallback 'brake'; choose one of {names}$"):
         make_fallback("brake", JOINT_MANIFEST)
     with pytest.raises(ValueError, match="for diff-drive robots"):
         make_fallback("retreat", JOINT_MANIFEST)
