@@ -17,9 +17,8 @@ if TYPE_CHECKING:
     import sim
     from alam_control.config import Config
 
-# Spelled out for the help texts because the cli imports the runtime and the learner lazily (onnxruntime, torch);
-# tests/alam_control/test_cli.py holds them equal to `runtime.FALLBACKS` and `rundir.SAFE_VIOLATION_RATE`.
-FALLBACK_NAMES = "stop | damping | center | retreat | evade | throttle"
+# Spelled out for the help texts: `rundir` loads the config package and sim (~0.8 s), too much for `alam --help`;
+# tests/alam_control/test_cli.py holds it equal to `rundir.SAFE_VIOLATION_RATE`.
 SAFE_RATE = 0.005
 
 
@@ -326,6 +325,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The runtime without a bundle costs ~65 ms to import (no torch, no sim), so the help names its fallbacks.
+    from alam_control.runtime.fallback import FALLBACKS
+
+    fallback_names = " | ".join(FALLBACKS)
     parser = argparse.ArgumentParser(prog="alam", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -351,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--monitor", action="store_true", help="with --bundle: run the risk monitor + fallback")
     p.add_argument(
         "--fallback",
-        help=f"with --monitor: {FALLBACK_NAMES} (default: the robot's own)",
+        help=f"with --monitor: {fallback_names} (default: the robot's own)",
     )
     p.add_argument("--risk-high", type=float, help="with --monitor: override the manifest's risk_high")
     p.add_argument("--risk-low", type=float, help="with --monitor: override the manifest's risk_low")
@@ -413,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--fallback",
-        help=f"for that check: {FALLBACK_NAMES} (default: the robot's own)",
+        help=f"for that check: {fallback_names} (default: the robot's own)",
     )
     p.add_argument(
         "--dwells",
