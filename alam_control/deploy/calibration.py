@@ -424,13 +424,13 @@ def pick_dwell(violations: np.ndarray, fallback_share: np.ndarray, slack: float 
         The index of the candidate to keep (the first of equal fallback shares).
 
     Raises:
-        ValueError: Shapes that do not match, no candidate, or a negative slack.
+        ValueError: Shapes that do not match, no candidate or no episode, or a negative slack.
     """
     violations = np.asarray(violations, dtype=float)
     fallback_share = np.asarray(fallback_share, dtype=float)
-    if violations.ndim != 2 or violations.shape[0] == 0 or fallback_share.shape != (violations.shape[0],):
-        raise ValueError(f"violations must be [D, E] and fallback_share [D], got {violations.shape} and "
-                         f"{fallback_share.shape}")  # fmt: skip
+    if violations.ndim != 2 or 0 in violations.shape or fallback_share.shape != (violations.shape[0],):
+        raise ValueError(f"violations must be [D, E] with D, E >= 1 and fallback_share [D], got {violations.shape} "
+                         f"and {fallback_share.shape}")  # fmt: skip
     if not slack >= 0.0:
         raise ValueError(f"slack must be >= 0 standard errors, got {slack}")
     best = int(np.argmin(violations.mean(axis=1)))

@@ -57,8 +57,36 @@ def test_pick_thresholds_keeps_the_false_alarm_budget() -> None:
     # A budget that does not bind leaves the recall rule alone; a budget of 10 x (> 100 %) is no budget.
     assert 53.9 < calibration.pick_thresholds(lam, labels, 0.5, max_flag_ratio=4.5)[0] < 54.0  # 45 % >= 42 %
     assert calibration.pick_thresholds(lam, labels, 0.5, max_flag_ratio=10.0)[2]["flag_budget"] == 1.0
+    assert calibration.pick_thresholds(lam, labels, 0.5, max_flag_ratio=15.0)[2]["flag_budget"] == 1.0  # not 1.5
+    # A ratio below 1 is a budget too: 0.5 x 10 % = 5 % of the steps, lam > the 95 % quantile (sorted index 95: 85).
+    high, _, strict = calibration.pick_thresholds(lam, labels, 0.5, max_flag_ratio=0.5)
+    assert high == 85.0 and strict["flag_rate"] == pytest.approx(0.04) and strict["flag_budget"] == pytest.approx(0.05)
     with pytest.raises(ValueError, match="max_flag_ratio"):
         calibration.pick_thresholds(lam, labels, 0.5, max_flag_ratio=0.0)
+
+
+def test_pick_thresholds_at_the_edges_of_its_arguments() -> None:
+    lam = np.array([0.0, 1.0, 2.0, 3.0])
+    labels = np.array([True, False, True, False])
+    for recall in (0.0, 1.0):
+        with pytest.raises(ValueError, match=r"recall must be in \(0, 1\), got"):
+            calibration.pick_thresholds(lam, labels, recall)
+    with pytest.raises(ValueError, match=r"hysteresis must be in \(0, 1\]"):
+        calibration.pick_thresholds(lam, labels, 0.5, hysteresis=0.0)
+    high, low, _ = calibration.pick_thresholds(lam, labels, 0.5, hysteresis=1.0, max_flag_ratio=None)
+    assert low == high  # no hysteresis band: release where it engages
+    # The lowest positive is the lowest lambda of all: risk_high falls just below it and flags every step. No
+    # budget (None), or one of exactly 100 % (2 x 50 %), must not raise it to that lowest lambda, which would leave
+    # the lowest positive unflagged.
+    for ratio in (None, 2.0):
+        high, _, quality = calibration.pick_thresholds(lam, labels, 0.9, max_flag_ratio=ratio)
+        assert high < 0.0 and quality["recall"] == 1.0 and quality["flag_rate"] == 1.0 and quality["flag_budget"] == 1.0
+    # The recall target met exactly is met: positives 10..13 among 10 steps, budget 0.75 x 40 % = 30 %: lam > the
+    # 70 % quantile (method "higher": sorted index 7, which is 11) flags 12 and 13, half the positives.
+    lam = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 11.0, 12.0, 13.0])
+    labels = lam >= 10.0
+    high, _, quality = calibration.pick_thresholds(lam, labels, 0.5, max_flag_ratio=0.75)
+    assert high == 11.0 and quality["recall"] == 0.5 and quality["recall_met"] == 1.0
 
 
 def test_reliability_table_is_monotone_for_a_calibrated_score() -> None:
@@ -120,8 +148,20 @@ def test_pick_dwell_keeps_the_least_fallback_among_the_fewest_violations() -> No
     assert calibration.pick_dwell(np.zeros((2, 5)), np.array([0.2, 0.2])) == 0
     # One episode: no standard error to go on, only candidates as safe as the safest.
     assert calibration.pick_dwell(np.array([[1], [0], [0]]), np.array([0.0, 0.4, 0.3]), slack=1.0) == 2
+    # Slack between the two standard-error estimates of candidate 0 (paired differences 3, 2, 4, 0; 0.854 with
+    # ddof 1): 2.4 x 0.854 = 2.05 < 2.25, out; candidate 1 (+0.25 at 0.25) in.
+    assert calibration.pick_dwell(violations, shares, slack=2.4) == 1
+    # The paired differences are taken to the safest candidate's own counts, not to zero: candidate 1 is +1 in one
+    # of 4 episodes over candidate 0 (1 each), +0.25 at a standard error of 0.25, within one.
+    assert calibration.pick_dwell(np.array([[1, 1, 1, 1], [1, 2, 1, 1]]), np.array([0.3, 0.1]), slack=1.0) == 1
+    # Two episodes give a standard error: +1 in one of them is +0.5 at 0.5, within one.
+    assert calibration.pick_dwell(np.array([[1, 0], [0, 0]]), np.array([0.1, 0.5]), slack=1.0) == 0
+    assert calibration.pick_dwell(np.array([[2, 5]]), np.array([0.7])) == 0  # one candidate: that one
     with pytest.raises(ValueError, match=r"violations must be \[D, E\]"):
         calibration.pick_dwell(np.zeros(3), np.zeros(3))
+    for empty in ((0, 3), (2, 0)):  # no candidate, no episode
+        with pytest.raises(ValueError, match=r"violations must be \[D, E\] with D, E >= 1"):
+            calibration.pick_dwell(np.zeros(empty), np.zeros(empty[0]))
     with pytest.raises(ValueError, match="fallback_share"):
         calibration.pick_dwell(np.zeros((2, 3)), np.zeros(3))
     with pytest.raises(ValueError, match="slack must be >= 0"):
