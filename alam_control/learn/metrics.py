@@ -29,8 +29,8 @@ def upcoming_violation_labels(costs: np.ndarray, horizon: int, episode_ends: np.
         ahead = csum[np.minimum(t + horizon, len(viol))] - csum[t]
         return ahead > 0
     cuts = np.flatnonzero(np.asarray(episode_ends, dtype=bool)[:-1]) + 1
-    parts = [upcoming_violation_labels(part, horizon) for part in np.split(costs, cuts)]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+    # np.split returns at least one part (an empty record gives one empty part), so concatenate always has input.
+    return np.concatenate([upcoming_violation_labels(part, horizon) for part in np.split(costs, cuts)])
 
 
 def reliability_table(risk: np.ndarray, labels: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
