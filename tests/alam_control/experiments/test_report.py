@@ -412,3 +412,81 @@ def test_time_to_bar_is_the_first_evaluation_within_both_bounds() -> None:
     assert report.time_to_bar(rows, (300.0, 0.0)) is rows[2]
     assert report.time_to_bar(rows, (300.0, 0.01)) is rows[0]  # the violation bound inclusive too
     assert report.time_to_bar(rows, (401.0, 1.0)) is None
+
+
+def test_plateau_at_its_boundaries_by_hand() -> None:
+    def evals(values: list[float]) -> list[dict[str, float]]:
+        return [{"return": v} for v in values]
+
+    # The range is max - min: the rising curve of the test above, 100 higher, gains the same 0.2.
+    assert report.plateau(evals([100 + v for v in (0, 1, 2, 3, 4, 5, 7, 8, 9, 10)]))["gain"] == pytest.approx(0.2)
+    # A gain of exactly 5 % of the range (50 -> 55 over 0-100) with no scatter: plateaued, and shown.
+    edge = report.plateau(evals([0, 100, 50, 50, 50, 50, 50, 50, 55, 55]))
+    assert edge["gain"] == report.PLATEAU_GAIN and edge["noise"] == 0.0
+    assert edge["plateaued"] == 1.0 and edge["shown"] == 1.0
+    # Too few evaluations: every field undefined; a flat curve: every field defined, nothing to rise.
+    short = report.plateau(evals([1.0, 2.0, 3.0]))
+    assert set(short) == {"last", "before", "gain", "noise", "plateaued", "shown"}
+    assert all(math.isnan(v) for v in short.values())
+    assert report.plateau(evals([5.0] * 6)) == {"last": 5.0, "before": 5.0, "gain": 0.0, "noise": 0.0,
+                                                 "plateaued": 1.0, "shown": 1.0}  # fmt: skip
+    assert report._window(50) == 10 and report._window(4) == 2
+
+
+def test_multiplier_stuck_at_its_boundaries() -> None:
+    # Four evaluations, the fewest it reads (a window of 2).
+    at_cap = [{"lambda_mean": 10.0, "violation_rate": 0.0, "replay_cap_share": 1.0}] * 4
+    assert report.multiplier_stuck(at_cap, 10.0) == "at the cap"
+    # Exactly at the floor is not below it.
+    floor = report.STUCK_FLOOR * 10.0
+    at_floor = [{"lambda_mean": floor, "violation_rate": 0.1, "replay_cap_share": 0.0}] * 4
+    assert report.multiplier_stuck(at_floor, 10.0) == ""
+
+
+def test_aggregate_counts_plateaus_sorts_seeds_and_names_every_pinned_bound() -> None:
+    def run(
+        seed: int, returns: list[float], lam: float, cap_share: float, viol: float, **config: float
+    ) -> report.RunResult:
+        evals = [{"step": 1000.0 * (i + 1), "return": r, "violation_rate": viol, "lambda_mean": lam,
+                  "replay_cap_share": cap_share} for i, r in enumerate(returns)]  # fmt: skip
+        return report.RunResult(Path(f"s{seed}"), {"seed": seed, "algo.name": "fac", **config}, {}, evals)
+
+    rising, flat = [0.0, 1, 2, 3, 4, 5, 7, 8, 9, 10], [0.0, 5, 9, 10, 10, 10, 10, 10.2, 10.1, 10.3]
+    runs = [
+        run(2, rising, 1e-9, 0.0, 0.1),  # at 0 while violating (the default cap of 10: no lambda_max in its config)
+        run(0, flat, 10.0, 1.0, 0.0, **{"multiplier.lambda_max": 10.0}),  # at the cap
+        run(1, flat, 1.0, 0.0, 0.0, **{"multiplier.lambda_max": 10.0}),  # alive
+    ]
+    (row,) = report.aggregate({("t", "fac", ""): runs})
+    assert row["seeds"] == "0;1;2"
+    assert row["plateaued"] == 2 and row["plateau_shown"] == 2  # the two flat curves, not the rising one
+    assert row["plateau_gain"] == pytest.approx((0.2 + 2 * 0.1 / 10.3) / 3)  # the mean gain, not an interval bound
+    assert row["multiplier_stuck"] == 2 and row["multiplier_stuck_at"] == "at 0 while violating;at the cap"
+
+
+def test_verdicts_at_ties_and_with_undefined_baselines() -> None:
+    # Claim 1 at a tie: the same return at more violations is beaten. Intervals that touch (99-101 against 97-99
+    # and 101-103) are not disjoint.
+    tie = [_row("a", "sac_alam", 100.0, 0.01), _row("a", "sac_lag", 100.0, 0.02), _row("a", "sac_pid_lag", 98.0, 0.0),
+           _row("a", "fac", 102.0, 0.05)]  # fmt: skip
+    claim_1 = next(v for v in report.claim_verdicts(tie) if v["claim"] == 1)
+    assert claim_1["undominated"] == ["sac_pid_lag", "fac"] and claim_1["separated"] == []
+    # The goal at a tie: a baseline as safe with the same return does not beat sac_alam.
+    assert report.goal_verdicts([_row("a", "sac_alam", 100.0, 0.01), _row("a", "sac_lag", 100.0, 0.01)])[0] == {
+        "task": "a", "verdict": "met", "as_safe": ["sac_lag"], "beaten_by": []}  # fmt: skip
+    # Claim 2 at equal oscillation: not lower, so not supported.
+    equal = [_row("a", "sac_alam", 1.0, 0.0, lambda_osc=0.2, train_violation_osc=0.01),
+             _row("a", "fac", 1.0, 0.0, lambda_osc=0.2, train_violation_osc=0.02)]  # fmt: skip
+    assert next(v for v in report.claim_verdicts(equal) if v["claim"] == 2)["verdict"] == "not supported"
+    # A baseline whose mean is undefined: no verdict for the task, and the next task still gets its own.
+    rows = [_row("a", "fac", 1.0, 0.0), _row("b", "sac_alam", 1.0, 0.0), _row("b", "sac_lag", math.nan, 0.0),
+            _row("c", "sac_alam", 1.0, 0.0), _row("c", "sac_lag", 2.0, 0.1)]  # fmt: skip
+    claims = {(v["task"], v["claim"]): v["verdict"] for v in report.claim_verdicts(rows)}
+    assert claims[("b", 1)] == "n/a" and claims[("c", 1)] == "not supported"
+    goals = report.goal_verdicts(rows)
+    assert goals == [{"task": "b", "verdict": "n/a", "as_safe": [], "beaten_by": []},
+                     {"task": "c", "verdict": "met", "as_safe": [], "beaten_by": []}]  # fmt: skip
+    # Pinned on every seed means on every one of at least one seed.
+    assert report._pinned_on_every_seed({"multiplier_stuck": 1, "n_seeds": 1})
+    assert not report._pinned_on_every_seed({}) and not report._pinned_on_every_seed({"n_seeds": 1})
+    assert not report._pinned_on_every_seed({"multiplier_stuck": 1})
