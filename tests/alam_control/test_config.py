@@ -290,3 +290,95 @@ def test_every_numeric_field_has_a_range() -> None:
     }
     assert numeric - set(_RANGES) - _UNBOUNDED == set()
     assert set(_RANGES) & _UNBOUNDED == set()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"seed": 0},
+        {"sac": {"tau": 1.0}, "multiplier": {"target_tau": 1.0}},  # (0, 1]: a hard target copy is allowed
+        {"multiplier": {"scalar_init": 0.0, "scalar_lr": 0.0, "pid_kp": 0.0, "pid_kd": 0.0, "pid_delta_decay": 0.0}},
+        {"multiplier": {"dual_decay": 0.0}},
+        {"train": {"threads": 1}},
+        {"train": {"threads": 1024}},
+        {"sac": {"hidden": [1]}, "multiplier": {"hidden": [1]}},
+        {"sac": {"log_std_min": 1.9}},  # just below log_std_max (2)
+        {"train": {"buffer_size": 256, "learning_starts": 256}},  # both equal to the batch
+        {"train": {"learning_starts": 59999}},  # one update before the end of 60000 steps
+        {"cost": {"threshold": 0.0}},
+        {"cost": {"critic": "sum", "threshold": 0.0}},
+        {"algo": {"name": "fac", "actor_penalty": "phr", "multiplier_update": "ascent"}},
+        {"train": {"device": "cuda:0"}},  # a GPU name is valid here; whether this machine has it is checked later
+    ],
+)
+def test_values_at_the_edges_of_their_ranges_are_accepted(data: dict) -> None:
+    config_lib.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"seed": -1}, "seed must be >= 0, got -1"),
+        ({"sac": {"tau": 0.0}}, r"sac.tau must be in \(0, 1\], got 0.0"),
+        ({"train": {"threads": 1025}}, r"train.threads must be in \[1, 1024\], got 1025"),
+        ({"multiplier": {"pid_delta_decay": 1.0}}, r"multiplier.pid_delta_decay must be in \[0, 1\), got 1.0"),
+        ({"multiplier": {"hidden": []}}, r"multiplier.hidden must list one or more layer widths >= 1, got \[\]"),
+        ({"sac": {"log_std_min": 2.0}}, r"sac.log_std_min \(2.0\) must be < sac.log_std_max \(2.0\)"),
+        ({"train": {"learning_starts": 60000}}, r"train.learning_starts \(60000\) must be < train.total_steps"),
+        ({"train": {"buffer_size": 255}}, r"train.buffer_size \(255\) must be >= sac.batch_size \(256\)"),
+        ({"train": {"learning_starts": 255}}, r"train.learning_starts \(255\) must be >= sac.batch_size \(256\)"),
+        ({"cost": {"critic": "sum", "threshold": -1.0}}, "cost.threshold must be >= 0, got -1.0"),
+        ({"algo": {"name": "sac_lag", "multiplier_update": "ascent"}}, "not to sac_lag"),
+        ({"train": {"device": "meta"}}, r"train.device must be cpu or cuda\[:N\], got 'meta'"),
+        ({"task": "nope"}, "valid tasks: cartpole-safe_swingup, diffdrive-safe_navigate, "),
+    ],
+)
+def test_values_just_outside_their_ranges_are_named_errors(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config_lib.from_dict(data)
+
+
+def test_loading_errors_name_the_file_line_and_key(tmp_path: Path) -> None:
+    bad = write(tmp_path, "task: cartpole-safe_swingup\nsac:\n  hidden: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"cfg.yaml: not valid YAML: expected ',' or '\]'.* \(line 4\)$"):
+        config_lib.load(bad)
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("task: cartpole-safe_swingup\nseed: 1\nseed: 2\n")
+    with pytest.raises(ConfigError, match=r"dup.yaml: not valid YAML: duplicate key 'seed' \(line 3\)$"):
+        config_lib.load(dup)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="list.yaml: the top level must be a mapping"):
+        config_lib.load(listed)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match="empty.yaml: the file is empty; a config needs at least `task:`"):
+        config_lib.load(empty)
+
+
+@pytest.mark.parametrize(
+    "data, overrides, message",
+    [
+        (
+            {"sac": {"foo": 1, "bar": 2}},
+            [],
+            r"^unknown config key\(s\) sac.bar, sac.foo; valid keys here: "
+            r"sac.actor_lr, sac.alpha_lr, ",
+        ),  # fmt: skip
+        ({"cost": {"critic": "foo"}}, [], r"^cost.critic: 'foo' is not one of \['first_violation', 'sum'\]$"),
+        ({"cost": {"threshold": "abc"}}, [], r"^cost.threshold: 'abc' is not a number or null$"),
+        ({"sac": {"hidden": "wide"}}, [], r"^sac.hidden: expected a list, got 'wide'$"),
+        ({"sac": 5}, [], r"^sac: expected a mapping, got 5$"),
+        ({}, ["=1"], r"^--set '' is not a dotted config key$"),
+        ({}, ["sac.gamma"], r"^--set expects key=value, got 'sac.gamma'$"),
+        ({"seed": 3}, ["seed.x=1"], r"^--set seed.x: seed is not a config section$"),
+    ],
+)
+def test_bad_values_and_overrides_are_named(data: dict, overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config_lib.from_dict(data, overrides)
+
+
+def test_override_values_may_hold_an_equals_sign_and_dotted_values_apply() -> None:
+    assert config_lib.parse_overrides(["task=a=b"]) == [("task", "a=b")]
+    assert config_lib.from_dict({}, values={"sac.gamma": 0.9, "train.threads": 2}).sac.gamma == 0.9
