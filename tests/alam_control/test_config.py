@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -382,3 +383,55 @@ def test_bad_values_and_overrides_are_named(data: dict, overrides: list[str], me
 def test_override_values_may_hold_an_equals_sign_and_dotted_values_apply() -> None:
     assert config_lib.parse_overrides(["task=a=b"]) == [("task", "a=b")]
     assert config_lib.from_dict({}, values={"sac.gamma": 0.9, "train.threads": 2}).sac.gamma == 0.9
+
+
+# The ranges as a user reads them in the error message, written out here (not read from config.validation): a
+# bound or an open / closed end changed by mistake there changes the message and fails this test.
+RANGE_SPEC = {
+    "seed": (">= 0", -1),
+    "sac.gamma": ("in (0, 1)", 1.0),
+    "sac.reward_scale": ("> 0", 0.0),
+    "sac.tau": ("in (0, 1]", 0.0),
+    "sac.batch_size": (">= 1", 0),
+    "sac.actor_lr": ("> 0", 0.0),
+    "sac.critic_lr": ("> 0", 0.0),
+    "sac.alpha_lr": ("> 0", 0.0),
+    "sac.init_alpha": ("> 0", 0.0),
+    "cost.gamma": ("in (0, 1)", 0.0),
+    "multiplier.lr": ("> 0", 0.0),
+    "multiplier.penalty_coef": ("> 0", 0.0),
+    "multiplier.dual_interval": (">= 1", 0),
+    "multiplier.target_tau": ("in (0, 1]", 0.0),
+    "multiplier.lambda_max": ("> 0", 0.0),
+    "multiplier.scalar_init": (">= 0", -1.0),
+    "multiplier.scalar_lr": (">= 0", -1.0),
+    "multiplier.pid_kp": (">= 0", -1.0),
+    "multiplier.pid_kd": (">= 0", -1.0),
+    "multiplier.pid_delta_decay": ("in [0, 1)", 1.0),
+    "multiplier.dual_decay": ("in [0, 1)", 1.0),
+    "train.total_steps": (">= 1", 0),
+    "train.learning_starts": (">= 0", -1),
+    "train.buffer_size": (">= 1", 0),
+    "train.updates_per_step": (">= 1", 0),
+    "train.eval_every": (">= 1", 0),
+    "train.eval_episodes": (">= 1", 0),
+    "train.checkpoint_every": (">= 1", 0),
+    "train.log_every": (">= 1", 0),
+    "train.probe_size": (">= 1", 0),
+    "train.risk_horizon": (">= 1", 0),
+    "train.risk_window": (">= 1", 0),
+    "train.threads": ("in [1, 1024]", 0),
+}
+
+
+def test_the_range_spec_covers_every_ranged_field() -> None:
+    assert set(RANGE_SPEC) == set(_RANGES)
+
+
+@pytest.mark.parametrize("key", sorted(RANGE_SPEC))
+def test_each_range_reads_as_written(key: str) -> None:
+    interval, outside = RANGE_SPEC[key]
+    section, _, name = key.rpartition(".")
+    data = {section: {name: outside}} if section else {name: outside}
+    with pytest.raises(ConfigError, match=f"^{re.escape(f'{key} must be {interval}, got {outside}')}$"):
+        config_lib.from_dict(data)
