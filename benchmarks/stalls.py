@@ -75,10 +75,11 @@ def crosses(start: np.ndarray, end: np.ndarray, centers: np.ndarray, radius: flo
     return bool((np.linalg.norm(centers - (start + t[:, None] * d), axis=1) < radius).any())
 
 
-def scene(physics) -> tuple[float, float, float]:
+def scene(env) -> tuple[float, float, float]:
     """(clearance: m from the robot to the nearest obstacle's edge, negative inside one; goal distance: m to the
     goal's center; blocked: 1.0 when the straight path to the goal crosses an obstacle, else 0.0). Obstacles: the
     diff-drive's pillars (widened by its hull; walls count for the clearance only) and the point robot's hazards."""
+    physics = env.physics
     robot, goal = np.array(physics.robot_position()), np.array(physics.goal_position())
     if hasattr(physics, "obstacle_clearance"):
         clear = float(physics.obstacle_clearance())
@@ -86,7 +87,7 @@ def scene(physics) -> tuple[float, float, float]:
             robot, goal, np.array(physics.pillar_positions()), diffdrive.PILLAR_RADIUS + diffdrive.HULL_RADIUS
         )
     else:
-        clear = float(np.linalg.norm(physics.hazard_vectors(), axis=1).min() - point_goal.HAZARD_RADIUS)
+        clear = -float(env.task.get_constraints(physics)["hazard"])  # the constraint: radius - nearest distance
         blocked = crosses(robot, goal, np.array(physics.hazard_positions()), point_goal.HAZARD_RADIUS)
     return clear, float(np.linalg.norm(goal - robot)), float(blocked)
 
@@ -105,7 +106,7 @@ def measure(bundle_dir: Path, episodes: int, width: float, seed: int, alone: boo
     def pose(env, _tick) -> None:
         physics = env.physics
         x, y = (float(v) for v in physics.robot_position())
-        poses.append((x, y, float(physics.heading()) if hasattr(physics, "heading") else np.nan, *scene(physics)))
+        poses.append((x, y, float(physics.heading()) if hasattr(physics, "heading") else np.nan, *scene(env)))
 
     run = calibration.rollout(bundle, episodes, seed=seed, randomize=ranges, monitor=monitor, on_frame=pose)
     period = float(manifest["control_period_s"])

@@ -21,19 +21,15 @@ import yaml
 from alam_control.config.schema import Config, ConfigError
 from alam_control.config.validation import validate
 
-_PLURALS = {float: "numbers", int: "integers", str: "strings", bool: "true/false values"}
-
 
 def _type_name(tp: Any) -> str:
-    """A readable name of an annotation, for "<key>: <value> is not <name>": "a number", "one of ['phr',
-    'linear']", "a number or null", "a list of integers"."""
+    """A readable name of a field's annotation, for "<key>: <value> is not <name>" (the message of a union field;
+    `_coerce` words the others itself): "a number", "one of ['phr', 'linear']", "a number or null"."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(arm) for arm in typing.get_args(tp))
     if origin is Literal:
         return f"one of {list(typing.get_args(tp))}"
-    if origin is tuple:
-        return f"a list of {_PLURALS.get(typing.get_args(tp)[0], 'items')}"
     names = {type(None): "null", float: "a number", int: "an integer", str: "a string", bool: "true/false"}
     return names.get(tp) or getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
