@@ -101,7 +101,7 @@ def _figure_file(text: str) -> str:
     return text
 
 
-MONITOR_FLAGS = ("fallback", "risk_high", "risk_low", "engage_ticks", "release_dwell_s")
+MONITOR_FLAGS = ("fallback", "risk_high", "risk_low", "engage_ticks", "release_dwell_s", "stall_s", "recover_s")
 """`alam eval` options that only act with --monitor. None in the parser, so a given one can be told from a default:
 MonitorConfig.from_manifest fills the monitor's own defaults, calibration.rollout the fallback's."""
 
@@ -166,8 +166,7 @@ def _eval_bundle(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.bundle)
     monitor = None
     if args.monitor:
-        overrides = {"risk_high": args.risk_high, "risk_low": args.risk_low, "engage_ticks": args.engage_ticks,
-                     "release_dwell_s": args.release_dwell_s}  # fmt: skip
+        overrides = {k: getattr(args, k) for k in MONITOR_FLAGS if k != "fallback"}
         try:
             monitor = MonitorConfig.from_manifest(bundle.manifest, overrides)
         except ValueError as err:  # the message names the field: --risk-high for risk_high, and so on
@@ -360,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--risk-low", type=float, help="with --monitor: override the manifest's risk_low")
     p.add_argument("--engage-ticks", type=int, help="with --monitor: ticks above risk_high before FALLBACK")
     p.add_argument("--release-dwell-s", type=float, help="with --monitor: s below risk_low before POLICY")
+    p.add_argument(
+        "--stall-s", type=float, help="with --monitor: s without progress before the stall recovery (0: off)"
+    )
+    p.add_argument("--recover-s", type=float, help="with --monitor: s the stall recovery drives")
     p.add_argument("--episodes", type=_positive_int, default=10)
     p.add_argument("--seed", type=int, default=None, help="first episode seed (default: the run's eval seeds)")
     p.add_argument("--randomize", action="store_true", help="domain randomization on (the training ranges)")

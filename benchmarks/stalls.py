@@ -7,19 +7,21 @@ A navigation policy can stop short of its goal and stay there: the diff-drive ro
 between it and the goal, the point robot just outside the goal's disk (docs/results.md, "Standstill"). That is
 safe, and the risk monitor does not see it: lambda is low there, so the robot sits in POLICY mode, reaching nothing
 until the episode ends. This script rolls each bundle out through the deployed controller (behind its calibrated
-monitor and its task's default fallback, or alone with `--alone`) on the diff-drive and point-goal tasks, and
-reports how much of the time the robot was stalled, and where.
+monitor, its task's default fallback and its progress watch, `alam_control.runtime.ProgressWatch`; `--no-watch`
+without the watch; `--alone` the policy alone) on the diff-drive and point-goal tasks, and reports how much of the
+time the robot was stalled, and where.
 
 A step is stalled when it lies in a `--window` (s) of POLICY steps over which the robot moved less than `--move` (m)
 and turned less than `--turn` (rad; the diff-drive only: turning on the spot is progress). An episode counts as
 stuck when its stalled time reaches `--long` (s). Episode seeds start at `--seed`, apart from calibration and
 evaluation seeds.
 
-Prints one row per bundle and width: return, violation rate, fallback share, stalled share of the steps, stuck
-episodes, lambda's median while stalled against the monitor's risk_low, and where the robot stalls against where it
-drives (all steps, in brackets): the median clearance (m to the nearest obstacle's edge), the median distance to the
-goal's center, the share of steps whose straight path to the goal crosses an obstacle, and the share where the
-bundle's Q_c(s, pi(s)) exceeds the constraint's threshold d (the constraint binds there).
+Prints one row per bundle and width: return, violation rate, fallback share (the watch's recoveries included), the
+share of steps the watch's recovery drove, stalled share of the steps, stuck episodes, lambda's median while
+stalled against the monitor's risk_low, and where the robot stalls against where it drives (all steps, in
+brackets): the median clearance (m to the nearest obstacle's edge), the median distance to the goal's center, the
+share of steps whose straight path to the goal crosses an obstacle, and the share where the bundle's Q_c(s, pi(s))
+exceeds the constraint's threshold d (the constraint binds there).
 """
 
 from __future__ import annotations
@@ -93,14 +95,14 @@ def scene(env) -> tuple[float, float, float]:
 
 
 def measure(bundle_dir: Path, episodes: int, width: float, seed: int, alone: bool, window_s: float, move: float,
-            turn: float, long_s: float) -> dict[str, float | str]:  # fmt: skip
-    """One bundle at one randomization width: the row `main` prints."""
+            turn: float, long_s: float, watch: bool = True) -> dict[str, float | str]:  # fmt: skip
+    """One bundle at one randomization width: the row `main` prints (`watch` False: stall_s 0)."""
     bundle = load_bundle(bundle_dir)
     manifest = bundle.manifest
     if manifest["task"] not in NAVIGATION:
         raise SystemExit(f"{bundle_dir}: task {manifest['task']} is not a navigation task ({', '.join(NAVIGATION)})")
     ranges = calibration.training_ranges(manifest).widened(width)
-    monitor = None if alone else MonitorConfig.from_manifest(manifest)
+    monitor = None if alone else MonitorConfig.from_manifest(manifest, None if watch else {"stall_s": 0.0})
     poses: list[tuple[float, ...]] = []  # x, y, heading, *scene
 
     def pose(env, _tick) -> None:
@@ -115,7 +117,8 @@ def measure(bundle_dir: Path, episodes: int, width: float, seed: int, alone: boo
     # PHR term and its gradient are 0 there (lambda + rho g < 0): the actor is plain SAC at that state.
     _, _, cost_q = bundle.policy.batch(run.obs)
     pose_arr = np.column_stack([np.asarray(poses), cost_q > float(manifest["cost_threshold"])])
-    in_policy = np.asarray(run.modes) == "POLICY"
+    labels = np.asarray(run.modes)
+    in_policy = labels == "POLICY"
     stalled = np.zeros(len(pose_arr), bool)
     stuck = 0
     for ep in range(episodes):
@@ -127,6 +130,7 @@ def measure(bundle_dir: Path, episodes: int, width: float, seed: int, alone: boo
     return {
         "bundle": str(bundle_dir), "width": width, "return": float(np.mean(run.returns)),
         "violation_rate": float((run.cost > 0).mean()), "fallback": float(run.fallback.mean()),
+        "recovering": float((labels == "FALLBACK:stalled").mean()),
         "stalled": float(stalled.mean()), "stuck": f"{stuck}/{episodes}",
         "risk_stalled": float(np.median(run.risk[stalled])) if stalled.any() else float("nan"),
         "risk_low": float("nan") if monitor is None else monitor.risk_low,
@@ -142,23 +146,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episodes", type=int, default=40)
     parser.add_argument("--widths", type=float, nargs="+", default=[1.0], help="randomization widths (x training)")
     parser.add_argument("--seed", type=int, default=990_000, help="first episode seed")
-    parser.add_argument("--alone", action="store_true", help="the policy alone (no risk monitor)")
+    parser.add_argument("--alone", action="store_true", help="the policy alone (no risk monitor, no watch)")
+    parser.add_argument("--no-watch", action="store_true", help="behind the monitor without the progress watch")
     parser.add_argument("--window", type=float, default=2.0, help="s")
     parser.add_argument("--move", type=float, default=0.02, help="m")
     parser.add_argument("--turn", type=float, default=0.2, help="rad")
     parser.add_argument("--long", type=float, default=5.0, help="s of stalled time that make an episode stuck")
     args = parser.parse_args(argv)
     print(
-        f"{'bundle (directory name)':42s} {'width':>5s} {'return':>7s} {'viol':>7s} {'fallbk':>6s} {'stalled':>7s} "
+        f"{'bundle (directory name)':42s} {'width':>5s} {'return':>7s} {'viol':>7s} {'fallbk':>6s} {'recov':>6s} "
+        f"{'stalled':>7s} "
         f"{'stuck':>6s} "
         f"{'risk stalled':>12s} {'risk_low':>9s}  " + " / ".join(name for name, _, _ in SCENE) + ": stalled (all)"
     )
     for bundle_dir in args.bundles:
         for width in args.widths:
             r = measure(bundle_dir, args.episodes, width, args.seed, args.alone, args.window, args.move, args.turn,
-                        args.long)  # fmt: skip
+                        args.long, not args.no_watch)  # fmt: skip
             print(f"{Path(r['bundle']).name:42s} {width:5g} {r['return']:7.2f} {r['violation_rate']:7.4f} "
-                  f"{r['fallback']:6.3f} {r['stalled']:7.3f} {r['stuck']:>6s} {r['risk_stalled']:12.3g} "
+                  f"{r['fallback']:6.3f} {r['recovering']:6.3f} {r['stalled']:7.3f} {r['stuck']:>6s} "
+                  f"{r['risk_stalled']:12.3g} "
                   f"{r['risk_low']:9.3g}  " + " / ".join(f"{r[n + '_stalled']:.2f} ({r[n]:.2f})" for n, _, _ in SCENE),
                   flush=True)  # fmt: skip
 

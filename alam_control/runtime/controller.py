@@ -24,8 +24,10 @@ import numpy as np
 
 from alam_control.runtime.bundle import Bundle
 from alam_control.runtime.fallback import make_fallback
-from alam_control.runtime.monitor import FALLBACK, POLICY, MonitorConfig, RiskMonitor
+from alam_control.runtime.monitor import FALLBACK, POLICY, STALLED, MonitorConfig, ProgressWatch, RiskMonitor
 from alam_control.runtime.observation import DiffDriveObservation, InputFault, JointObservation
+
+_STALLED_LABEL = f"{FALLBACK}:{STALLED}"
 
 
 class Tick(NamedTuple):
@@ -218,6 +220,7 @@ class Controller:
         bundle: The loaded bundle.
         risk_signal: "lambda" or "cost_q": which policy output is the risk (the bundle's choice).
         monitor: The RiskMonitor, or None for the policy alone (then only faults hand control to the fallback).
+        watch: The ProgressWatch of a navigation bundle behind a monitor (its settings are the monitor's), else None.
         inputs: DiffDriveInputs or JointInputs, for `tick`.
         fallback: The fallback controller: obs [O] or None -> command [A].
         lam, cost_q: The policy's latest finite outputs (NaN before the first).
@@ -254,6 +257,7 @@ class Controller:
         self.risk_signal = bundle.risk_signal
         self._use_lambda = self.risk_signal == "lambda"
         self.monitor = RiskMonitor(monitor, start_in_fallback) if monitor is not None else None
+        self.watch = ProgressWatch.for_bundle(manifest) if monitor is not None else None
         self.fallback = make_fallback(fallback, manifest) if isinstance(fallback, str) else fallback
         self.inputs: DiffDriveInputs | JointInputs | None = None
         self.inputs_error = ""
@@ -306,7 +310,15 @@ class Controller:
             label = self.monitor.label()
         else:
             mode, label = (FALLBACK, f"{FALLBACK}:{fault}") if fault is not None else (POLICY, POLICY)
-        command = action if mode == POLICY else self.fallback(fallback_obs, action if fault is None else None)
+        if mode == POLICY:
+            command = action
+            # Only the policy's own driving can stall; a hand-over for risk or a fault pre-empts the recovery.
+            if self.watch is not None and self.watch.update(now, obs, self.monitor.config):
+                mode, label, command = FALLBACK, _STALLED_LABEL, self.watch.command(obs)
+        else:
+            if self.watch is not None:
+                self.watch.reset()
+            command = self.fallback(fallback_obs, action if fault is None else None)
         # Finite by construction: whatever the policy or fallback returned, the robot gets a bounded command.
         command = np.asarray(command, np.float64)
         if not np.isfinite(command).all():
@@ -318,3 +330,5 @@ class Controller:
         """A fresh monitor (same thresholds), e.g. at activation or at the start of an episode."""
         if self.monitor is not None:
             self.monitor = RiskMonitor(self.monitor.config, start_in_fallback)
+        if self.watch is not None:
+            self.watch.reset()

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import deque
 from typing import Any
+
+import numpy as np
 
 POLICY = "POLICY"
 FALLBACK = "FALLBACK"
+STALLED = "stalled"  # the reason while the progress watch's recovery drives ("FALLBACK:stalled")
 _LABELS: dict[str, str] = {}  # reason -> "FALLBACK:<reason>"
 
 
@@ -35,12 +39,22 @@ class MonitorConfig:
         release_dwell_s: Seconds of risk below risk_low (and no fault) before handing back. `alam calibrate`
             picks one per bundle from closed-loop runs (`calibration.pick_dwell` says why it differs by robot)
             and writes it to the manifest; 1.0 where it has not.
+        stall_s: Navigation robots (`ProgressWatch`): seconds of POLICY driving with less than 2 cm of travel
+            and 0.2 rad of turn, outside `goal_tolerance_m` of the goal, before the recovery drives; 0 turns the
+            watch off. Why a watch at all: a goal-seeking policy can park or dither behind an obstacle at low
+            risk, where the risk monitor cannot see it (`benchmarks/stalls.py`).
+        recover_s: Seconds the recovery drives before the policy gets the robot back.
+        goal_tolerance_m: Distance to the goal's center within which standing still is arrival, not a stall
+            (0.3 m: the simulated tasks' goal radius; a robot's own goal tolerance belongs here).
     """
 
     risk_high: float
     risk_low: float
     engage_ticks: int = 1
     release_dwell_s: float = 1.0
+    stall_s: float = 2.0
+    recover_s: float = 1.5
+    goal_tolerance_m: float = 0.3
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.risk_high) and math.isfinite(self.risk_low)):
@@ -49,8 +63,10 @@ class MonitorConfig:
             raise ValueError(f"risk_low ({self.risk_low}) must be <= risk_high ({self.risk_high})")
         if self.engage_ticks < 1:
             raise ValueError(f"engage_ticks must be >= 1, got {self.engage_ticks}")
-        if not self.release_dwell_s >= 0.0:
-            raise ValueError(f"release_dwell_s must be >= 0, got {self.release_dwell_s}")
+        for name in ("release_dwell_s", "stall_s", "recover_s", "goal_tolerance_m"):
+            value = getattr(self, name)
+            if not 0.0 <= value < math.inf:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any], overrides: dict[str, Any] | None = None) -> MonitorConfig:
@@ -170,3 +186,121 @@ class RiskMonitor:
         if mode != self.mode:
             self.switches += 1
         self.mode, self.reason = mode, reason
+
+
+class ProgressWatch:
+    """A progress checker for goal-seeking robots: notices when the policy drives but the robot gets nowhere, and
+    then drives a short recovery (reason "stalled"), after which the policy gets the robot back.
+
+    Why: a navigation policy can stop short of its goal and stay there, parked or dithering back and forth behind
+    an obstacle, at low risk; the risk monitor cannot see that (`benchmarks/stalls.py`, docs/results.md
+    "Standstill"). Like Nav2's progress checker, the watch judges travel over a window: the robot is stalled when,
+    over the last `stall_s` seconds of POLICY ticks, its pose moved less than `MOVE_M` and turned less than
+    `TURN_RAD` (turning on the spot is progress for a diff-drive base) while it is farther than `goal_tolerance_m`
+    from the goal. The pose is dead-reckoned from the observation's own velocity entry, so the same rule runs on
+    a robot (odometry twist) and in simulation; dithering that nets no travel counts as stalled.
+
+    The recovery changes what the policy sees so that it picks a new way: the diff-drive base turns on the spot
+    at half its yaw-rate limit, away from the goal's side (a round hull turns in place without sweeping new
+    ground); a planar point robot is pushed toward the goal at half force, and away from each hazard closer than
+    `HAZARD_CLEAR_M` by its depth (hazards are costs, not obstacles: a push straight at the goal crossed them). It
+    runs under the risk monitor: a hand-over for risk or a fault pre-empts it and resets the watch.
+
+    Measured (`benchmarks/stalls.py --watch on|off`, see docs/results.md "Standstill") on 40 randomized episodes
+    behind each bundle's calibrated monitor.
+    """
+
+    MOVE_M = 0.02
+    TURN_RAD = 0.2
+    HAZARD_CLEAR_M = 0.8  # m from a hazard's center: the point robot's push turns away inside it (as "evade")
+
+    def __init__(self, manifest: dict[str, Any]):
+        """Args:
+        manifest: A navigation bundle's manifest: `obs_layout` with `velocity` and `goal` ((distance, cos, sin)
+            of the goal's bearing: a diff-drive base, velocity (v, omega) in the robot frame) or `goal_vector`
+            ((x, y) to the goal: a planar point robot, velocity (x, y) in the same frame).
+
+        Raises:
+            ValueError: The observation has no velocity or goal entry (`for_bundle` returns None there instead).
+        """
+        layout = manifest.get("obs_layout") or {}
+        if "velocity" not in layout or not ({"goal", "goal_vector"} & set(layout)):
+            raise ValueError(f"the progress watch needs 'velocity' and a goal in obs_layout; got {sorted(layout)}")
+        self._velocity = slice(*layout["velocity"])
+        self._unicycle = "goal" in layout
+        self._goal = slice(*layout["goal" if self._unicycle else "goal_vector"])
+        self._hazards = slice(*layout["hazard_vectors"]) if "hazard_vectors" in layout else None
+        self._high = np.asarray(manifest["action_high"], np.float64)
+        # Half the yaw-rate limit (diff drive), half the force limit (point robot).
+        self._scale = 0.5 * self._high
+        self.recoveries = 0
+        self.reset()
+
+    @classmethod
+    def for_bundle(cls, manifest: dict[str, Any]) -> ProgressWatch | None:
+        """The watch for a navigation bundle, None for a robot without a goal (a joint robot)."""
+        layout = manifest.get("obs_layout") or {}
+        if "velocity" in layout and {"goal", "goal_vector"} & set(layout):
+            return cls(manifest)
+        return None
+
+    def reset(self) -> None:
+        """Forgets the window and any recovery in progress (the policy lost control, or a new episode)."""
+        self._pose = (0.0, 0.0, 0.0)  # dead-reckoned x, y, heading since the window began
+        self._window: deque[tuple[float, float, float, float]] = deque()  # (now, x, y, heading) per tick
+        self._recover_until = -math.inf
+        self._sign = 1.0
+
+    def update(self, now: float, obs: np.ndarray, config: MonitorConfig) -> bool:
+        """Advances one POLICY tick; True when the recovery drives this tick (`command` says how).
+
+        Args:
+            now: Seconds, the monitor's clock.
+            obs: float [O], the finite observation the policy saw this tick.
+            config: The live thresholds (stall_s 0: never stalled).
+        """
+        if now < self._recover_until:
+            return True
+        goal = obs[self._goal]
+        distance = float(goal[0]) if self._unicycle else math.hypot(float(goal[0]), float(goal[1]))
+        if config.stall_s <= 0.0 or distance <= config.goal_tolerance_m:
+            self._window.clear()  # arrived: standing still is the point
+            return False
+        x, y, heading = self._pose
+        if self._window:
+            dt = now - self._window[-1][0]
+            velocity = obs[self._velocity]
+            if self._unicycle:
+                v, omega = float(velocity[0]), float(velocity[1])
+                x, y, heading = x + v * math.cos(heading) * dt, y + v * math.sin(heading) * dt, heading + omega * dt
+            else:
+                x, y = x + float(velocity[0]) * dt, y + float(velocity[1]) * dt
+        self._pose = (x, y, heading)
+        window = self._window
+        window.append((now, x, y, heading))
+        while len(window) > 1 and window[1][0] <= now - config.stall_s:
+            window.popleft()  # keep the newest tick at least stall_s old as the window's start
+        start, x0, y0, heading0 = window[0]
+        if now - start < config.stall_s or math.hypot(x - x0, y - y0) >= self.MOVE_M:
+            return False
+        if abs(heading - heading0) >= self.TURN_RAD:
+            return False
+        self.recoveries += 1
+        self._window.clear()
+        self._recover_until = now + config.recover_s
+        # Turn away from the goal's side: sin of the goal's bearing (the point robot's sign is unused).
+        self._sign = -1.0 if float(goal[2 if self._unicycle else 1]) >= 0.0 else 1.0
+        return True
+
+    def command(self, obs: np.ndarray) -> np.ndarray:
+        """The recovery's command [A] in physical units for this tick (inside the actuators' range)."""
+        if self._unicycle:
+            return np.array([0.0, self._sign * self._scale[1]])
+        goal = np.asarray(obs[self._goal], np.float64)
+        push = goal / max(math.hypot(*goal), 1e-6)
+        if self._hazards is not None:  # away from each hazard within HAZARD_CLEAR_M, by its depth
+            h = np.asarray(obs[self._hazards], np.float64).reshape(-1, 2)  # [N, 2] hazard centers - robot
+            d = np.maximum(np.linalg.norm(h, axis=1), 1e-6)
+            depth = np.maximum(self.HAZARD_CLEAR_M - d, 0.0) / self.HAZARD_CLEAR_M
+            push = push - (depth / d) @ h
+        return np.clip(self._scale * push, -self._high, self._high)

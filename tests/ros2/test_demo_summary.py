@@ -23,12 +23,15 @@ def test_fallback_share_episodes_and_their_causes() -> None:
         row(4.2, "FALLBACK:risk"),  # 2.7 s after the push ended: not explained
         row(4.5, "POLICY"),
         row(5.0, "FALLBACK:stale"),  # a fault: explained
+        row(5.5, "POLICY"),
+        row(6.0, "FALLBACK:stalled"),  # the progress watch: explained, and counted on its own
     ]
     s = summarize_trace(trace, goals=3)
-    assert s["goals"] == 3 and s["duration_s"] == 5.0
-    assert s["fallback_share"] == 5 / 10
-    assert s["fallback_episodes"] == 4
-    assert s["explained_episodes"] == 3  # startup, the push, the stale input; not the one at 4.2 s
+    assert s["goals"] == 3 and s["duration_s"] == 6.0
+    assert s["fallback_share"] == 6 / 12
+    assert s["fallback_episodes"] == 5
+    assert s["explained_episodes"] == 4  # startup, the push, the stale input, the stall; not the one at 4.2 s
+    assert s["stall_recoveries"] == 1
     assert s["violation_steps"] == 1
     assert s["violations"] == 1 and s["warned_violations"] == 1  # FALLBACK:risk since 1.5 s, 0.5 s before it
 

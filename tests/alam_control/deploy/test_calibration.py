@@ -258,6 +258,9 @@ def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, cap
         "risk_low": manifest["risk_low"],
         "engage_ticks": 1,
         "release_dwell_s": manifest["release_dwell_s"],
+        "stall_s": 2.0,  # the progress watch's defaults (it watches navigation bundles only)
+        "recover_s": 1.5,
+        "goal_tolerance_m": 0.3,
     }
 
     # The reliability diagram, and a stress evaluation under ranges twice as wide as training's.

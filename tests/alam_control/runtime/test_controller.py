@@ -3,6 +3,7 @@ the one risk-signal choice, in milliseconds (the same paths run once over DDS in
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import shutil
@@ -273,6 +274,43 @@ def test_throttle_gets_the_ticks_action_once_and_only_when_trusted(bad, diffdriv
     assert len(calls) == (0 if bad == "obs" else 1)
 
 
+def test_a_stalled_policy_hands_over_to_the_recovery_under_the_monitor(diffdrive, monkeypatch) -> None:
+    """The progress watch overrides the policy's own driving only: a risk hand-over pre-empts its recovery and
+    restarts its window; without a monitor (the policy alone) there is no watch."""
+    config = MonitorConfig(1.0, 0.5, engage_ticks=1, release_dwell_s=0.25)
+    controller = Controller(diffdrive, config, "stop", start_in_fallback=False)
+    risk = itertools.chain([0.1] * 20, [2.0], itertools.repeat(0.1))
+    monkeypatch.setattr(controller.bundle, "policy", lambda obs: (np.array([0.0, 0.0]), next(risk), 0.9))
+    obs = np.zeros(diffdrive.obs_dim, np.float32)
+    obs[:3] = 1.0, 1.0, 0.0  # the goal 1 m straight ahead; the robot does not move
+    labels, commands = [], []
+    for k in range(44):
+        tick = controller.step(k * 0.125, obs)
+        labels.append(tick.label)
+        commands.append(tick.command)
+    stalled = "FALLBACK:stalled"
+    # Still from t = 0: the recovery drives from t = 2.0 (tick 16) until the hand-over for risk at tick 20, whose
+    # dwell ends at tick 23; the watch starts afresh there, and the robot is stalled again at t = 2.875 + 2.0.
+    assert labels[:16] == [POLICY] * 16 and labels[16:20] == [stalled] * 4
+    assert controller.step(44 * 0.125, obs).mode == FALLBACK  # what rollouts count as the fallback's share
+    assert labels[20:23] == ["FALLBACK:risk"] * 3 and labels[23:39] == [POLICY] * 16 and labels[39] == stalled
+    np.testing.assert_array_equal(commands[16], [0.0, -1.0])  # goal dead ahead counts as left: turn right
+    np.testing.assert_array_equal(commands[20], [0.0, 0.0])  # the stop fallback, not the recovery
+    assert controller.watch.recoveries == 2 and controller.monitor.mode == POLICY
+    # A reset (a new episode, an activation) forgets the window too.
+    controller.reset(start_in_fallback=False)
+    assert controller.step(0.0, obs).label == POLICY and controller.step(2.0, obs).label == stalled
+    controller.step(3.5, obs)
+    for k in range(8):
+        controller.step(3.5 + k * 0.25, obs)
+    controller.reset(start_in_fallback=False)
+    assert controller.step(5.5, obs).label == POLICY
+    alone = Controller(diffdrive, None, "stop")
+    assert alone.watch is None
+    monkeypatch.setattr(alone.bundle, "policy", lambda obs: (np.array([0.0, 0.0]), 0.1, 0.9))
+    assert {alone.step(k * 0.125, obs).label for k in range(40)} == {POLICY}
+
+
 def test_without_a_monitor_only_faults_hand_over(diffdrive) -> None:
     controller = Controller(diffdrive, None, "stop")
     obs = np.zeros(diffdrive.obs_dim, np.float32)
@@ -325,10 +363,11 @@ def test_monitor_config_bounds() -> None:
     assert MonitorConfig(0.5, 0.5, engage_ticks=1, release_dwell_s=0.0).risk_low == 0.5  # equal: no hysteresis band
     with pytest.raises(ValueError, match="engage_ticks must be >= 1, got 0"):
         MonitorConfig(1.0, 0.5, engage_ticks=0)
-    with pytest.raises(ValueError, match="release_dwell_s must be >= 0, got -0.1"):
-        MonitorConfig(1.0, 0.5, release_dwell_s=-0.1)
-    with pytest.raises(ValueError, match="release_dwell_s must be >= 0, got nan"):
-        MonitorConfig(1.0, 0.5, release_dwell_s=math.nan)
+    for name in ("release_dwell_s", "stall_s", "recover_s", "goal_tolerance_m"):
+        assert getattr(MonitorConfig(1.0, 0.5, **{name: 0.0}), name) == 0.0
+        for bad in (-0.1, math.nan, math.inf):
+            with pytest.raises(ValueError, match=f"{name} must be a finite number >= 0, got {bad}"):
+                MonitorConfig(1.0, 0.5, **{name: bad})
 
 
 # --- scan binning ---------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from alam_control.runtime import (
     InputFault,
     JointObservation,
     MonitorConfig,
+    ProgressWatch,
     RiskMonitor,
     bin_scan,
     default_fallback,
@@ -458,6 +459,104 @@ def test_fallback_names_are_checked() -> None:
     # JointState) cannot damp: a clear error, not a KeyError.
     with pytest.raises(ValueError, match="damping fallback needs the bundle's joint observation recipe"):
         make_fallback("damping", {**JOINT_MANIFEST, "deploy": {}})
+
+
+# --- progress watch -----------------------------------------------------------------------------------------
+
+WATCH = MonitorConfig(2.0, 1.0)  # stall_s 2.0, recover_s 1.5, goal_tolerance_m 0.3
+DT = 0.125  # s, exact in binary: the window's edges fall on ticks
+
+
+def diff_obs(v: float = 0.0, omega: float = 0.0, distance: float = 1.0, bearing: float = 0.5) -> np.ndarray:
+    """A DIFF_MANIFEST observation [21]: goal (distance, cos, sin of bearing), velocity (v, omega), open ranges."""
+    obs = np.full(21, 2.0)
+    obs[:5] = distance, math.cos(bearing), math.sin(bearing), v, omega
+    return obs
+
+
+def watch_flags(watch: ProgressWatch, obs_at, ticks: int = 48, config: MonitorConfig = WATCH) -> list[int]:
+    """Indices of the ticks (one every DT) on which the recovery drives."""
+    return [k for k in range(ticks) if watch.update(k * DT, obs_at(k), config)]
+
+
+def test_progress_watch_recovers_after_stall_s_for_recover_s_then_watches_afresh() -> None:
+    watch = ProgressWatch(DIFF_MANIFEST)
+    # Still from t = 0: stalled at t = 2.0 (tick 16), recovering until t = 3.5 (ticks 16-27), a fresh window from
+    # t = 3.5 (tick 28), stalled again at t = 5.5 (tick 44).
+    assert watch_flags(watch, lambda k: diff_obs()) == [*range(16, 28), *range(44, 48)]
+    assert watch.recoveries == 2
+    # It turns on the spot at half the yaw-rate limit (2.0 rad/s), away from the goal's side.
+    np.testing.assert_array_equal(watch.command(diff_obs()), [0.0, -1.0])
+    left = ProgressWatch(DIFF_MANIFEST)
+    assert watch_flags(left, lambda k: diff_obs(bearing=-0.5), ticks=17)[0] == 16
+    np.testing.assert_array_equal(left.command(diff_obs(bearing=-0.5)), [0.0, 1.0])
+    # A reset (the monitor took over) forgets the window: stalled only stall_s after it.
+    watch = ProgressWatch(DIFF_MANIFEST)
+    assert watch_flags(watch, lambda k: diff_obs(), ticks=10) == []
+    watch.reset()
+    assert [k for k in range(10, 40) if watch.update(k * DT, diff_obs(), WATCH)][0] == 26
+
+
+@pytest.mark.parametrize(
+    "v, omega, stalled",
+    [
+        (0.005, 0.0, True),  # 1 cm in 2 s: creeping is no progress
+        (0.05, 0.0, False),  # 10 cm in 2 s
+        (0.015, 0.0, False),  # 3 cm in 2 s
+        (-0.05, 0.0, False),  # backing up is travel too
+        (0.0, 0.2, False),  # 0.4 rad in 2 s: turning on the spot is progress
+        (0.0, -0.2, False),  # either way
+        (0.0, 0.05, True),  # 0.1 rad in 2 s
+    ],
+)
+def test_progress_is_net_travel_or_turn_over_the_window(v: float, omega: float, stalled: bool) -> None:
+    assert bool(watch_flags(ProgressWatch(DIFF_MANIFEST), lambda k: diff_obs(v, omega), ticks=17)) == stalled
+
+
+def test_the_window_slides_tick_by_tick() -> None:
+    # 5 cm in the first tick, then 1.9 cm over the next 2 s: the window from t = 0 saw progress, the one from the
+    # second tick (t = 0.125 to 2.125) did not.
+    creep = ProgressWatch(DIFF_MANIFEST)
+    assert watch_flags(creep, lambda k: diff_obs(0.4 if k == 1 else 0.0095), ticks=18) == [17]
+
+
+def test_dithering_that_nets_no_travel_is_stalled() -> None:
+    # 0.4 m/s forward and back on alternate ticks (the parked policies of benchmarks/stalls.py do this).
+    assert watch_flags(ProgressWatch(DIFF_MANIFEST), lambda k: diff_obs(0.4 * (-1) ** k), ticks=17) == [16]
+    # Forward, about-turn, forward, about-turn back: back at the start, facing the same way. Only a pose that
+    # integrates the heading sees that (ignoring it, the two forward legs would add up to 0.4 m of travel).
+    about = (0.0, math.pi / DT, 0.0, -math.pi / DT)
+    three_point = ProgressWatch(DIFF_MANIFEST)
+    assert watch_flags(three_point, lambda k: diff_obs(0.4 * (k % 2 == 0), about[k % 4]), ticks=17) == [16]
+
+
+def test_arrival_and_stall_s_zero_are_never_stalled() -> None:
+    assert watch_flags(ProgressWatch(DIFF_MANIFEST), lambda k: diff_obs(distance=0.3)) == []  # within tolerance
+    off = MonitorConfig(2.0, 1.0, stall_s=0.0)
+    assert watch_flags(ProgressWatch(DIFF_MANIFEST), lambda k: diff_obs(), config=off) == []
+    far = MonitorConfig(2.0, 1.0, goal_tolerance_m=0.2)
+    assert watch_flags(ProgressWatch(DIFF_MANIFEST), lambda k: diff_obs(distance=0.3), ticks=17, config=far) == [16]
+
+
+def test_progress_watch_on_a_point_robot_pushes_toward_the_goal() -> None:
+    def obs(velocity=(0.0, 0.0)) -> np.ndarray:
+        return np.array([*velocity, 3.0, 4.0, 1.0, 1.0, 2.0, 2.0])  # velocity, goal_vector, two hazards
+
+    watch = ProgressWatch(POINT_MANIFEST)
+    assert watch_flags(watch, lambda k: obs(), ticks=17) == [16]
+    np.testing.assert_allclose(watch.command(obs()), [0.3, 0.4])  # half force, toward (3, 4) / 5
+    # A hazard 0.4 m to the right (depth 0.5 of 0.8 m) pushes back by 0.5: 0.5 * ((0.6, 0.8) - (0.5, 0)).
+    near = np.array([0.0, 0.0, 3.0, 4.0, 0.4, 0.0, 2.0, 2.0])
+    np.testing.assert_allclose(watch.command(near), [0.05, 0.4])
+    assert watch_flags(ProgressWatch(POINT_MANIFEST), lambda k: obs((0.0, 0.05)), ticks=17) == []
+    assert watch_flags(ProgressWatch(POINT_MANIFEST), lambda k: obs((0.0, 0.005)), ticks=17) == [16]
+
+
+def test_progress_watch_only_for_robots_with_a_goal() -> None:
+    assert ProgressWatch.for_bundle(JOINT_MANIFEST) is None
+    assert isinstance(ProgressWatch.for_bundle(DIFF_MANIFEST), ProgressWatch)
+    with pytest.raises(ValueError, match="needs 'velocity' and a goal"):
+        ProgressWatch({"obs_layout": {"velocity": [0, 2]}, "action_high": [1.0, 1.0]})
 
 
 # --- observations -------------------------------------------------------------------------------------------

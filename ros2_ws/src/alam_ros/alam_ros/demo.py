@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"alam-ros-demo: {s['duration_s']:.0f} s, {s['goals']} goals reached, FALLBACK "
                     f"{100 * s['fallback_share']:.0f} % of the time in {s['fallback_episodes']} episode(s), "
-                    f"{s['explained_episodes']} of them within 1 s of a push or a fault; "
+                    f"{s['explained_episodes']} of them within 1 s of a push or a fault ({s['stall_recoveries']} "
+                    f"for the progress watch); "
                     f"{s['violations']} violation(s), {s['warned_violations']} of them after the monitor had handed "
                     f"over for risk (within 2 s before); {s['violation_steps']} risk messages during a violation",
                     flush=True,
@@ -188,19 +189,22 @@ def summarize_trace(
         trace: Rows (t in s, risk, mode, cost, push) as recorded by the status subscriber.
         goals: goals reached (the bridge's count).
         cause_window_s: a FALLBACK episode is "explained" when it begins within this long of a push (before it
-            starts, during it or after it ends), or with a fault reason (anything but ``FALLBACK:risk``).
+            starts, during it or after it ends), or with another reason than ``FALLBACK:risk`` (a fault, the
+            start-up wait, or the progress watch's ``FALLBACK:stalled``, which are also counted on their own).
         warn_window_s: a violation was "warned" when the monitor handed over for risk (``FALLBACK:risk``) within
             this long before it began (2 s: the H = 20 steps of the risk label), i.e. lambda rose above risk_high
             before the clearance was gone.
 
     Returns:
         duration_s, goals, fallback_share (of risk messages), fallback_episodes, explained_episodes,
-        violation_steps (messages with cost > 0), violations (onsets: cost > 0 after a row without),
+        stall_recoveries (episodes that began as ``FALLBACK:stalled``), violation_steps (messages with cost > 0),
+        violations (onsets: cost > 0 after a row without),
         warned_violations.
     """
     if not trace:
         return {"duration_s": 0.0, "goals": goals, "fallback_share": math.nan, "fallback_episodes": 0,
-                "explained_episodes": 0, "violation_steps": 0, "violations": 0, "warned_violations": 0}  # fmt: skip
+                "explained_episodes": 0, "stall_recoveries": 0, "violation_steps": 0, "violations": 0,
+                "warned_violations": 0}  # fmt: skip
     t = [row[0] for row in trace]
     modes = [row[2] for row in trace]
     in_fb = [m.startswith("FALLBACK") for m in modes]
@@ -210,10 +214,11 @@ def summarize_trace(
             pushes.append([t[i], t[-1]])
         elif not row[4] and i > 0 and trace[i - 1][4]:
             pushes[-1][1] = t[i]
-    episodes = explained = 0
+    episodes = explained = stalls = 0
     for i, fb in enumerate(in_fb):
         if fb and (i == 0 or not in_fb[i - 1]):
             episodes += 1
+            stalls += int(modes[i] == "FALLBACK:stalled")
             fault = modes[i] != "FALLBACK:risk"
             pushed = any(start - cause_window_s <= t[i] <= end + cause_window_s for start, end in pushes)
             explained += int(fault or pushed)
@@ -226,6 +231,7 @@ def summarize_trace(
         "fallback_share": sum(in_fb) / len(in_fb),
         "fallback_episodes": episodes,
         "explained_episodes": explained,
+        "stall_recoveries": stalls,
         "violation_steps": sum(1 for row in trace if row[3] > 0),
         "violations": len(onsets),
         "warned_violations": warned,

@@ -12,10 +12,12 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from alam_control.runtime import POLICY, Bundle, Controller, Tick
+from alam_control.runtime.monitor import FALLBACK, STALLED
 
 if TYPE_CHECKING:
     from alam_ros.policy_parameters import Settings
 
+STALLED_LABEL = f"{FALLBACK}:{STALLED}"
 # Diagnostic level per fault kind ("<kind>:<source>").
 _ERROR_KINDS = ("nonfinite", "size", "coverage", "invalid", "frame")
 
@@ -34,6 +36,8 @@ def describe(tick: Tick, release_dwell_s: float) -> str:
     """The diagnostic message of a tick: its fault and detail, what FALLBACK waits for, or that the policy drives."""
     if tick.fault is not None:
         return tick.detail if tick.detail.startswith(tick.fault) else f"{tick.fault}: {tick.detail}"
+    if tick.label == STALLED_LABEL:
+        return "no progress toward the goal under the policy: the stall recovery drives"
     if tick.mode != POLICY:
         return f"waiting for {release_dwell_s} s of risk < risk_low"
     return "policy in control"

@@ -245,6 +245,11 @@ class PolicyNode(LifecycleNode):
         self.get_logger().info(
             f"monitor: FALLBACK above {m.risk_high:.4g} for {m.engage_ticks} tick(s), POLICY again after "
             f"{m.release_dwell_s:g} s below {m.risk_low:.4g}"
+            + (
+                f"; progress watch: {m.recover_s:g} s of recovery after {m.stall_s:g} s without progress"
+                if self.controller.watch is not None and m.stall_s > 0
+                else ""
+            )
         )
 
     def _teardown(self) -> None:

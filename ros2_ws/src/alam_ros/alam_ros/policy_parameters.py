@@ -22,9 +22,10 @@ from alam_ros.common import ConfigError
 TICK_ON = ("timer", "scan", "joint_states")
 STAMP_SOURCES = ("now", "scan")
 # Parameters that may change while running (validated and applied at once); all others are read-only.
-LIVE = ("risk_high", "risk_low", "engage_ticks", "release_dwell_s", "obs_timeout_s", "max_invalid_beam_fraction")
-# The parameters that make up the MonitorConfig.
-MONITOR_PARAMETERS = ("risk_high", "risk_low", "engage_ticks", "release_dwell_s")
+# The parameters that make up the MonitorConfig (the progress watch's included).
+MONITOR_PARAMETERS = ("risk_high", "risk_low", "engage_ticks", "release_dwell_s", "stall_s", "recover_s",
+                      "goal_tolerance_m")  # fmt: skip
+LIVE = (*MONITOR_PARAMETERS, "obs_timeout_s", "max_invalid_beam_fraction")
 
 
 _MONITOR_DEFAULTS = {f.name: f.default for f in fields(MonitorConfig)}  # one place for the monitor's defaults
@@ -87,6 +88,31 @@ def declare(node: Node) -> None:
         f"picked for the bundle, else {_MONITOR_DEFAULTS['release_dwell_s']}.",
         read_only=False,
         range_=(0.0, 3600.0),
+    )
+    d(
+        node,
+        "stall_s",
+        _MONITOR_DEFAULTS["stall_s"],
+        "Navigation bundles: seconds of POLICY driving with under 2 cm of travel and 0.2 rad of turn, farther than "
+        "goal_tolerance_m from the goal, before the recovery drives (FALLBACK:stalled); 0 turns the watch off.",
+        read_only=False,
+        range_=(0.0, 3600.0),
+    )
+    d(
+        node,
+        "recover_s",
+        _MONITOR_DEFAULTS["recover_s"],
+        "Seconds the stall recovery (turn on the spot, away from the goal's side) drives before the policy again.",
+        read_only=False,
+        range_=(0.0, 3600.0),
+    )
+    d(
+        node,
+        "goal_tolerance_m",
+        _MONITOR_DEFAULTS["goal_tolerance_m"],
+        "Distance to the goal within which standing still is arrival, not a stall.",
+        read_only=False,
+        range_=(0.0, 1000.0),
     )
     d(
         node,
