@@ -26,6 +26,7 @@ FAST = {
     "risk_low": 10.0,
     "engage_ticks": 3,
     "release_dwell_s": 0.5,
+    "stall_s": 0.0,  # the harness robot never moves: the progress watch is off but where a test turns it on
     "obs_timeout_s": 0.3,
     "diagnostics_period_s": 0.5,
     "publish_observation": True,
@@ -382,6 +383,16 @@ def test_risk_above_threshold_hands_over_and_thresholds_are_live(diffdrive_bundl
     t_calm = time.monotonic()
     t_policy = wait_policy(out, t_calm, timeout=3.0)
     assert t_policy - t_calm >= FAST["release_dwell_s"] - 0.05
+    # The progress watch's settings are live too: the harness robot stands still 1.1 m from its goal.
+    assert set_param("recover_s", 0.5).successful
+    t_watch = time.monotonic()
+    assert set_param("stall_s", 0.5).successful
+    t_stalled = wait_until(lambda: out.mode_is("FALLBACK:stalled", t_watch), 3.0)
+    assert t_stalled and 0.45 <= t_stalled - t_watch < 1.5, t_stalled - t_watch
+    assert wait_until(lambda: any(level == WARN for level, _ in out.diagnostic_levels(t_stalled)), 2.0)
+    assert set_param("stall_s", 0.0).successful
+    wait_policy(out, time.monotonic(), timeout=3.0)
+    assert not set_param("stall_s", -1.0).successful
 
 
 def test_safety_cannot_be_switched_off_from_another_process(diffdrive_bundle, start_node, harness):
