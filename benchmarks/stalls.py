@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from alam_control.deploy import calibration  # noqa: E402
-from alam_control.runtime import MonitorConfig, load_bundle  # noqa: E402
+from alam_control.runtime import STALLED_LABEL, MonitorConfig, load_bundle  # noqa: E402
 from sim import diffdrive, point_goal  # noqa: E402
 
 NAVIGATION = ("diffdrive-safe_navigate", "point-safe_goal")
@@ -130,7 +130,7 @@ def measure(bundle_dir: Path, episodes: int, width: float, seed: int, alone: boo
     return {
         "bundle": str(bundle_dir), "width": width, "return": float(np.mean(run.returns)),
         "violation_rate": float((run.cost > 0).mean()), "fallback": float(run.fallback.mean()),
-        "recovering": float((labels == "FALLBACK:stalled").mean()),
+        "recovering": float((labels == STALLED_LABEL).mean()),
         "stalled": float(stalled.mean()), "stuck": f"{stuck}/{episodes}",
         "risk_stalled": float(np.median(run.risk[stalled])) if stalled.any() else float("nan"),
         "risk_low": float("nan") if monitor is None else monitor.risk_low,

@@ -20,7 +20,16 @@ import numpy as np
 import sim
 from alam_control.deploy import riskmap
 from alam_control.learn import metrics
-from alam_control.runtime import POLICY, Bundle, Controller, MonitorConfig, Tick, default_fallback, load_bundle
+from alam_control.runtime import (
+    POLICY,
+    STALLED_LABEL,
+    Bundle,
+    Controller,
+    MonitorConfig,
+    Tick,
+    default_fallback,
+    load_bundle,
+)
 from alam_control.runtime.bundle import write_manifest
 from sim.diffdrive import PILLAR_RADIUS
 
@@ -74,14 +83,24 @@ class Rollouts:
         return np.bincount(self.episode, weights=self.cost > 0).astype(int)
 
     def summary(self) -> dict[str, float]:
-        """return, cost, violation_rate, risk_auroc, fallback_fraction (means over episodes / steps)."""
+        """return, cost, violation_rate, risk_auroc, fallback_fraction (means over episodes / steps), and
+        stalled_fraction: the part of fallback_fraction that the progress watch's recovery drove."""
         return {
             "return": float(np.mean(self.returns)),
             "cost": float(np.mean(self.costs)),
             "violation_rate": float((self.cost > 0).mean()),
             "risk_auroc": metrics.auroc(self.risk, self.labels),
             "fallback_fraction": float(self.fallback.mean()),
+            "stalled_fraction": float(np.mean(np.asarray(self.modes) == STALLED_LABEL)) if self.modes else 0.0,
         }
+
+
+def _just_below(x: float) -> float:
+    """The largest float that compares below `x` in this process: the next float down, or, where subnormals are
+    flushed to zero (training sets `torch.set_flush_denormal(True)` process-wide, and the next float below 0 is
+    subnormal), x minus the smallest normal float."""
+    below = float(np.nextafter(x, -np.inf))
+    return below if below < x else x - float(np.finfo(np.float64).tiny)
 
 
 def rollout(
@@ -380,7 +399,7 @@ def pick_thresholds(
     # The next float below a quantile of the positives' lambdas, so `lam > threshold` flags that share. Not a fixed
     # offset: a graded lambda far below its cap takes values of 1e-8 and less, which an offset of 1e-6 (the earlier
     # rule) pushed below 0, so a recall target of 0.9 flagged every state and the robot never drove.
-    risk_high = float(np.nextafter(np.quantile(positives, 1.0 - recall, method="lower"), -np.inf))
+    risk_high = _just_below(float(np.quantile(positives, 1.0 - recall, method="lower")))
     budget = 1.0 if max_flag_ratio is None else min(1.0, max_flag_ratio * float(labels.mean()))
     if budget < 1.0:
         # The lowest threshold that flags at most `budget` of all steps: lam > the (1 - budget) quantile.

@@ -9,7 +9,7 @@ tick = Controller(bundle, MonitorConfig.from_manifest(bundle.manifest)).step(now
 from alam_control.runtime.bundle import RISK_SIGNALS, Bundle, BundleError, OnnxPolicy, load_bundle, read_manifest
 from alam_control.runtime.controller import Controller, DiffDriveInputs, JointInputs, Tick, make_inputs
 from alam_control.runtime.fallback import FALLBACKS, default_fallback, make_fallback
-from alam_control.runtime.monitor import FALLBACK, POLICY, MonitorConfig, ProgressWatch, RiskMonitor
+from alam_control.runtime.monitor import FALLBACK, POLICY, STALLED_LABEL, MonitorConfig, ProgressWatch, RiskMonitor
 from alam_control.runtime.observation import (
     DiffDriveObservation,
     InputFault,
@@ -30,6 +30,7 @@ __all__ = [
     "FALLBACK",
     "FALLBACKS",
     "POLICY",
+    "STALLED_LABEL",
     "Bundle",
     "BundleError",
     "DiffDriveObservation",

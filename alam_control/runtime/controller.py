@@ -24,10 +24,8 @@ import numpy as np
 
 from alam_control.runtime.bundle import Bundle
 from alam_control.runtime.fallback import make_fallback
-from alam_control.runtime.monitor import FALLBACK, POLICY, STALLED, MonitorConfig, ProgressWatch, RiskMonitor
+from alam_control.runtime.monitor import FALLBACK, POLICY, STALLED_LABEL, MonitorConfig, ProgressWatch, RiskMonitor
 from alam_control.runtime.observation import DiffDriveObservation, InputFault, JointObservation
-
-_STALLED_LABEL = f"{FALLBACK}:{STALLED}"
 
 
 class Tick(NamedTuple):
@@ -314,7 +312,7 @@ class Controller:
             command = action
             # Only the policy's own driving can stall; a hand-over for risk or a fault pre-empts the recovery.
             if self.watch is not None and self.watch.update(now, obs, self.monitor.config):
-                mode, label, command = FALLBACK, _STALLED_LABEL, self.watch.command(obs)
+                mode, label, command = FALLBACK, STALLED_LABEL, self.watch.command(obs)
         else:
             if self.watch is not None:
                 self.watch.reset()

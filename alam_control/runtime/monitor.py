@@ -15,7 +15,8 @@ import numpy as np
 
 POLICY = "POLICY"
 FALLBACK = "FALLBACK"
-STALLED = "stalled"  # the reason while the progress watch's recovery drives ("FALLBACK:stalled")
+STALLED = "stalled"  # the reason while the progress watch's recovery drives
+STALLED_LABEL = f"{FALLBACK}:{STALLED}"  # its ~/mode label
 _LABELS: dict[str, str] = {}  # reason -> "FALLBACK:<reason>"
 
 

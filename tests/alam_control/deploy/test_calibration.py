@@ -65,7 +65,7 @@ def test_pick_thresholds_keeps_the_false_alarm_budget() -> None:
         calibration.pick_thresholds(lam, labels, 0.5, max_flag_ratio=0.0)
 
 
-def test_pick_thresholds_at_the_edges_of_its_arguments() -> None:
+def test_pick_thresholds_at_the_edges_of_its_arguments(monkeypatch) -> None:
     lam = np.array([0.0, 1.0, 2.0, 3.0])
     labels = np.array([True, False, True, False])
     for recall in (0.0, 1.0):
@@ -81,6 +81,12 @@ def test_pick_thresholds_at_the_edges_of_its_arguments() -> None:
     for ratio in (None, 2.0):
         high, _, quality = calibration.pick_thresholds(lam, labels, 0.9, max_flag_ratio=ratio)
         assert high < 0.0 and quality["recall"] == 1.0 and quality["flag_rate"] == 1.0 and quality["flag_budget"] == 1.0
+    # The same where subnormals flush to zero (a process that trained: the next float below 0 reads as -0.0, and
+    # `0.0 > -0.0` is False), as this mock of that flush does.
+    with monkeypatch.context() as m:
+        m.setattr(np, "nextafter", lambda x, to: np.float64(x - 5e-324 if x != 0.0 else -0.0))
+        high, _, quality = calibration.pick_thresholds(lam, labels, 0.9, max_flag_ratio=None)
+    assert high < 0.0 and quality["recall"] == 1.0
     # The recall target met exactly is met: positives 10..13 among 10 steps, budget 0.75 x 40 % = 30 %: lam > the
     # 70 % quantile (method "higher": sorted index 7, which is 11) flags 12 and 13, half the positives.
     lam = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 11.0, 12.0, 13.0])
@@ -253,6 +259,7 @@ def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, cap
     assert cli.main(["eval", "--bundle", str(bundle), "--monitor", "--episodes", "1"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["monitor"] is True
+    assert evaluated["stalled_fraction"] == 0.0  # a joint robot: no progress watch
     assert evaluated["monitor_settings"] == {
         "risk_high": manifest["risk_high"],
         "risk_low": manifest["risk_low"],

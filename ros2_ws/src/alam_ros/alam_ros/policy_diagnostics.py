@@ -11,13 +11,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-from alam_control.runtime import POLICY, Bundle, Controller, Tick
-from alam_control.runtime.monitor import FALLBACK, STALLED
+from alam_control.runtime import POLICY, STALLED_LABEL, Bundle, Controller, Tick
 
 if TYPE_CHECKING:
     from alam_ros.policy_parameters import Settings
 
-STALLED_LABEL = f"{FALLBACK}:{STALLED}"
 # Diagnostic level per fault kind ("<kind>:<source>").
 _ERROR_KINDS = ("nonfinite", "size", "coverage", "invalid", "frame")
 
