@@ -161,7 +161,7 @@ def _eval_ranges(args: argparse.Namespace, training: sim.Randomization) -> sim.R
 
 def _eval_bundle(args: argparse.Namespace) -> int:
     from alam_control.deploy import calibration
-    from alam_control.runtime import MonitorConfig, load_bundle
+    from alam_control.runtime import MonitorConfig, load_bundle, risk_signal_caveats
 
     bundle = load_bundle(args.bundle)
     monitor = None
@@ -188,6 +188,8 @@ def _eval_bundle(args: argparse.Namespace) -> int:
     result = {"bundle": args.bundle, "monitor": bool(monitor), "fallback": fallback if monitor else None,
               # What the monitor ran with: the manifest's calibrated thresholds and dwell unless overridden.
               "monitor_settings": dataclasses.asdict(monitor) if monitor else None,
+              # What the calibration says the monitor's risk signal cannot do (runtime.risk_signal_caveats).
+              "monitor_caveats": risk_signal_caveats(bundle.manifest) if monitor else None,
               "episodes": args.episodes, "randomize_width": (args.randomize_width or 1.0) if ranges else None,
               **data.summary()}  # fmt: skip
     if args.plot:
@@ -230,6 +232,7 @@ def _monitor_costs_much(loop: dict) -> bool:
 
 def _calibrate(args: argparse.Namespace) -> int:
     from alam_control.deploy import calibration
+    from alam_control.runtime import read_manifest, risk_signal_caveats
 
     if args.no_randomize and args.randomize_width is not None:
         raise ValueError("--randomize-width widens the training ranges: it cannot go with --no-randomize")
@@ -262,6 +265,8 @@ def _calibrate(args: argparse.Namespace) -> int:
                   f"steps, violation rate {row['violation_rate']:.4f}, return {row['return']:.2f}{kept}")  # fmt: skip
     written = "risk_high / risk_low" + (" / release_dwell_s" if "release_dwell_s" in result else "")
     print(f"{written} written to {args.bundle}/manifest.json")
+    for caveat in risk_signal_caveats(read_manifest(args.bundle)):
+        print(f"warning: {caveat}")
     if not result["recall_met"]:
         print(f"note: the monitor flags {result['recall']:.1%} of the steps that precede a violation, not the "
               f"{args.recall:.0%} asked for: that would flag more than {result['flag_budget']:.1%} of all steps "

@@ -6,7 +6,15 @@ mode = monitor.update(now, lam, fault)              # POLICY or FALLBACK
 tick = Controller(bundle, MonitorConfig.from_manifest(bundle.manifest)).step(now, obs)   # the whole deployed tick
 """
 
-from alam_control.runtime.bundle import RISK_SIGNALS, Bundle, BundleError, OnnxPolicy, load_bundle, read_manifest
+from alam_control.runtime.bundle import (
+    RISK_SIGNALS,
+    Bundle,
+    BundleError,
+    OnnxPolicy,
+    load_bundle,
+    read_manifest,
+    risk_signal_caveats,
+)
 from alam_control.runtime.controller import Controller, DiffDriveInputs, JointInputs, Tick, make_inputs
 from alam_control.runtime.fallback import FALLBACKS, default_fallback, make_fallback
 from alam_control.runtime.monitor import FALLBACK, POLICY, STALLED_LABEL, MonitorConfig, ProgressWatch, RiskMonitor
@@ -45,5 +53,6 @@ __all__ = [
     "load_bundle",
     "make_fallback",
     "read_manifest",
+    "risk_signal_caveats",
     "yaw_from_quaternion",
 ]

@@ -334,6 +334,50 @@ def threshold_bounds(manifest: dict[str, Any]) -> tuple[float, float, str] | Non
     return None if not what else (low, high, " and ".join(what))
 
 
+CAP_SHARE_BLIND = 0.95
+"""lambda at its cap on at least this share of the calibration's states cannot rank risk (as `alam report` reads a
+multiplier pinned at its cap: >= 95 % of the replay states there)."""
+
+
+def risk_signal_caveats(manifest: dict[str, Any]) -> list[str]:
+    """What the bundle's calibration says its risk signal cannot do, one sentence each; [] when it says nothing
+    against it (or the bundle is uncalibrated: the monitor then runs on the thresholds it is given).
+
+    A bundle passes every schema check and still leaves the robot unprotected when its multiplier is pinned at its
+    cap (the evidence grid's diff-drive `fac` seed 1: lambda 10 on every state, AUROC 0.5, risk_high 10, and the
+    monitor never handed over), ranks violations no better than chance, or has thresholds that flagged none of the
+    calibration's states although it violated. The ROS node and `alam calibrate` print these as warnings.
+    """
+    calibration = manifest.get("calibration")
+    if not isinstance(calibration, dict):
+        return []
+    signal = calibration.get("risk_signal") or manifest.get("risk_signal") or "lambda"
+    where = f"the calibration's {calibration.get('episodes', '?')} episodes"
+    caveats = []
+    cap_share, cap = calibration.get("cap_share"), manifest.get("lambda_max")
+    if isinstance(cap_share, (int, float)) and cap_share >= CAP_SHARE_BLIND:
+        caveats.append(
+            f"{signal} sat at its cap (lambda_max {cap}) on {cap_share:.0%} of the states of {where}: it cannot rank "
+            "risk, and the monitor cannot hand over for it"
+        )
+    auroc = calibration.get("risk_auroc")
+    interval = calibration.get("risk_auroc_interval") or []
+    bounded = len(interval) == 2 and all(isinstance(x, (int, float)) and math.isfinite(x) for x in interval)
+    low = interval[0] if bounded else auroc  # chance not excluded: the interval (else the estimate) reaches 0.5
+    if isinstance(low, (int, float)) and math.isfinite(low) and low <= 0.5:
+        shown = f"{auroc:.3f}" + (f", 95 % interval {interval[0]:.3f}-{interval[1]:.3f}" if bounded else "")
+        caveats.append(
+            f"{signal} ranked the violations within {calibration.get('horizon', '?')} steps in {where} no better "
+            f"than chance (AUROC {shown})"
+        )
+    if calibration.get("flag_rate") == 0 and (calibration.get("onsets") or 0) > 0:
+        caveats.append(
+            f"risk_high flagged none of the states of {where}, in which the policy violated "
+            f"{calibration['onsets']} time(s): the monitor would not have handed over for risk"
+        )
+    return caveats
+
+
 def _validate_thresholds(manifest: dict[str, Any], number, fail) -> None:
     """risk_high / risk_low: both null (uncalibrated) or finite with risk_low <= risk_high, inside
     `threshold_bounds`."""

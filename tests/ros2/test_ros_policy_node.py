@@ -154,6 +154,19 @@ def test_release_dwell_defaults_to_the_one_calibrate_picked(diffdrive_bundle, st
     assert "monitor: FALLBACK above 10 for 3 tick(s), POLICY again after 1.5 s below 10" in node.output()
 
 
+def test_a_bundle_calibrated_with_lambda_pinned_runs_with_a_warning(diffdrive_bundle, start_node, harness, tmp_path):
+    bundle = Path(shutil.copytree(diffdrive_bundle, tmp_path / "b"))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    write_manifest(bundle, dict(manifest, calibration={"risk_signal": "lambda", "episodes": 100, "cap_share": 1.0}))
+    out = PolicyOutputs(harness)
+    DiffDriveInputs(harness, rate_hz=20.0)
+    node = start_node("policy_node", bundle_dir=bundle, **FAST)
+    # It loads and drives (the operator decides), and says at start-up why its monitor may not protect the robot.
+    assert wait_until(lambda: out.mode_is("POLICY") is not None, STARTUP_S), node.output()
+    assert "bundle calibration: lambda sat at its cap (lambda_max 10" in node.output()
+    assert "[WARN]" in next(line for line in node.output().splitlines() if "bundle calibration:" in line)
+
+
 def test_no_goal_is_stale_and_commands_keep_coming(diffdrive_bundle, start_node, harness):
     out = PolicyOutputs(harness)
     inputs = DiffDriveInputs(harness, rate_hz=20.0)

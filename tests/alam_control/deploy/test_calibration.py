@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alam_control import cli
+from alam_control import cli, runtime
 from alam_control.deploy import calibration
 from alam_control.learn import metrics
-from alam_control.runtime import MonitorConfig, load_bundle
+from alam_control.runtime import MonitorConfig, load_bundle, risk_signal_caveats
+from alam_control.runtime.bundle import write_manifest
 
 
 def test_pick_thresholds_reaches_the_recall() -> None:
@@ -295,6 +296,33 @@ def test_calibrate_cli_writes_thresholds(smoke_bundle: Path, tmp_path: Path, cap
     assert json.loads(capsys.readouterr().out)["randomize_width"] is None
     assert cli.main(["eval", "--bundle", str(bundle), "--randomize-width", "0.5"]) == 2
     assert "--randomize-width must be >= 1" in capsys.readouterr().err
+
+
+def test_calibrate_and_eval_warn_of_what_the_calibration_saw_the_risk_signal_fail_at(
+    smoke_bundle: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    import shutil
+
+    bundle = Path(shutil.copytree(smoke_bundle, tmp_path / "b"))
+    assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2", "--closed-loop-episodes", "0"]) == 0
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    warned = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning: ")]
+    assert warned == [f"warning: {caveat}" for caveat in risk_signal_caveats(manifest)]
+    # As if the calibration had seen lambda pinned at its cap: `alam eval --monitor` reports it with its figures.
+    write_manifest(bundle, dict(manifest, calibration=dict(manifest["calibration"], cap_share=1.0)))
+    assert cli.main(["eval", "--bundle", str(bundle), "--monitor", "--episodes", "1"]) == 0
+    caveats = json.loads(capsys.readouterr().out)["monitor_caveats"]
+    assert caveats == risk_signal_caveats(load_bundle(bundle).manifest)
+    assert caveats[0].startswith("lambda sat at its cap (lambda_max 10")
+    assert cli.main(["eval", "--bundle", str(bundle), "--episodes", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["monitor_caveats"] is None  # no monitor, nothing it cannot do
+    # `alam calibrate` prints every caveat of the manifest it has just written, one line each.
+    monkeypatch.setattr(runtime, "risk_signal_caveats", lambda manifest: ["one", "two"])
+    assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2", "--closed-loop-episodes", "0"]) == 0
+    assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning: ")] == [
+        "warning: one",
+        "warning: two",
+    ]
 
 
 def test_calibrate_cli_says_when_the_monitor_costs_much(

@@ -27,6 +27,7 @@ from alam_control.runtime import (
     default_fallback,
     load_bundle,
     make_fallback,
+    risk_signal_caveats,
     yaw_from_quaternion,
 )
 from alam_control.runtime.bundle import (
@@ -188,6 +189,56 @@ def test_calibrated_thresholds_must_lie_in_the_calibrated_range(tmp_path: Path) 
             load_bundle(bundle)
     write_manifest(bundle, dict(manifest, calibration=calibration, risk_high=1.0, risk_low=0.5))
     assert load_bundle(bundle).manifest["risk_low"] == 0.5
+
+
+# A calibration entry as `alam calibrate` writes it, cut to what the caveats read: a risk signal that ranks.
+HEALTHY = {"risk_signal": "lambda", "episodes": 100, "horizon": 20, "risk_auroc": 0.82,
+           "risk_auroc_interval": [0.80, 0.84], "cap_share": 0.05, "flag_rate": 0.12, "onsets": 40}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "edit, says",
+    [
+        ({}, []),
+        ({"cap_share": 0.9499}, []),
+        ({"cap_share": 0.95}, ["lambda sat at its cap (lambda_max 10.0) on 95% of the states of the calibration's"]),
+        ({"risk_auroc": 0.55, "risk_auroc_interval": [0.5001, 0.6]}, []),
+        (
+            {"risk_auroc": 0.55, "risk_auroc_interval": [0.5, 0.6]},
+            [
+                "lambda ranked the violations within 20 steps in the calibration's 100 episodes no better than chance "
+                "(AUROC 0.550, 95 % interval 0.500-0.600)"
+            ],
+        ),
+        ({"risk_auroc": 0.5, "risk_auroc_interval": [None, None]}, ["no better than chance (AUROC 0.500)"]),
+        ({"risk_auroc": 0.51, "risk_auroc_interval": None}, []),
+        ({"risk_auroc": float("nan"), "risk_auroc_interval": [None, None]}, []),  # no violation: nothing to rank
+        (
+            {"flag_rate": 0.0},
+            [
+                "risk_high flagged none of the states of the calibration's 100 episodes, in which the "
+                "policy violated 40 time(s): the monitor would not have handed over for risk"
+            ],
+        ),
+        ({"flag_rate": 0.0, "onsets": 0}, []),  # a policy that never violated flags nothing, rightly
+        ({"flag_rate": 1e-9}, []),
+        ({"flag_rate": None}, []),  # a calibration from before the flag budget did not record it
+        (
+            {"cap_share": 1.0, "risk_auroc": 0.5, "risk_auroc_interval": [0.5, 0.5], "flag_rate": 0.0},
+            ["lambda sat at its cap", "no better than chance", "risk_high flagged none"],
+        ),
+    ],
+)
+def test_risk_signal_caveats_name_what_the_calibration_saw_the_signal_fail_at(edit: dict, says: list[str]) -> None:
+    manifest = {"risk_signal": "lambda", "lambda_max": 10.0, "calibration": dict(HEALTHY, **edit)}
+    caveats = risk_signal_caveats(manifest)
+    assert len(caveats) == len(says) and all(part in text for part, text in zip(says, caveats, strict=True))
+
+
+def test_an_uncalibrated_bundle_has_no_caveats_and_the_shipped_one_none() -> None:
+    assert risk_signal_caveats({"risk_signal": "lambda", "calibration": None}) == []
+    assert risk_signal_caveats({"risk_signal": "lambda"}) == []
+    assert risk_signal_caveats(json.loads((REPO / "bundles/diffdrive/manifest.json").read_text())) == []
 
 
 def test_missing_and_foreign_bundles(smoke_bundle: Path, tmp_path: Path) -> None:

@@ -47,7 +47,15 @@ from sensor_msgs.msg import JointState, LaserScan
 from std_msgs.msg import Float32, Float32MultiArray, Float64MultiArray, String
 from visualization_msgs.msg import MarkerArray
 
-from alam_control.runtime import POLICY, BundleError, Controller, load_bundle, make_fallback, yaw_from_quaternion
+from alam_control.runtime import (
+    POLICY,
+    BundleError,
+    Controller,
+    load_bundle,
+    make_fallback,
+    risk_signal_caveats,
+    yaw_from_quaternion,
+)
 from alam_ros import common
 from alam_ros import policy_parameters as parameters
 from alam_ros.common import ConfigError
@@ -251,6 +259,8 @@ class PolicyNode(LifecycleNode):
                 else ""
             )
         )
+        for caveat in risk_signal_caveats(manifest):  # the bundle loads, but its monitor may not protect the robot
+            self.get_logger().warning(f"bundle calibration: {caveat}")
 
     def _teardown(self) -> None:
         self._active = False
