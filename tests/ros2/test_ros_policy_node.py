@@ -165,6 +165,10 @@ def test_a_bundle_calibrated_with_lambda_pinned_runs_with_a_warning(diffdrive_bu
     assert wait_until(lambda: out.mode_is("POLICY") is not None, STARTUP_S), node.output()
     assert "bundle calibration: lambda sat at its cap (lambda_max 10" in node.output()
     assert "[WARN]" in next(line for line in node.output().splitlines() if "bundle calibration:" in line)
+    # /diagnostics carries it in every status, for whoever watches the robot rather than its start-up log.
+    assert wait_until(lambda: out.diagnostics.items, 3.0)
+    statuses = [{kv.key: kv.value for kv in s.values} for msg in out.diagnostics.since(0.0) for s in msg.status]
+    assert all(values["bundle_caveats"].startswith("lambda sat at its cap") for values in statuses)
 
 
 def test_no_goal_is_stale_and_commands_keep_coming(diffdrive_bundle, start_node, harness):

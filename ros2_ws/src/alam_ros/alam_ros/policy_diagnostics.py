@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-from alam_control.runtime import POLICY, STALLED_LABEL, Bundle, Controller, Tick
+from alam_control.runtime import POLICY, STALLED_LABEL, Bundle, Controller, Tick, risk_signal_caveats
 
 if TYPE_CHECKING:
     from alam_ros.policy_parameters import Settings
@@ -117,6 +117,9 @@ class Diagnostics:
             "bundle": str(bundle.path),
             "task": str(manifest["task"]),
             "config_hash": str(manifest.get("config_hash", "")),
+            # What the bundle's calibration saw its risk signal fail at ("" when nothing): a monitor that may not
+            # hand over when it should, visible to whoever watches /diagnostics, not only in the start-up log.
+            "bundle_caveats": "; ".join(risk_signal_caveats(manifest)),
         }
         self.stats = TickStats()
         self.parameter_changes = 0
