@@ -46,7 +46,8 @@ def make_agent(task: str, algo: str, hidden: int, batch: int, overrides: dict | 
 
 
 def time_updates(agent, batch, n: int, repeats: int = 5) -> list[float]:
-    """Median-friendly samples: ms per update over ``n`` updates, ``repeats`` times."""
+    """Median-friendly samples: ms per update over ``n`` updates, ``repeats`` times (after 20 untimed updates, which
+    also compile the update under ``--compile``)."""
     for _ in range(20):
         agent.update(batch)
     out = []
@@ -68,14 +69,17 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=100)
     parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--table", type=int, default=0, help="print the top-N ops of a torch.profiler run")
+    parser.add_argument("--compile", action="store_true", help="train.compile: the update under torch.compile")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    agent, batch = make_agent(args.task, args.algo, args.hidden, args.batch, {"train": {"precision": args.precision}})
+    train = {"precision": args.precision, "compile": args.compile}
+    agent, batch = make_agent(args.task, args.algo, args.hidden, args.batch, {"train": train})
     samples = time_updates(agent, batch, args.updates)
     print(
-        f"{args.algo} {args.precision} {args.hidden}x{args.hidden} batch {args.batch}, {args.threads} threads: "
+        f"{args.algo} {args.precision}{' compiled' if args.compile else ''} {args.hidden}x{args.hidden} batch "
+        f"{args.batch}, {args.threads} threads: "
         f"{statistics.median(samples):.2f} ms/update (median of {len(samples)} x {args.updates}; "
         f"min {min(samples):.2f}, max {max(samples):.2f})"
     )
