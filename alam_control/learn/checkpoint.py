@@ -102,6 +102,21 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _load_error(err: Exception) -> str:
+    """torch.load's error in one short line: its type and reason. A weights-only unpickling failure's message is a
+    paragraph around one reason ("Unsupported operand 103", "Unsupported global: GLOBAL pathlib.PosixPath ...") that
+    advises `weights_only=False`: wrong for a damaged file and unsafe for a foreign one, so it is left out."""
+    text = str(err)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text.split(marker, 1)[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("Check the documentation of torch.load")]
+    detail = lines[0].split(". Please use")[0] if lines else ""
+    detail = detail if len(detail) <= 200 else detail[:197] + "..."
+    return f"{type(err).__name__}: {detail}" if detail else type(err).__name__
+
+
 def load_file(path: str | Path) -> dict[str, Any]:
     """Load one checkpoint file, verifying its checksum, with weights-only semantics.
 
@@ -122,7 +137,7 @@ def load_file(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(io.BytesIO(payload if checked else data), map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - whatever torch.load raises on bytes it cannot read (a text file: KeyError)
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: {err})") from err
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({_load_error(err)})") from err
     if not isinstance(state, dict) or "format_version" not in state:
         raise CheckpointError(f"{path} is not an alam-control checkpoint")
     version = state["format_version"]

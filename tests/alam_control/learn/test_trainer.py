@@ -283,14 +283,22 @@ def test_best_checkpoint_is_the_best_safe_evaluation_and_export_ships_it(
 def test_checkpoint_with_pickled_object_is_refused(tmp_path: Path) -> None:
     """weights_only semantics: a checkpoint that would run arbitrary code on load is rejected."""
     torch.save({"format_version": checkpoint.FORMAT_VERSION, "evil": Path("/")}, tmp_path / checkpoint.LATEST)
-    with pytest.raises(checkpoint.CheckpointError, match="corrupt"):
+    with pytest.raises(checkpoint.CheckpointError, match="corrupt") as err:
         checkpoint.load_latest(tmp_path)
+    # The reason in one line, without torch's advice to load with weights_only=False.
+    assert str(err.value).endswith("(UnpicklingError: Unsupported global: GLOBAL pathlib.PosixPath was not an "
+                                   "allowed global by default)")  # fmt: skip
 
 
 def test_a_text_file_in_place_of_a_checkpoint_is_reported_as_corrupt(tmp_path: Path) -> None:
     (tmp_path / checkpoint.LATEST).write_text("hello\n")  # torch.load raised a bare KeyError on this
     with pytest.raises(checkpoint.CheckpointError, match="corrupt or truncated"):
         checkpoint.load_latest(tmp_path)
+    (tmp_path / checkpoint.LATEST).write_bytes(b"garbage\n")  # a pickle opcode torch's weights-only loader refuses
+    with pytest.raises(checkpoint.CheckpointError) as err:
+        checkpoint.load_latest(tmp_path)
+    assert str(err.value) == (f"checkpoint {tmp_path / checkpoint.LATEST} is corrupt or truncated (UnpicklingError: "
+                              "Unsupported operand 103)")  # fmt: skip
 
 
 def test_loading_the_previous_checkpoint_says_so(finished_run: Path, tmp_path: Path) -> None:
