@@ -316,6 +316,9 @@ def test_calibrate_and_eval_warn_of_what_the_calibration_saw_the_risk_signal_fai
     assert caveats[0].startswith("lambda sat at its cap (lambda_max 10")
     assert cli.main(["eval", "--bundle", str(bundle), "--episodes", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["monitor_caveats"] is None  # no monitor, nothing it cannot do
+    # A threshold the node would refuse runs here (an experiment), with a note saying what it does.
+    assert cli.main(["eval", "--bundle", str(bundle), "--monitor", "--episodes", "1", "--risk-high", "99"]) == 0
+    assert "note: risk_high 99 is outside [0, lambda_max 10]" in capsys.readouterr().err
     # `alam calibrate` prints every caveat of the manifest it has just written, one line each.
     monkeypatch.setattr(runtime, "risk_signal_caveats", lambda manifest: ["one", "two"])
     assert cli.main(["calibrate", "--bundle", str(bundle), "--episodes", "2", "--closed-loop-episodes", "0"]) == 0
