@@ -97,7 +97,7 @@ class Rollouts:
 
 def _just_below(x: float) -> float:
     """The largest float that compares below `x` in this process: the next float down, or, where subnormals are
-    flushed to zero (training sets `torch.set_flush_denormal(True)` process-wide, and the next float below 0 is
+    flushed to zero (`torch.set_flush_denormal(True)`, as training sets it while it runs; the next float below 0 is
     subnormal), x minus the smallest normal float."""
     below = float(np.nextafter(x, -np.inf))
     return below if below < x else x - float(np.finfo(np.float64).tiny)

@@ -19,7 +19,7 @@ import torch
 
 import sim
 from alam_control import config as config_lib
-from alam_control.config import Config, TrainConfig
+from alam_control.config import Config
 from alam_control.learn import checkpoint, cpu, metrics, rundir
 from alam_control.learn.agent import Agent
 from alam_control.learn.buffer import ReplayBuffer
@@ -205,8 +205,14 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     Returns:
         The final summary (also written to ``summary.json``).
     """
-    run_dir, tc = Path(run_dir), cfg.train
-    _set_up_torch(tc)
+    config_lib.check_device_available(cfg.train.device)
+    with cpu.training_settings(cfg.train.threads):
+        return _train(cfg, Path(run_dir), resume, progress)
+
+
+def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool) -> dict[str, Any]:
+    """`train`'s body, under `cpu.training_settings`."""
+    tc = cfg.train
     if not resume and checkpoint.is_run(run_dir):
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or pick another --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -267,14 +273,6 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     summary = summarize(evals, loop, cfg, agent.precision)
     rundir.write_summary(run_dir, summary)
     return summary
-
-
-def _set_up_torch(tc: TrainConfig) -> None:
-    config_lib.check_device_available(tc.device)
-    torch.set_num_threads(tc.threads)
-    # Tiny gradients late in training become denormal floats, which the CPU handles ~100x slower (measured: a
-    # sac_alam update went from 15.3 to 10.9 ms with flushing on). Flushing them to zero changes nothing we need.
-    torch.set_flush_denormal(True)
 
 
 def _restore(

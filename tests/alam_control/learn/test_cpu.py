@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -104,3 +105,22 @@ def test_auto_precision_is_bf16_only_on_a_native_bf16_cpu(monkeypatch: pytest.Mo
     assert cpu.resolve_precision("auto", "cuda") == "float32"
     monkeypatch.setattr(cpu, "native_bf16", lambda: False)
     assert cpu.resolve_precision("auto", "cpu") == "float32"
+
+
+def test_training_settings_are_the_callers_again_afterwards() -> None:
+    """Threads and the subnormal flush are process-wide: a process that trains and goes on gets its own back."""
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(False)
+    assert not cpu.denormals_flushed() and np.nextafter(0.0, -np.inf) < 0.0
+    with cpu.training_settings(2):
+        assert torch.get_num_threads() == 2 and cpu.denormals_flushed()
+        assert np.nextafter(0.0, -np.inf) == 0.0  # what had broken a later calibration threshold
+    assert torch.get_num_threads() == 1 and not cpu.denormals_flushed()
+    with pytest.raises(RuntimeError), cpu.training_settings(2):  # also when training fails
+        raise RuntimeError
+    assert torch.get_num_threads() == 1 and not cpu.denormals_flushed()
+    torch.set_flush_denormal(True)  # a caller that flushes keeps flushing
+    with cpu.training_settings(1):
+        pass
+    assert cpu.denormals_flushed()
+    torch.set_flush_denormal(False)

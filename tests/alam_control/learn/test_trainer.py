@@ -19,7 +19,7 @@ import yaml
 
 from alam_control import cli
 from alam_control import config as config_lib
-from alam_control.learn import checkpoint, trainer
+from alam_control.learn import checkpoint, cpu, trainer
 
 REPO = Path(__file__).resolve().parents[3]
 SMOKE = REPO / "configs" / "smoke.yaml"
@@ -39,9 +39,11 @@ ALGO_VARIANTS = {
 def test_tiny_training_run(variant: str, tmp_path: Path) -> None:
     overrides = ALGO_VARIANTS[variant] or [f"algo.name={variant}"]
     cfg = config_lib.load(SMOKE, overrides)
+    threads = torch.get_num_threads()
     summary = trainer.train(cfg, tmp_path / "run", progress=False)
 
     assert summary["steps"] == cfg.train.total_steps
+    assert torch.get_num_threads() == threads and not cpu.denormals_flushed()  # the process's settings are back
     for key in ("return", "cost", "violation_rate", "lambda_probe", "train_cost", "wall_time_s"):
         assert math.isfinite(summary[key]), key
     assert 0.0 <= summary["violation_rate"] <= 1.0
