@@ -340,7 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
     from alam_control.runtime.fallback import FALLBACKS
 
     fallback_names = " | ".join(FALLBACKS)
-    parser = argparse.ArgumentParser(prog="alam", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="alam",
+        description="Train safe policies with SAC-ALaM and its baselines, export them as ONNX bundles, calibrate "
+        "the risk monitor, and run and report experiment grids. The usual path: train -> export -> calibrate -> "
+        "eval --bundle --monitor, then run the bundle with alam_policy_node (README).",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train an agent from a YAML config")
