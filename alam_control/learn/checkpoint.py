@@ -111,7 +111,6 @@ def _load_error(err: Exception) -> str:
     if marker in text:
         text = text.split(marker, 1)[1]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith("Check the documentation of torch.load")]
     detail = lines[0].split(". Please use")[0] if lines else ""
     detail = detail if len(detail) <= 200 else detail[:197] + "..."
     return f"{type(err).__name__}: {detail}" if detail else type(err).__name__
