@@ -6,9 +6,9 @@ The calibration labels a state positive when a violation follows within H = 20 s
 of margin"), whatever margin the bundle was trained to: the diff-drive trains to d = 0.97^60, "the next violation
 at least 60 steps away". If lambda had learned that wider margin, 20-step labels would count its early warnings
 as false alarms and understate its AUROC. This rolls each bundle out alone exactly as `alam calibrate` does
-(`--episodes` under its training ranges, the calibration's seeds), labels the same states at each of `--horizons`,
-and prints AUROC with its episode-bootstrap interval and the positive share per H. The H = 20 column reproduces
-the calibration's risk_auroc.
+(`--episodes` under its training ranges, `--width` times as wide, the calibration's seeds), labels the same
+states at each of `--horizons`, and prints AUROC with its episode-bootstrap interval and the positive share per H.
+The H = 20 column reproduces the calibration's risk_auroc (at the width the bundle was calibrated at).
 """
 
 from __future__ import annotations
@@ -37,11 +37,13 @@ def main() -> None:
     parser.add_argument("bundles", nargs="+")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--horizons", type=int, nargs="+", default=[10, 20, 40, 60, 90])
+    parser.add_argument("--width", type=float, default=1.0, help="training ranges widened this many times (a bundle "
+                        "that never violates under x1 is calibrated at 2 or 3 by the evidence)")  # fmt: skip
     args = parser.parse_args()
     print(f"{'bundle':<40} {'signal':<7} {'viol':>7}  " + "  ".join(f"{'H ' + str(h):<26}" for h in args.horizons))
     for path in args.bundles:
         bundle = load_bundle(path)
-        ranges = calibration.training_ranges(bundle.manifest)
+        ranges = calibration.training_ranges(bundle.manifest).widened(args.width)
         data = calibration.rollout(bundle, args.episodes, seed=calibration.EVAL_SEED, randomize=ranges)
         cells = []
         for h in args.horizons:
