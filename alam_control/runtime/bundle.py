@@ -372,7 +372,7 @@ def risk_signal_caveats(manifest: dict[str, Any]) -> list[str]:
         )
     if calibration.get("flag_rate") == 0 and (calibration.get("onsets") or 0) > 0:
         caveats.append(
-            f"risk_high flagged none of the states of {where}, in which the policy violated "
+            f"the calibrated risk_high flagged none of the states of {where}, in which the policy violated "
             f"{calibration['onsets']} time(s): the monitor would not have handed over for risk"
         )
     return caveats

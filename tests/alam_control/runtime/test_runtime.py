@@ -216,7 +216,7 @@ HEALTHY = {"risk_signal": "lambda", "episodes": 100, "horizon": 20, "risk_auroc"
         (
             {"flag_rate": 0.0},
             [
-                "risk_high flagged none of the states of the calibration's 100 episodes, in which the "
+                "the calibrated risk_high flagged none of the states of the calibration's 100 episodes, in which the "
                 "policy violated 40 time(s): the monitor would not have handed over for risk"
             ],
         ),
@@ -225,7 +225,7 @@ HEALTHY = {"risk_signal": "lambda", "episodes": 100, "horizon": 20, "risk_auroc"
         ({"flag_rate": None}, []),  # a calibration from before the flag budget did not record it
         (
             {"cap_share": 1.0, "risk_auroc": 0.5, "risk_auroc_interval": [0.5, 0.5], "flag_rate": 0.0},
-            ["lambda sat at its cap", "no better than chance", "risk_high flagged none"],
+            ["lambda sat at its cap", "no better than chance", "the calibrated risk_high flagged none"],
         ),
     ],
 )
