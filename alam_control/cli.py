@@ -162,7 +162,7 @@ def _eval_ranges(args: argparse.Namespace, training: sim.Randomization) -> sim.R
 def _eval_bundle(args: argparse.Namespace) -> int:
     from alam_control.deploy import calibration
     from alam_control.runtime import MonitorConfig, load_bundle, risk_signal_caveats
-    from alam_control.runtime.bundle import threshold_bounds
+    from alam_control.runtime.bundle import thresholds_outside
 
     bundle = load_bundle(args.bundle)
     monitor = None
@@ -172,12 +172,9 @@ def _eval_bundle(args: argparse.Namespace) -> int:
             monitor = MonitorConfig.from_manifest(bundle.manifest, overrides)
         except ValueError as err:  # the message names the field: --risk-high for risk_high, and so on
             raise ValueError(f"{args.bundle}: {err}") from None
-        bounds = threshold_bounds(bundle.manifest)
-        for name in ("risk_high", "risk_low"):  # allowed here (an experiment), refused by the node by default
-            value = getattr(monitor, name)
-            if bounds is not None and not bounds[0] <= value <= bounds[1]:
-                print(f"note: {name} {value:g} is outside {bounds[2]}: the monitor never (or always) engages; the "
-                      "ROS node refuses it without allow_unsafe_parameters", file=sys.stderr)  # fmt: skip
+        for problem in thresholds_outside(bundle.manifest, monitor.risk_high, monitor.risk_low):  # run here anyway
+            print(f"note: {problem}: the monitor never (or always) engages; the ROS node refuses it without "
+                  "allow_unsafe_parameters", file=sys.stderr)  # fmt: skip
     seed = calibration.EVAL_SEED if args.seed is None else args.seed
 
     ranges = _eval_ranges(args, calibration.training_ranges(bundle.manifest))

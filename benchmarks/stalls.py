@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from alam_control.deploy import calibration  # noqa: E402
-from alam_control.runtime import STALLED_LABEL, MonitorConfig, load_bundle  # noqa: E402
+from alam_control.runtime import MonitorConfig, load_bundle  # noqa: E402
 from sim import diffdrive, point_goal  # noqa: E402
 
 NAVIGATION = ("diffdrive-safe_navigate", "point-safe_goal")
@@ -117,8 +117,7 @@ def measure(bundle_dir: Path, episodes: int, width: float, seed: int, alone: boo
     # PHR term and its gradient are 0 there (lambda + rho g < 0): the actor is plain SAC at that state.
     _, _, cost_q = bundle.policy.batch(run.obs)
     pose_arr = np.column_stack([np.asarray(poses), cost_q > float(manifest["cost_threshold"])])
-    labels = np.asarray(run.modes)
-    in_policy = labels == "POLICY"
+    in_policy = np.asarray(run.modes) == "POLICY"
     stalled = np.zeros(len(pose_arr), bool)
     stuck = 0
     for ep in range(episodes):
@@ -127,10 +126,11 @@ def measure(bundle_dir: Path, episodes: int, width: float, seed: int, alone: boo
         yaw = None if np.isnan(yaw).any() else np.unwrap(yaw)
         stalled[idx] = stalled_steps(pose_arr[idx, :2], yaw, in_policy[idx], window, move, turn)
         stuck += int(stalled[idx].sum() * period >= long_s)
+    figures = run.summary()
     return {
-        "bundle": str(bundle_dir), "width": width, "return": float(np.mean(run.returns)),
-        "violation_rate": float((run.cost > 0).mean()), "fallback": float(run.fallback.mean()),
-        "recovering": float((labels == STALLED_LABEL).mean()),
+        "bundle": str(bundle_dir), "width": width, "return": figures["return"],
+        "violation_rate": figures["violation_rate"], "fallback": figures["fallback_fraction"],
+        "recovering": figures["stalled_fraction"],
         "stalled": float(stalled.mean()), "stuck": f"{stuck}/{episodes}",
         "risk_stalled": float(np.median(run.risk[stalled])) if stalled.any() else float("nan"),
         "risk_low": float("nan") if monitor is None else monitor.risk_low,

@@ -95,14 +95,6 @@ class Rollouts:
         }
 
 
-def _just_below(x: float) -> float:
-    """The largest float that compares below `x` in this process: the next float down, or, where subnormals are
-    flushed to zero (`torch.set_flush_denormal(True)`, as training sets it while it runs; the next float below 0 is
-    subnormal), x minus the smallest normal float."""
-    below = float(np.nextafter(x, -np.inf))
-    return below if below < x else x - float(np.finfo(np.float64).tiny)
-
-
 def rollout(
     bundle: Bundle,
     episodes: int,
@@ -399,7 +391,8 @@ def pick_thresholds(
     # The next float below a quantile of the positives' lambdas, so `lam > threshold` flags that share. Not a fixed
     # offset: a graded lambda far below its cap takes values of 1e-8 and less, which an offset of 1e-6 (the earlier
     # rule) pushed below 0, so a recall target of 0.9 flagged every state and the robot never drove.
-    risk_high = _just_below(float(np.quantile(positives, 1.0 - recall, method="lower")))
+    # (Below 0 that float is subnormal: training flushes those to zero only while it runs, `cpu.training_settings`.)
+    risk_high = float(np.nextafter(np.quantile(positives, 1.0 - recall, method="lower"), -np.inf))
     budget = 1.0 if max_flag_ratio is None else min(1.0, max_flag_ratio * float(labels.mean()))
     if budget < 1.0:
         # The lowest threshold that flags at most `budget` of all steps: lam > the (1 - budget) quantile.

@@ -389,11 +389,20 @@ def _validate_thresholds(manifest: dict[str, Any], number, fail) -> None:
     high, low = number("risk_high", high), number("risk_low", low)
     if low > high:
         fail(f"risk_low ({low}) must be <= risk_high ({high})")
+    for problem in thresholds_outside(manifest, high, low):
+        fail(f"{problem}: the monitor would never (or always) engage")
+
+
+def thresholds_outside(manifest: dict[str, Any], risk_high: float, risk_low: float) -> list[str]:
+    """Each of the two thresholds that lies outside `threshold_bounds`, as "risk_high 99.0 is outside [0, lambda_max
+    10]"; [] when both are inside or nothing bounds them. The manifest schema refuses such a threshold, the ROS node
+    refuses it as a parameter (unless allow_unsafe_parameters), and `alam eval` runs it with a note."""
     bounds = threshold_bounds(manifest)
-    if bounds is not None:
-        for key, value in (("risk_high", high), ("risk_low", low)):
-            if not bounds[0] <= value <= bounds[1]:
-                fail(f"{key} {value} is outside {bounds[2]}: the monitor would never (or always) engage")
+    if bounds is None:
+        return []
+    low, high, what = bounds
+    pairs = (("risk_high", risk_high), ("risk_low", risk_low))
+    return [f"{name} {value} is outside {what}" for name, value in pairs if not low <= value <= high]
 
 
 def load_bundle(path: str | Path, task: str | None = None) -> Bundle:

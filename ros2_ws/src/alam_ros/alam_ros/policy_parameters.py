@@ -15,7 +15,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from alam_control.runtime import FALLBACKS, Bundle, MonitorConfig
-from alam_control.runtime.bundle import threshold_bounds
+from alam_control.runtime.bundle import thresholds_outside
 from alam_ros import common
 from alam_ros.common import ConfigError
 
@@ -269,15 +269,12 @@ def monitor_config(node: Node, bundle: Bundle, overrides: dict[str, Any] | None 
         config = MonitorConfig.from_manifest(bundle.manifest, values)
     except ValueError as err:
         raise ConfigError(f"parameter {err} (bundle {bundle.path})") from None
-    bounds = threshold_bounds(bundle.manifest)
-    if bounds is not None and not common.get(node, "allow_unsafe_parameters"):
-        for name in ("risk_high", "risk_low"):
-            value = getattr(config, name)
-            if not bounds[0] <= value <= bounds[1]:
-                raise ConfigError(
-                    f"parameter {name} {value} is outside {bounds[2]} of bundle {bundle.path}: the monitor "
-                    "would never (or always) engage (allow_unsafe_parameters:=true at start lifts this)"
-                )
+    if not common.get(node, "allow_unsafe_parameters"):
+        for problem in thresholds_outside(bundle.manifest, config.risk_high, config.risk_low):
+            raise ConfigError(
+                f"parameter {problem} of bundle {bundle.path}: the monitor would never (or always) engage "
+                "(allow_unsafe_parameters:=true at start lifts this)"
+            )
     return config
 
 
