@@ -108,6 +108,8 @@ class Diagnostics:
     def __init__(self, name: str, settings: Settings, bundle: Bundle):
         manifest = bundle.manifest
         self.name, self.hardware_id, self.period_s = name, str(manifest["task"]), settings.diagnostics_period_s
+        # What the bundle's calibration saw its risk signal fail at; the node logs the same list at configure.
+        self.caveats = risk_signal_caveats(manifest)
         # The values that do not change while configured, last in every status.
         self.fixed = {
             "allow_unsafe_parameters": str(settings.allow_unsafe_parameters).lower(),
@@ -119,7 +121,7 @@ class Diagnostics:
             "config_hash": str(manifest.get("config_hash", "")),
             # What the bundle's calibration saw its risk signal fail at ("" when nothing): a monitor that may not
             # hand over when it should, visible to whoever watches /diagnostics, not only in the start-up log.
-            "bundle_caveats": "; ".join(risk_signal_caveats(manifest)),
+            "bundle_caveats": "; ".join(self.caveats),
         }
         self.stats = TickStats()
         self.parameter_changes = 0

@@ -53,7 +53,6 @@ from alam_control.runtime import (
     Controller,
     load_bundle,
     make_fallback,
-    risk_signal_caveats,
     yaw_from_quaternion,
 )
 from alam_ros import common
@@ -259,7 +258,7 @@ class PolicyNode(LifecycleNode):
                 else ""
             )
         )
-        for caveat in risk_signal_caveats(manifest):  # the bundle loads, but its monitor may not protect the robot
+        for caveat in self._diag.caveats:  # the bundle loads, but its monitor may not protect the robot
             self.get_logger().warning(f"bundle calibration: {caveat}")
 
     def _teardown(self) -> None:
