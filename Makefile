@@ -82,7 +82,8 @@ sweep-snapshot: $(STAMP)
 sweep-readout: $(STAMP)
 	@rm -rf docs/results/$(SWEEP)-readout  # no figure left from a trial since dropped
 	@$(BIN)/alam report docs/results/$(SWEEP) --out docs/results/$(SWEEP)-readout > /dev/null
-	@$(BIN)/python benchmarks/evidence.py docs/results/$(SWEEP) --out docs/results/$(SWEEP)-readout > /dev/null
+	@$(BIN)/python benchmarks/evidence.py docs/results/$(SWEEP) --out docs/results/$(SWEEP)-readout \
+	  $(if $(filter paper,$(SWEEP)),--page docs/results.md) > /dev/null  # the paper grid's table on the results page
 	@echo "docs/results/$(SWEEP)-readout: report.md, evidence.md and figures from $$(ls docs/results/$(SWEEP)/trials | wc -l) trials"
 
 sweep-restore:

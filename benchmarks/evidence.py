@@ -207,6 +207,8 @@ def main() -> None:
     parser.add_argument("--calibration-episodes", type=int, default=100)
     parser.add_argument("--grid", type=int, default=41)
     parser.add_argument("--shipped", type=Path, default=REPO / "bundles" / "diffdrive")
+    parser.add_argument("--page", type=Path, help=f"a page whose table between {HEADLINE_BEGIN} and "
+                        f"{HEADLINE_END} is rewritten with the summary (headline.md): docs/results.md")  # fmt: skip
     args = parser.parse_args()
     t0 = time.perf_counter()
     trials = finished_trials(args.sweep_dir)
@@ -260,6 +262,10 @@ def main() -> None:
     # The readout's own wall time is printed, not stored: the committed JSON changes only when the evidence does.
     (args.out / "evidence.json").write_text(json.dumps(results, indent=1, default=float))
     (args.out / "evidence.md").write_text(to_markdown(results))
+    table = headline(report.find_runs(args.sweep_dir)[0], results)
+    (args.out / "headline.md").write_text(table)
+    if args.page is not None:
+        args.page.write_text(splice(args.page.read_text(), table))
     print(to_markdown(results))
     print(f"written: {args.out}/evidence.json, evidence.md and PNGs ({time.perf_counter() - t0:.0f} s)")
 
@@ -357,6 +363,147 @@ def goal_lines(by: dict[tuple[str, str], list[dict]], stress: dict[tuple[str, fl
 
 def _met(ok: bool, values: list) -> str:
     return "—" if not values else ("yes" if ok else "no")
+
+
+HEADLINE_BEGIN, HEADLINE_END = "<!-- headline: begin -->", "<!-- headline: end -->"
+"""Markers around the table that `--page` rewrites (docs/results.md): the page's summary is the readout's output."""
+TASK_NAMES = {"cartpole": "cart-pole", "point": "point-goal", "walker": "walker", "diffdrive": "diff-drive"}
+
+
+def _rv(ret: float, viol: float, sep: str = " / ") -> str:
+    """A return and violation rate as the page writes them: 4 significant digits, then 2."""
+    return f"{report._num(ret, 4)}{sep}{report._num(viol, 2)}"
+
+
+def _names(algos: list[str]) -> str:
+    return ", ".join(f"`{a}`" for a in algos)
+
+
+def claim1_text(v: dict) -> str:
+    """Claim 1's cell: whom sac_alam does not beat and how (more return, or fewer violations)."""
+    if v["verdict"] == "n/a":
+        return "n/a"
+    ret, viol = v["sac_alam"]
+    if v["verdict"] == "supported":
+        return f"yes: beats {_names(list(v['baselines']))}"
+    parts = []
+    for algo in v["undominated"]:
+        r, c = v["baselines"][algo]
+        how = "earns more and is safer" if r > ret and c < viol else ("earns more" if r > ret else "is safer")
+        parts.append(f"`{algo}` {_rv(r, c)} {how}")
+    return "no: " + "; ".join(parts)
+
+
+def goal1_text(g: dict, by_algo: dict[str, dict], last: bool) -> str:
+    """Goal 1's cell: the verdict and the figures of the baselines as safe as sac_alam (the safest one when none
+    is, so a vacuous 'met' shows how far the nearest baseline is)."""
+    sfx = "_last_mean" if last else "_mean"
+    fig = lambda a: _rv(by_algo[a]["return" + sfx], by_algo[a]["violation_rate" + sfx], " at ")  # noqa: E731
+    if g["verdict"] == "n/a":
+        return "n/a"
+    alam = f"{fig('sac_alam')} against " if last else ""
+    if not g["as_safe"]:
+        safest = min(report.SAFE_BASELINES, key=lambda a: by_algo.get(a, {}).get("violation_rate" + sfx, math.inf))
+        return f"{g['verdict']}, vacuously (safest baseline: `{safest}` {fig(safest)})"
+    return f"{g['verdict']}: {alam}" + ", ".join(f"`{a}` {fig(a)}" for a in g["as_safe"])
+
+
+def claim2_text(v: dict) -> str:
+    """Claim 2's cell: sac_alam's lambda_osc and train_violation_osc against each dual-ascent variant compared."""
+    pinned = "; ".join(f"`{a}` left out: multiplier {at} on every seed" for a, at in v.get("pinned", {}).items())
+    if v["verdict"] == "n/a":
+        return "n/a" + (f" ({pinned})" if pinned else "")
+    lam, trv = v["lambda_osc"], v["train_violation_osc"]
+    parts = [f"`{a}` {lam[1][a]:.2g} / {trv[1][a]:.2g}" for a in lam[1]]
+    text = (f"{'yes' if v['verdict'] == 'supported' else 'no'}: `sac_alam` {lam[0]:.2g} / {trv[0]:.2g} against "
+            + ", ".join(parts))  # fmt: skip
+    return text + (f" ({pinned})" if pinned else "")
+
+
+def auroc_text(entries: list[dict]) -> str:
+    """Mean calibration AUROC over seeds, then each seed's (marked where lambda sat at its cap)."""
+    per_seed, values = [], []
+    for e in sorted(entries, key=lambda e: e["seed"]):
+        c = e["calibration"]
+        if "error" in c:
+            per_seed.append("no violation")
+            continue
+        values.append(c["risk_auroc"])
+        pinned = ", at its cap" if c.get("cap_share", 0.0) >= 0.95 else ""
+        per_seed.append(f"{c['risk_auroc']:.3f}{pinned}")
+    if not values:
+        return "—"
+    return f"{np.mean(values):.3f} ({' / '.join(per_seed)})"
+
+
+def headline(runs: list[report.RunResult], results: dict) -> str:
+    """The summary table of docs/results.md: per task, sac_alam's figures, the verdicts of claims 1-3 and the
+    project's three goals, on the means over the seeds committed.
+
+    Args:
+        runs: The sweep's finished trials (`report.find_runs`).
+        results: This script's evidence (evidence.json): calibration per bundle, the stress test.
+    """
+    rows = report.aggregate(report.group_runs(runs))
+    budget = {r.config["task"].split("-")[0]: int(r.config["train.total_steps"]) for r in runs}
+    by_task: dict[str, dict[str, dict]] = {}
+    for r in rows:
+        by_task.setdefault(r["task"].split("-")[0], {})[r["algo"]] = r
+    claims = {(v["task"].split("-")[0], v["claim"]): v for v in report.claim_verdicts(rows)}
+    goals = {g["task"].split("-")[0]: g for g in report.goal_verdicts(rows)}
+    goals_last = {g["task"].split("-")[0]: g for g in report.goal_verdicts(report.on_last_fifth(rows))}
+    entries: dict[tuple[str, str], list[dict]] = {}
+    for e in results["bundles"].values():
+        entries.setdefault((e["task"], e["algo"]), []).append(e)
+    stress: dict[tuple[str, float, bool], list[dict]] = {}
+    for row in results["stress"]:
+        stress.setdefault((row["task"], row["width"], row["monitor"]), []).append(row)
+    tasks = [t for t in TASK_NAMES if "sac_alam" in by_task.get(t, {})]
+
+    def x2_text(task: str) -> str:
+        on, off = stress.get((task, 2.0, True), []), stress.get((task, 2.0, False), [])
+        if not on:
+            return "—"
+        fallback = {e["key"].get("fallback", "?") for e in entries.get((task, "sac_alam"), [])}
+        mean = lambda rs, k: float(np.mean([r[k] for r in rs]))  # noqa: E731
+        alone = f"alone {report._num(mean(off, 'violation_rate'), 2)}; " if off else ""
+        return (f"{report._num(mean(on, 'violation_rate'), 2)} ({alone}fallback `{'/'.join(sorted(fallback))}` "
+                f"{100 * mean(on, 'fallback_fraction'):.0f} % of the steps)")  # fmt: skip
+
+    def steps(task: str) -> str:
+        n = by_task[task]["sac_alam"]["n_seeds"]
+        return f"{TASK_NAMES[task]}, {budget[task] // 1000}k ({n} seed{'s' if n != 1 else ''} of `sac_alam`)"
+
+    cells = {
+        "`sac_alam` return / violation rate": lambda t: _rv(by_task[t]["sac_alam"]["return_mean"],
+                                                            by_task[t]["sac_alam"]["violation_rate_mean"]),
+        "(1) beats every safe baseline on both": lambda t: claim1_text(claims[(t, 1)]),
+        "goal 1: return >= every baseline as safe": lambda t: goal1_text(goals[t], by_task[t], False)
+        if t in goals else "—",
+        "goal 1 on the last fifth of training": lambda t: goal1_text(goals_last[t], by_task[t], True)
+        if t in goals_last else "—",
+        "(2) lower `lambda_osc` / `train_violation_osc` than dual ascent": lambda t: claim2_text(claims[(t, 2)]),
+        f"(3) lambda's calibration AUROC (goal 2: >= {AUROC_GOAL})": lambda t: auroc_text(
+            entries.get((t, "sac_alam"), [])),
+        "`fac`'s lambda AUROC": lambda t: auroc_text(entries.get((t, "fac"), [])),
+        "goal 3: violation rate behind the monitor at x2 (goal: 0)": x2_text,
+    }  # fmt: skip
+    lines = ["| | " + " | ".join(steps(t) for t in tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
+    for label, cell in cells.items():
+        lines.append(f"| {label} | " + " | ".join(cell(t) for t in tasks) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def splice(page: str, table: str) -> str:
+    """``page`` with the text between `HEADLINE_BEGIN` and `HEADLINE_END` replaced by ``table``.
+
+    Raises:
+        ValueError: the page lacks either marker, or has them out of order (nothing is written then).
+    """
+    begin, end = page.find(HEADLINE_BEGIN), page.find(HEADLINE_END)
+    if begin < 0 or end < begin or page.count(HEADLINE_BEGIN) != 1 or page.count(HEADLINE_END) != 1:
+        raise ValueError(f"the page needs one {HEADLINE_BEGIN} line, then one {HEADLINE_END} line")
+    return page[: begin + len(HEADLINE_BEGIN)] + "\n" + table + page[end:]
 
 
 if __name__ == "__main__":
