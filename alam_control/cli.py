@@ -320,7 +320,8 @@ def _sweep(args: argparse.Namespace) -> int:
     from alam_control.experiments import sweep
 
     spec = sweep.load(args.config, out=args.out)
-    return sweep.run(spec, args.address, args.max_concurrent, args.resume, args.max_retries, args.refresh)
+    return sweep.run(spec, args.address, args.max_concurrent, args.resume, args.max_retries, args.refresh,
+                     first=args.first)  # fmt: skip
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -479,6 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster: auto or ray://host:port (default: start Ray on this machine)")
     p.add_argument("--max-concurrent", type=int, help="at most N trials at once (default: as many as CPUs allow)")
     p.add_argument("--resume", action="store_true", help="continue the sweep: skip finished trials, resume others")
+    p.add_argument("--first", action="append", default=[], metavar="KEY=VALUE[,...]",
+                   help="run the unfinished trials with these grid values first (e.g. task=cartpole; repeatable, in "
+                   "order), after those already started")  # fmt: skip
     p.add_argument("--max-retries", type=int, default=3, help="retries of a trial whose worker died (default 3)")
     p.add_argument("--out", help="sweep directory (default: the file's out:, else runs/sweeps/<name>)")
     p.add_argument("--refresh", type=float, help="table refresh seconds (default 2 on a terminal, 30 otherwise)")

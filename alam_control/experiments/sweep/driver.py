@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from alam_control import config as config_lib
-from alam_control.experiments.sweep.spec import Sweep, SweepError
+from alam_control.experiments.sweep.spec import Sweep, SweepError, parse_first, queue_order
 from alam_control.experiments.sweep.table import LiveTable, Row, StepMeter, format_duration, render_table
 from alam_control.experiments.sweep.trial import poll, prepare, run_trial, write_manifest
 
@@ -61,6 +61,7 @@ def run(
     max_retries: int = 3,
     refresh_s: float | None = None,
     stream: TextIO | None = None,
+    first: list[str] | None = None,
 ) -> int:
     """Run every unfinished trial of ``sweep`` on Ray and keep a live table until all have ended.
 
@@ -74,18 +75,22 @@ def run(
             trial's last checkpoint.
         refresh_s: table refresh period (default 2 s on a terminal, 30 s otherwise).
         stream: where the table goes (default stdout).
+        first: ``key=value[,...]`` filters over the grid (`spec.parse_first`): the unfinished trials they match
+            run before the rest, after those already started (`spec.queue_order`).
 
     Returns:
         Exit code: 0 when every trial finished, 1 when some failed, 130 when interrupted (Ctrl-C).
     """
     if max_concurrent is not None and max_concurrent < 1:
         raise SweepError(f"--max-concurrent must be >= 1, got {max_concurrent}")
+    filters = parse_first(sweep, first or [])
     _check_no_other_driver(sweep.out)
     manifest = prepare(sweep, resume)
     lock = sweep.out / DRIVER_LOCK
     lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
     try:
-        return _drive(sweep, manifest, address, max_concurrent, max_retries, LiveTable(stream or sys.stdout, refresh_s))
+        table = LiveTable(stream or sys.stdout, refresh_s)
+        return _drive(sweep, manifest, address, max_concurrent, max_retries, table, filters)
     finally:
         lock.unlink(missing_ok=True)
 
@@ -109,6 +114,7 @@ def _drive(
     max_concurrent: int | None,
     max_retries: int,
     table: LiveTable,
+    first: list[dict[str, str]],
 ) -> int:
     """The driver loop of :func:`run`: submit, wait, poll, redraw, record."""
     rows = [Row(t) for t in sweep.trials]
@@ -148,7 +154,9 @@ def _drive(
         interrupted: list[int] = []
         signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
         limit = max_concurrent or len(todo)
-        queue = list(todo)
+        by_name = {r.trial.name: r for r in todo}
+        started = {r.trial.name for r in todo if r.progress.step > 0}
+        queue = [by_name[t.name] for t in queue_order([r.trial for r in todo], started, first)]
         t0 = time.monotonic()
         meter = StepMeter([r.progress.step for r in rows])  # counts from where each trial stands now
         saved_signature: list[tuple[str, int]] = []

@@ -147,6 +147,48 @@ def trial_name(params: dict[str, Any]) -> str:
     return name
 
 
+def parse_first(sweep: Sweep, texts: list[str]) -> list[dict[str, str]]:
+    """``alam sweep --first``: each text ``key=value[,key=value...]`` names grid values (``task=cartpole``,
+    ``seed=3,task=walker``) as the trial names write them.
+
+    Raises:
+        SweepError: a key that is no grid axis, a malformed pair, or a text that matches no trial of the grid
+            (a typo would otherwise change nothing, silently).
+    """
+    filters = []
+    for text in texts:
+        pairs = [part.partition("=") for part in text.split(",")]
+        bad = [k for k, eq, v in pairs if not (k and eq and v)]
+        if bad or not pairs:
+            raise SweepError(f"--first {text!r}: expected key=value[,key=value...] over the grid's axes")
+        wanted = {k: v for k, _, v in pairs}
+        unknown = sorted(set(wanted) - set(sweep.grid))
+        if unknown:
+            raise SweepError(f"--first {text!r}: {', '.join(unknown)} is no axis of the grid ({', '.join(sweep.grid)})")
+        if not any(matches(t, wanted) for t in sweep.trials):
+            raise SweepError(f"--first {text!r} matches no trial of {sweep.path}")
+        filters.append(wanted)
+    return filters
+
+
+def matches(trial: Trial, wanted: dict[str, str]) -> bool:
+    """Whether ``trial``'s grid values are those of ``wanted`` (values compared as trial names write them)."""
+    return all(_format_value(trial.params[k]) == v for k, v in wanted.items())
+
+
+def queue_order(trials: list[Trial], started: set[str], first: list[dict[str, str]]) -> list[Trial]:
+    """The order unfinished trials are submitted in: those already ``started`` (a checkpoint to resume: what they
+    trained is lost with ``runs/`` if a sitting ends before they finish), then those each `parse_first` filter
+    matches, filter by filter, then the rest; the grid's order within each group."""
+
+    def rank(trial: Trial) -> int:
+        if trial.name in started:
+            return 0
+        return next((1 + i for i, wanted in enumerate(first) if matches(trial, wanted)), 1 + len(first))
+
+    return sorted(trials, key=rank)  # stable: the grid's order within a rank
+
+
 def load(path: str | Path, out: str | Path | None = None) -> Sweep:
     """Parse and validate a sweep file and build every trial's config (strict, before any Ray work).
 

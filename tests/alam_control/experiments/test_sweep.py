@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -185,6 +186,44 @@ def test_trial_names_are_sanitized_bounded_and_deterministic() -> None:
     name = sweep.trial_name(long)
     assert len(name) <= 120 and name == sweep.trial_name(dict(long))
     assert name != sweep.trial_name({**long, "seed": 2})
+
+
+def test_started_trials_then_those_named_first_then_the_grid_order(tmp_path: Path) -> None:
+    s = sweep.load(_write_sweep(tmp_path / "s.yaml", grid={"algo.name": ["sac", "sac_alam"], "seed": [0, 1, 2]}))
+    first = sweep.parse_first(s, ["seed=1", "algo.name=sac_alam"])
+    assert first == [{"seed": "1"}, {"algo.name": "sac_alam"}]
+    order = sweep.queue_order(s.trials, {"algo.name=sac_alam,seed=2"}, first)
+    assert [t.name for t in order] == [
+        "algo.name=sac_alam,seed=2",  # started: its checkpoint is lost with runs/ if the sitting ends first
+        "algo.name=sac,seed=1",  # the first filter, in the grid's order
+        "algo.name=sac_alam,seed=1",
+        "algo.name=sac_alam,seed=0",  # the second
+        "algo.name=sac,seed=0",  # the rest
+        "algo.name=sac,seed=2",
+    ]
+    assert sweep.queue_order(s.trials, set(), []) == s.trials
+    assert [t.name for t in sweep.queue_order(s.trials, set(), sweep.parse_first(s, ["algo.name=sac_alam,seed=0"]))][
+        :2
+    ] == ["algo.name=sac_alam,seed=0", "algo.name=sac,seed=0"]  # every pair of a filter must match
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("seed", "expected key=value"),
+        ("seed=1,", "expected key=value"),
+        ("=1", "expected key=value"),
+        ("task=walker", "task is no axis of the grid (seed)"),
+        ("seed=7", "matches no trial"),
+    ],
+)
+def test_a_first_filter_that_cannot_mean_what_it_says_is_refused(tmp_path: Path, text: str, message: str) -> None:
+    path = _write_sweep(tmp_path / "s.yaml")
+    with pytest.raises(sweep.SweepError, match=re.escape(message)):
+        sweep.parse_first(sweep.load(path), [text])
+    # The CLI names it before starting Ray or writing the sweep directory.
+    assert cli.main(["sweep", "--config", str(path), "--first", text]) == 2
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_cli_refuses_bad_files_before_starting_ray(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -485,6 +524,29 @@ def test_interrupted_sweep_resumes_unfinished_trials_and_skips_finished_ones(tmp
     assert (last["resume"], last["start_step"]) == (True, cut_at)
     assert json.loads((cut_trial / "summary.json").read_text())["steps"] == 1600
     assert _steps(cut_trial, "train.csv") == list(range(200, 1601, 100))
+
+
+def test_trials_named_first_run_first_and_a_started_one_before_them_on_resume(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    path = _tiny_sweep(tmp_path, total_steps=1600)
+    s = sweep.load(path)
+    seed0, seed1 = (t.run_dir for t in s.trials)
+    proc = _start(path, "--max-concurrent", "1", "--first", "seed=1")
+    _wait_for(seed1 / checkpoint.LATEST, proc)
+    assert not seed0.exists()  # the grid's first trial waits: seed=1 was named first
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    again = subprocess.run(
+        [sys.executable, "-m", "alam_control.cli", "sweep", "--config", str(path), "--resume", "--max-concurrent",
+         "1", "--first", "seed=0"],
+        cwd=REPO, capture_output=True, text=True, timeout=WAIT_S,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    # seed=1 had begun, so it finishes before seed=0 starts though seed=0 is named first now.
+    resumed, started = _attempts(seed1)[-1], _attempts(seed0)[0]
+    assert resumed["resume"] and resumed["time"] < started["time"]
+    assert (seed0 / "summary.json").exists() and (seed1 / "summary.json").exists()
 
 
 def test_a_failing_trial_is_reported_and_the_others_finish(tmp_path: Path) -> None:
