@@ -84,6 +84,8 @@ sweep-readout: $(STAMP)
 	@$(BIN)/alam report docs/results/$(SWEEP) --out docs/results/$(SWEEP)-readout > /dev/null
 	@$(BIN)/python benchmarks/evidence.py docs/results/$(SWEEP) --out docs/results/$(SWEEP)-readout \
 	  $(if $(filter paper,$(SWEEP)),--page docs/results.md) > /dev/null  # the paper grid's table on the results page
+	@$(BIN)/python benchmarks/time_to_safe.py --from-sweep docs/results/$(SWEEP) \
+	  $(if $(filter paper,$(SWEEP)),--page docs/performance.md) > /dev/null
 	@echo "docs/results/$(SWEEP)-readout: report.md, evidence.md and figures from $$(ls docs/results/$(SWEEP)/trials | wc -l) trials"
 
 sweep-restore:

@@ -45,6 +45,7 @@ from alam_control.learn import checkpoint, metrics, rundir  # noqa: E402
 from alam_control.learn.checkpoint import CheckpointError  # noqa: E402
 from alam_control.runtime import MonitorConfig, default_fallback, load_bundle  # noqa: E402
 from alam_control.runtime.bundle import BundleError, read_manifest  # noqa: E402
+from benchmarks import pages  # noqa: E402
 
 ALGOS = ("fac", "sac_alam")
 CACHE_VERSION = 9
@@ -207,8 +208,8 @@ def main() -> None:
     parser.add_argument("--calibration-episodes", type=int, default=100)
     parser.add_argument("--grid", type=int, default=41)
     parser.add_argument("--shipped", type=Path, default=REPO / "bundles" / "diffdrive")
-    parser.add_argument("--page", type=Path, help=f"a page whose table between {HEADLINE_BEGIN} and "
-                        f"{HEADLINE_END} is rewritten with the summary (headline.md): docs/results.md")  # fmt: skip
+    parser.add_argument("--page", type=Path, help=f"a page whose '{HEADLINE}' block (benchmarks/pages.py) is "
+                        "rewritten with the summary table (headline.md): docs/results.md")  # fmt: skip
     args = parser.parse_args()
     t0 = time.perf_counter()
     trials = finished_trials(args.sweep_dir)
@@ -265,7 +266,7 @@ def main() -> None:
     table = headline(report.find_runs(args.sweep_dir)[0], results)
     (args.out / "headline.md").write_text(table)
     if args.page is not None:
-        args.page.write_text(splice(args.page.read_text(), table))
+        pages.write(args.page, HEADLINE, table)
     print(to_markdown(results))
     print(f"written: {args.out}/evidence.json, evidence.md and PNGs ({time.perf_counter() - t0:.0f} s)")
 
@@ -365,8 +366,8 @@ def _met(ok: bool, values: list) -> str:
     return "—" if not values else ("yes" if ok else "no")
 
 
-HEADLINE_BEGIN, HEADLINE_END = "<!-- headline: begin -->", "<!-- headline: end -->"
-"""Markers around the table that `--page` rewrites (docs/results.md): the page's summary is the readout's output."""
+HEADLINE = "headline"
+"""The block of docs/results.md that `--page` rewrites (`pages`): the page's summary is the readout's output."""
 TASK_NAMES = {"cartpole": "cart-pole", "point": "point-goal", "walker": "walker", "diffdrive": "diff-drive"}
 
 
@@ -492,18 +493,6 @@ def headline(runs: list[report.RunResult], results: dict) -> str:
     for label, cell in cells.items():
         lines.append(f"| {label} | " + " | ".join(cell(t) for t in tasks) + " |")
     return "\n".join(lines) + "\n"
-
-
-def splice(page: str, table: str) -> str:
-    """``page`` with the text between `HEADLINE_BEGIN` and `HEADLINE_END` replaced by ``table``.
-
-    Raises:
-        ValueError: the page lacks either marker, or has them out of order (nothing is written then).
-    """
-    begin, end = page.find(HEADLINE_BEGIN), page.find(HEADLINE_END)
-    if begin < 0 or end < begin or page.count(HEADLINE_BEGIN) != 1 or page.count(HEADLINE_END) != 1:
-        raise ValueError(f"the page needs one {HEADLINE_BEGIN} line, then one {HEADLINE_END} line")
-    return page[: begin + len(HEADLINE_BEGIN)] + "\n" + table + page[end:]
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 from alam_control import config as config_lib  # noqa: E402
 from alam_control.experiments import report  # noqa: E402
 from alam_control.learn import checkpoint, rundir, trainer  # noqa: E402
+from benchmarks import pages  # noqa: E402
 
 # (minimum return, maximum violation rate) of the deterministic evaluation. Cart-pole: the scripted safe swing-up
 # returns 368.7 at zero violations (docs/tasks.md); the bar asks for 80 % of it.
@@ -150,15 +151,44 @@ def wall_at(run: Path, step: int) -> float:
     return float(rows[-1]["wall_s"])
 
 
-def print_sweep(sweep_dir: Path) -> None:
-    """--from-sweep: one table per task of the sweep's finished trials."""
+def ranked(outcomes: list[Outcome]) -> list[str]:
+    """The methods of ``outcomes``, most seeds at the bar first, then the faster median time to it."""
+    hits = {m: [o.wall_s for o in outcomes if o.method == m and o.reached] for m in {o.method for o in outcomes}}
+    return sorted(hits, key=lambda m: (-len(hits[m]), statistics.median(hits[m]) if hits[m] else math.inf, m))
+
+
+TIME_TO_SAFE = "time-to-safe"
+"""The block of docs/performance.md that ``--from-sweep DIR --page`` rewrites (benchmarks/pages.py)."""
+
+
+TASK_NAMES = {"cartpole-safe_swingup": "cart-pole", "point-safe_goal": "point-goal", "walker-safe_walk": "walker",
+              "diffdrive-safe_navigate": "diff-drive"}  # fmt: skip
+
+
+def sweep_table(by_task: dict[str, list[Outcome]], budgets: dict[str, int]) -> str:
+    """One table over every task of `from_sweep` (the page's form): a task column naming its step budget
+    (``budgets``: task -> train.total_steps), each task's methods `ranked`."""
+    rows = []
+    for task in (t for t in BARS if t in by_task):
+        outcomes = by_task[task]
+        label = f"{TASK_NAMES[task]} ({budgets[task] // 1000}k)"
+        rows += [f"| {label} {line}" for line in table(outcomes, ranked(outcomes)).splitlines()[2:]]
+    head = table([], []).splitlines()
+    return "\n".join(["| task " + head[0], "|---" + head[1], *rows]) + "\n"
+
+
+def print_sweep(sweep_dir: Path, page: Path | None) -> None:
+    """--from-sweep: one table per task of the sweep's finished trials; with ``page``, also its block there."""
     by_task = from_sweep(sweep_dir)
     if not by_task:
         raise SystemExit(f"{sweep_dir}: no finished trials of a task with a bar ({', '.join(BARS)})")
     for task in sorted(by_task):
         bar, outcomes = BARS[task], by_task[task]
         print(f"\n{task}: bar return >= {bar[0]:g} at violation rate <= {bar[1]:g}; {len(outcomes)} finished trials")
-        print(table(outcomes, sorted({o.method for o in outcomes})))
+        print(table(outcomes, ranked(outcomes)))
+    if page is not None:
+        budgets = {str(r.config["task"]): int(r.config["train.total_steps"]) for r in report.find_runs(sweep_dir)[0]}
+        pages.write(page, TIME_TO_SAFE, sweep_table(by_task, budgets))
 
 
 def main() -> None:
@@ -172,9 +202,11 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, all trials")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "time_to_safe")
     parser.add_argument("--from-sweep", type=Path, metavar="DIR", help="read a sweep's finished trials, train nothing")
+    parser.add_argument("--page", type=Path, help=f"with --from-sweep: rewrite the page's '{TIME_TO_SAFE}' block "
+                        "(benchmarks/pages.py), docs/performance.md")  # fmt: skip
     args = parser.parse_args()
     if args.from_sweep is not None:
-        print_sweep(args.from_sweep)
+        print_sweep(args.from_sweep, args.page)
         return
 
     bar = tuple(args.bar) if args.bar else BARS[args.task]

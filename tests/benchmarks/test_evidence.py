@@ -1,15 +1,13 @@
-"""benchmarks/evidence.py's summary table: the verdict cells on hand-made rows, the splice into a page, and the
-results page's table against the trials committed beside it."""
+"""benchmarks/evidence.py's summary table: the verdict cells on hand-made rows, and the results page's table
+against the trials committed beside it."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import pytest
-
 from alam_control.experiments import report
-from benchmarks import evidence
+from benchmarks import evidence, pages
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,31 +65,10 @@ def test_auroc_lists_seeds_in_order_and_marks_a_multiplier_at_its_cap() -> None:
     assert evidence.auroc_text([]) == "—"
 
 
-def test_splice_rewrites_only_between_the_markers() -> None:
-    page = f"intro\n{evidence.HEADLINE_BEGIN}\nold\n{evidence.HEADLINE_END}\nafter\n"
-    assert (
-        evidence.splice(page, "| new |\n")
-        == f"intro\n{evidence.HEADLINE_BEGIN}\n| new |\n{evidence.HEADLINE_END}\nafter\n"
-    )
-
-
-@pytest.mark.parametrize(
-    "page",
-    ["no markers", f"{evidence.HEADLINE_END}\n{evidence.HEADLINE_BEGIN}\n",
-     f"{evidence.HEADLINE_BEGIN}\n{evidence.HEADLINE_BEGIN}\n{evidence.HEADLINE_END}\n"],
-)  # fmt: skip
-def test_splice_refuses_a_page_without_one_pair_of_markers_in_order(page: str) -> None:
-    with pytest.raises(ValueError, match="headline: begin"):
-        evidence.splice(page, "| new |\n")
-
-
 def test_the_results_page_shows_what_the_committed_trials_say() -> None:
     """docs/results.md's summary is `make sweep-readout`'s output over docs/results/paper: a trial committed
     without the readout (or a hand edit of the table) fails here."""
     runs, _ = report.find_runs(REPO / "docs/results/paper")
     results = json.loads((REPO / "docs/results/paper-readout/evidence.json").read_text())
-    page = (REPO / "docs/results.md").read_text()
-    table = page[
-        page.index(evidence.HEADLINE_BEGIN) + len(evidence.HEADLINE_BEGIN) + 1 : page.index(evidence.HEADLINE_END)
-    ]
+    table = pages.block((REPO / "docs/results.md").read_text(), evidence.HEADLINE)
     assert table == evidence.headline(runs, results), "run `make sweep-readout` and commit docs/results.md"
