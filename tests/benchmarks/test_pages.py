@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,3 +35,13 @@ def test_a_page_without_one_pair_of_markers_in_order_is_refused_and_left_alone(p
     with pytest.raises(ValueError, match="<!-- t: begin -->"):
         pages.write(path, "t", "| new |\n")
     assert path.read_text() == page
+
+
+@pytest.mark.parametrize("script", ["evidence.py", "time_to_safe.py"])
+def test_the_scripts_that_write_pages_run_as_make_sweep_readout_calls_them(script: str) -> None:
+    """`make sweep-readout` sends their output to /dev/null: a script that no longer runs its main would leave the
+    pages as they were, silently."""
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, f"benchmarks/{script}", "--help"], cwd=repo, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0 and "--page" in done.stdout, done.stderr
