@@ -472,8 +472,12 @@ def headline(runs: list[report.RunResult], results: dict) -> str:
                 f"{100 * mean(on, 'fallback_fraction'):.0f} % of the steps)")  # fmt: skip
 
     def steps(task: str) -> str:
+        """The column's head: task, budget and seeds (`sac_alam`'s apart when the methods have different counts:
+        the verdicts then compare means over different seeds)."""
+        counts = sorted({r["n_seeds"] for r in by_task[task].values()})
         n = by_task[task]["sac_alam"]["n_seeds"]
-        return f"{TASK_NAMES[task]}, {budget[task] // 1000}k ({n} seed{'s' if n != 1 else ''} of `sac_alam`)"
+        seeds = f"{counts[0]} seeds" if len(counts) == 1 else f"{counts[0]}-{counts[-1]} seeds, `sac_alam` {n}"
+        return f"{TASK_NAMES[task]}, {budget[task] // 1000}k ({seeds})"
 
     cells = {
         "`sac_alam` return / violation rate": lambda t: _rv(by_task[t]["sac_alam"]["return_mean"],
