@@ -10,7 +10,7 @@ from pathlib import Path
 from alam_ros.recorder import message_definition
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
-from ros_harness import DiffDriveInputs, PolicyOutputs
+from ros_harness import DiffDriveInputs, PolicyOutputs, wait_until
 from test_ros_policy_node import FAST, wait_policy
 
 TOPICS = {
@@ -38,6 +38,9 @@ def test_policy_node_records_its_run(diffdrive_bundle, start_node, harness, tmp_
     node = start_node("policy_node", bundle_dir=diffdrive_bundle, record=str(path), **FAST)
     wait_policy(out)
     time.sleep(1.5)
+    # An input late by more than obs_timeout_s (0.3 s on a busy runner) puts the node in FALLBACK for a release
+    # dwell: stop it while it drives, so the file's last mode is known.
+    assert wait_until(lambda: (heard := out.mode.since(0.0)) and heard[-1].data == "POLICY", 5.0), node.output()
     assert node.stop() == 0  # SIGINT: the node finishes the file on the way out
     published_risk = [m.data for m in out.risk.since(0.0)]
 
@@ -66,4 +69,5 @@ def test_policy_node_records_its_run(diffdrive_bundle, start_node, harness, tmp_
     tail = recorded_risk[-len(published_risk) :]
     assert len(published_risk) >= 20 and [round(r, 6) for r in tail] == [round(r, 6) for r in published_risk]
     modes = [m.data for _, m in by_topic["/alam_policy_node/mode"]]
-    assert modes[0].startswith("FALLBACK") and "POLICY" in modes and modes[-1] in ("POLICY", "FALLBACK:shutdown")
+    assert modes[0].startswith("FALLBACK") and "POLICY" in modes, modes
+    assert modes[-1] in ("POLICY", "FALLBACK:shutdown"), modes[-20:]
