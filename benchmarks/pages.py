@@ -13,6 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+TASK_NAMES = {"cartpole-safe_swingup": "cart-pole", "point-safe_goal": "point-goal", "walker-safe_walk": "walker",
+              "diffdrive-safe_navigate": "diff-drive"}  # fmt: skip
+"""How the docs' tables name the tasks, in the order their columns and rows take."""
+
 
 def markers(name: str) -> tuple[str, str]:
     return f"<!-- {name}: begin -->", f"<!-- {name}: end -->"

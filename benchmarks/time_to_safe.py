@@ -66,6 +66,7 @@ class Outcome:
     steps: int  # steps at the first evaluation that cleared the bar (else the budget)
     wall_s: float  # training wall time to that evaluation
     best: float  # the best evaluation return at a violation rate within the bar's (NaN if none)
+    budget: int  # the steps the trial could train
 
 
 def base_config(task: str, method: str) -> Path:
@@ -87,10 +88,10 @@ def run_trial(
             best = best_safe_return(rows, bar)
             hit = report.time_to_bar(rows, bar)
             if hit is not None:
-                return Outcome(method, seed, True, int(hit["step"]), wall_at(run, int(hit["step"])), best)
+                return Outcome(method, seed, True, int(hit["step"]), wall_at(run, int(hit["step"])), best, budget)
             done = int(rundir.read_summary(run)["steps"])
         if done >= budget:
-            return Outcome(method, seed, False, done, float(rundir.read_summary(run)["wall_time_s"]), best)
+            return Outcome(method, seed, False, done, float(rundir.read_summary(run)["wall_time_s"]), best, budget)
         # The next chunk ends at the next evaluation step after learning has started.
         starts = config_lib.load(
             base_config(task, method), [*overrides, f"train.total_steps={budget}"]
@@ -120,8 +121,9 @@ def from_sweep(sweep_dir: Path) -> dict[str, list[Outcome]]:
         bar, seed = BARS[task], int(r.config.get("seed", 0))
         hit = report.time_to_bar(r.evals, bar)
         steps = int(hit["step"]) if hit else int(r.summary["steps"])
+        time_s, best = steps / pace[(task, method)], best_safe_return(r.evals, bar)
         out.setdefault(task, []).append(
-            Outcome(method, seed, hit is not None, steps, steps / pace[(task, method)], best_safe_return(r.evals, bar))
+            Outcome(method, seed, hit is not None, steps, time_s, best, int(r.config["train.total_steps"]))
         )
     return out
 
@@ -161,17 +163,13 @@ TIME_TO_SAFE = "time-to-safe"
 """The block of docs/performance.md that ``--from-sweep DIR --page`` rewrites (benchmarks/pages.py)."""
 
 
-TASK_NAMES = {"cartpole-safe_swingup": "cart-pole", "point-safe_goal": "point-goal", "walker-safe_walk": "walker",
-              "diffdrive-safe_navigate": "diff-drive"}  # fmt: skip
-
-
-def sweep_table(by_task: dict[str, list[Outcome]], budgets: dict[str, int]) -> str:
-    """One table over every task of `from_sweep` (the page's form): a task column naming its step budget
-    (``budgets``: task -> train.total_steps), each task's methods `ranked`."""
+def sweep_table(by_task: dict[str, list[Outcome]]) -> str:
+    """One table over every task of `from_sweep` (the page's form): a task column naming its step budget, each
+    task's methods `ranked`."""
     rows = []
     for task in (t for t in BARS if t in by_task):
         outcomes = by_task[task]
-        label = f"{TASK_NAMES[task]} ({budgets[task] // 1000}k)"
+        label = f"{pages.TASK_NAMES[task]} ({max(o.budget for o in outcomes) // 1000}k)"
         rows += [f"| {label} {line}" for line in table(outcomes, ranked(outcomes)).splitlines()[2:]]
     head = table([], []).splitlines()
     return "\n".join(["| task " + head[0], "|---" + head[1], *rows]) + "\n"
@@ -187,8 +185,7 @@ def print_sweep(sweep_dir: Path, page: Path | None) -> None:
         print(f"\n{task}: bar return >= {bar[0]:g} at violation rate <= {bar[1]:g}; {len(outcomes)} finished trials")
         print(table(outcomes, ranked(outcomes)))
     if page is not None:
-        budgets = {str(r.config["task"]): int(r.config["train.total_steps"]) for r in report.find_runs(sweep_dir)[0]}
-        pages.write(page, TIME_TO_SAFE, sweep_table(by_task, budgets))
+        pages.write(page, TIME_TO_SAFE, sweep_table(by_task))
 
 
 def main() -> None:

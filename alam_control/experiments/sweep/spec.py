@@ -158,8 +158,7 @@ def parse_first(sweep: Sweep, texts: list[str]) -> list[dict[str, str]]:
     filters = []
     for text in texts:
         pairs = [part.partition("=") for part in text.split(",")]
-        bad = [k for k, eq, v in pairs if not (k and eq and v)]
-        if bad or not pairs:
+        if not all(k and eq and v for k, eq, v in pairs):
             raise SweepError(f"--first {text!r}: expected key=value[,key=value...] over the grid's axes")
         wanted = {k: v for k, _, v in pairs}
         unknown = sorted(set(wanted) - set(sweep.grid))
