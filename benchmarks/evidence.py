@@ -380,7 +380,7 @@ TASK_NAMES = {task.split("-")[0]: name for task, name in pages.TASK_NAMES.items(
 
 def _rv(ret: float, viol: float, sep: str = " / ") -> str:
     """A return and violation rate as the page writes them: 4 significant digits, then 2."""
-    return f"{report._num(ret, 4)}{sep}{report._num(viol, 2)}"
+    return f"{report.num(ret, 4)}{sep}{report.num(viol, 2)}"
 
 
 def _names(algos: list[str]) -> str:
@@ -444,6 +444,14 @@ def auroc_text(entries: list[dict]) -> str:
     return f"{np.mean(values):.3f} ({' / '.join(per_seed)})"
 
 
+def ablation_text(deltas: list[dict]) -> str:
+    """The headline's ablation cell: per `report.ablation_deltas` row, the return and violation-rate differences
+    with their intervals (`report.delta_text`)."""
+    text = lambda a, m: report.delta_text(a, m, side=False)  # noqa: E731
+    parts = [f"`{a['ablation']}` {text(a, 'return_delta')} / {text(a, 'violation_rate_delta')}" for a in deltas]
+    return "; ".join(parts) or "—"
+
+
 def headline(runs: list[report.RunResult], results: dict) -> str:
     """The summary table of docs/results.md: per task, sac_alam's figures, the verdicts of claims 1-3 and the
     project's three goals, on the means over the seeds committed.
@@ -452,7 +460,9 @@ def headline(runs: list[report.RunResult], results: dict) -> str:
         runs: The sweep's finished trials (`report.find_runs`).
         results: This script's evidence (evidence.json): calibration per bundle, the stress test.
     """
-    rows = report.aggregate(report.group_runs(runs))
+    groups = report.group_runs(runs)
+    rows = report.aggregate(groups)
+    ablations = {(a["task"].split("-")[0], a["ablation"]): a for a in report.ablation_deltas(groups)}
     budget = {r.config["task"].split("-")[0]: int(r.config["train.total_steps"]) for r in runs}
     by_task: dict[str, dict[str, dict]] = {}
     for r in rows:
@@ -469,8 +479,8 @@ def headline(runs: list[report.RunResult], results: dict) -> str:
             return "—"
         fallback = {e["key"].get("fallback", "?") for e in entries.get((task, "sac_alam"), [])}
         mean = lambda rs, k: float(np.mean([r[k] for r in rs]))  # noqa: E731
-        alone = f"alone {report._num(mean(off, 'violation_rate'), 2)}; " if off else ""
-        return (f"{report._num(mean(on, 'violation_rate'), 2)} ({alone}fallback `{'/'.join(sorted(fallback))}` "
+        alone = f"alone {report.num(mean(off, 'violation_rate'), 2)}; " if off else ""
+        return (f"{report.num(mean(on, 'violation_rate'), 2)} ({alone}fallback `{'/'.join(sorted(fallback))}` "
                 f"{100 * mean(on, 'fallback_fraction'):.0f} % of the steps)")  # fmt: skip
 
     def steps(task: str) -> str:
@@ -493,6 +503,8 @@ def headline(runs: list[report.RunResult], results: dict) -> str:
         f"(3) lambda's calibration AUROC (goal 2: >= {AUROC_GOAL})": lambda t: auroc_text(
             entries.get((t, "sac_alam"), [])),
         "`fac`'s lambda AUROC": lambda t: auroc_text(entries.get((t, "fac"), [])),
+        "`sac_alam` minus each ablation, paired by seed (95 % interval): return / violation rate":
+            lambda t: ablation_text([ablations[(t, a)] for a in report.ABLATIONS if (t, a) in ablations]),
         "goal 3: violation rate behind the monitor at x2 (goal: 0)": x2_text,
     }  # fmt: skip
     lines = ["| | " + " | ".join(steps(t) for t in tasks) + " |", "|---" * (len(tasks) + 1) + "|"]

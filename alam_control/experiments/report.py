@@ -424,6 +424,61 @@ def goal_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+ABLATIONS = {
+    "alam_nopenalty": "the actor's PHR quadratic penalty (the actor keeps the linear lambda * g)",
+    "alam_ascent": "the multiplier's regression toward the dual target (dual ascent instead)",
+}
+"""The SAC-ALaM ablations of the evidence grid: label -> the component the ablation removes."""
+
+
+def ablation_deltas(groups: dict[tuple[str, str, str], list[RunResult]]) -> list[dict[str, Any]]:
+    """What each component of SAC-ALaM buys: per task and `ABLATIONS` entry, sac_alam minus the ablation, paired
+    by seed (both trained with the same seed: its environment draws, network init and replay sampling), final and
+    over the last fifth (`last_fifth`). A difference above 0 means sac_alam is higher: better on return, worse
+    on violation rate. Pairing removes what a seed shares between the two runs from the interval.
+
+    Returns:
+        One row per (task, ablation, setting) with both runs on at least one seed: task, ablation, setting,
+        n (paired seeds), seeds, and for each `LAST_FIFTH` metric m: ``m_delta_{mean, ci_low, ci_high, n}`` and
+        ``m_last_delta_{...}`` (`interval` of the per-seed differences).
+    """
+    rows = []
+    for (task, algo, setting), ablated in groups.items():
+        if algo not in ABLATIONS or (task, "sac_alam", setting) not in groups:
+            continue
+        base = {json.dumps(r.config.get("seed")): r for r in groups[(task, "sac_alam", setting)]}
+        pairs = sorted(
+            ((base[k], r) for r in ablated if (k := json.dumps(r.config.get("seed"))) in base),
+            key=lambda p: p[0].config.get("seed", 0),
+        )
+        if not pairs:
+            continue
+        row: dict[str, Any] = {"task": task, "ablation": algo, "setting": setting, "n": len(pairs),
+                               "seeds": ";".join(str(a.config.get("seed")) for a, _ in pairs)}  # fmt: skip
+        for m in LAST_FIFTH:
+            for key, read in ((f"{m}_delta", lambda r, m=m: _as_float(r.summary.get(m))),
+                              (f"{m}_last_delta", lambda r, m=m: last_fifth(r.evals, m))):  # fmt: skip
+                mean, low, high, n = interval([read(a) - read(b) for a, b in pairs])
+                row.update({f"{key}_mean": mean, f"{key}_ci_low": low, f"{key}_ci_high": high, f"{key}_n": n})
+        rows.append(row)
+    return rows
+
+
+def delta_text(row: dict[str, Any], key: str, side: bool = True) -> str:
+    """An `ablation_deltas` figure as table text: signed mean ± half-width and, with ``side``, whether the interval
+    lies above 0, below 0 or spans it."""
+    mean, low, high, n = (row[f"{key}_{s}"] for s in ("mean", "ci_low", "ci_high", "n"))
+    if n == 0:
+        return _DASH
+    sign = "+" if mean > 0 else ""
+    if n == 1:
+        return f"{sign}{num(mean, 3)} (1 seed)"
+    text = f"{sign}{num(mean, 3)} ± {num((high - low) / 2.0, 2)}"
+    if not side:
+        return text
+    return text + (" (above 0)" if low > 0 else " (below 0)" if high < 0 else " (spans 0)")
+
+
 def _as_float(v: Any) -> float:
     try:
         return float(v)
@@ -431,7 +486,7 @@ def _as_float(v: Any) -> float:
         return math.nan
 
 
-def _num(x: float, sig: int) -> str:
+def num(x: float, sig: int) -> str:
     """``sig`` significant digits in fixed notation (an interval of 210 reads better than 2.1e+02); scientific
     notation only for very large or small magnitudes."""
     if not math.isfinite(x):
@@ -448,12 +503,19 @@ def _cell(row: dict[str, Any], metric: str) -> str:
     mean, low, high, n = (row[f"{metric}_{s}"] for s in ("mean", "ci_low", "ci_high", "n"))
     if n == 0:
         return _DASH
-    text = f"{_num(mean, 4)} ± {_num((high - low) / 2.0, 2)}"
+    text = f"{num(mean, 4)} ± {num((high - low) / 2.0, 2)}"
     return text if n == row["n_seeds"] else f"{text} ({n}/{row['n_seeds']})"  # some seeds undefined (e.g. AUROC)
 
 
-def to_markdown(rows: list[dict[str, Any]], sweep_dir: Path, unfinished: list[Path], figures: list[Path]) -> str:
-    """The report as Markdown: the table, the figures, and the runs left out."""
+def to_markdown(
+    rows: list[dict[str, Any]],
+    sweep_dir: Path,
+    unfinished: list[Path],
+    figures: list[Path],
+    ablations: list[dict[str, Any]] | None = None,
+) -> str:
+    """The report as Markdown: the table, the verdicts, the ablations (`ablation_deltas`), the figures, and the
+    runs left out."""
     with_setting = any(r["setting"] for r in rows)
     head = ["task", "algo"] + (["setting"] if with_setting else []) + ["n"] + list(METRICS) + ["plateaued"]
     lines = [
@@ -467,7 +529,7 @@ def to_markdown(rows: list[dict[str, Any]], sweep_dir: Path, unfinished: list[Pa
     ]
     for r in rows:
         cells = [r["task"], r["algo"]] + ([r["setting"] or _DASH] if with_setting else []) + [str(r["n_seeds"])]
-        flat = f"{r['plateaued']}/{r['n_seeds']} ({_num(r['plateau_gain'], 2)}; shown {r['plateau_shown']})"
+        flat = f"{r['plateaued']}/{r['n_seeds']} ({num(r['plateau_gain'], 2)}; shown {r['plateau_shown']})"
         lines.append("| " + " | ".join(cells + [_cell(r, m) for m in METRICS] + [flat]) + " |")
     lines += [
         "",
@@ -479,6 +541,7 @@ def to_markdown(rows: list[dict[str, Any]], sweep_dir: Path, unfinished: list[Pa
     ]
     last = on_last_fifth(rows)
     lines += _last_fifth_lines(rows, last, with_setting) + _claim_lines(rows, last) + _goal_lines(rows, last)
+    lines += _ablation_lines(ablations)
     if figures:
         lines += ["", "## Learning curves", ""]
         lines += [f"![{p.stem}]({p.name})" for p in figures]
@@ -545,6 +608,31 @@ def _goal_lines(rows: list[dict[str, Any]], last: list[dict[str, Any]]) -> list[
     return lines
 
 
+def _ablation_lines(ablations: list[dict[str, Any]] | None) -> list[str]:
+    """`ablation_deltas` as a table."""
+    if not ablations:
+        return []
+    lines = [
+        "",
+        "## Ablations: sac_alam minus each ablation, paired by seed",
+        "",
+        "Per seed, sac_alam's figure minus the ablation's (same seed), then mean ± half-width of the 95% t-interval "
+        "over the seeds both have; in brackets whether the interval lies above 0, below 0 or spans it. Above 0 "
+        "is better for return, worse for violation rate. "
+        + " ".join(f"`{a}` removes {what}." for a, what in ABLATIONS.items()),
+        "",
+        "| task | ablation | seeds | return, final | return, last fifth | violation_rate, final "
+        "| violation_rate, last fifth |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for a in ablations:
+        name = f"{a['ablation']} {a['setting']}".strip()
+        cells = [delta_text(a, k) for k in ("return_delta", "return_last_delta", "violation_rate_delta",
+                                             "violation_rate_last_delta")]  # fmt: skip
+        lines.append(f"| {a['task']} | {name} | {a['n']} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _goal_text(g: dict[str, Any]) -> str:
     return f"{g['verdict']}; {', '.join(g['as_safe']) or 'none'}; {', '.join(g['beaten_by']) or _DASH}"
 
@@ -553,8 +641,8 @@ def _verdict_figures(v: dict[str, Any]) -> str:
     """The numbers a `claim_verdicts` entry rests on, as table text (a dash when a compared row is missing)."""
     if "sac_alam" in v:  # claim 1
         ret, viol = v["sac_alam"]
-        others = ", ".join(f"{a} {_num(r, 4)} / {_num(x, 2)}" for a, (r, x) in v["baselines"].items())
-        text = f"return / violation rate: sac_alam {_num(ret, 4)} / {_num(viol, 2)}; {others}"
+        others = ", ".join(f"{a} {num(r, 4)} / {num(x, 2)}" for a, (r, x) in v["baselines"].items())
+        text = f"return / violation rate: sac_alam {num(ret, 4)} / {num(viol, 2)}; {others}"
         if v["undominated"]:
             text += f"; not beaten: {', '.join(v['undominated'])}"
         return text + f"; return intervals disjoint from: {', '.join(v['separated']) or 'none'}"
@@ -562,7 +650,7 @@ def _verdict_figures(v: dict[str, Any]) -> str:
         parts = []
         for m in ("lambda_osc", "train_violation_osc"):
             alam, others = v[m]
-            parts.append(f"{m} {_num(alam, 2)} vs " + ", ".join(f"{a} {_num(x, 2)}" for a, x in others.items()))
+            parts.append(f"{m} {num(alam, 2)} vs " + ", ".join(f"{a} {num(x, 2)}" for a, x in others.items()))
         return "; ".join(parts + _pinned_text(v))
     return "; ".join(_pinned_text(v)) or _DASH
 
@@ -666,8 +754,9 @@ def report(sweep_dir: str | Path, out_dir: str | Path | None = None) -> dict[str
     groups = group_runs(runs)
     rows = aggregate(groups)
     figures = plot_curves(groups, out)
-    markdown = to_markdown(rows, sweep_dir, unfinished, figures)
+    ablations = ablation_deltas(groups)
+    markdown = to_markdown(rows, sweep_dir, unfinished, figures, ablations)
     (out / "report.md").write_text(markdown)
     write_csv(rows, out / "report.csv")
-    return {"rows": rows, "markdown": markdown, "files": [out / "report.md", out / "report.csv", *figures],
-            "unfinished": unfinished}  # fmt: skip
+    return {"rows": rows, "ablations": ablations, "markdown": markdown, "unfinished": unfinished,
+            "files": [out / "report.md", out / "report.csv", *figures]}  # fmt: skip

@@ -65,6 +65,20 @@ def test_auroc_lists_seeds_in_order_and_marks_a_multiplier_at_its_cap() -> None:
     assert evidence.auroc_text([]) == "—"
 
 
+def test_ablation_cell_lists_each_ablation_with_its_intervals() -> None:
+    def delta(ablation: str, ret: tuple[float, float], viol: tuple[float, float]) -> dict:
+        row = {"ablation": ablation}
+        for key, (mean, half) in (("return_delta", ret), ("violation_rate_delta", viol)):
+            row.update({f"{key}_mean": mean, f"{key}_ci_low": mean - half, f"{key}_ci_high": mean + half,
+                        f"{key}_n": 3})  # fmt: skip
+        return row
+
+    cell = evidence.ablation_text([delta("alam_nopenalty", (-36.5, 97.0), (0.0052, 0.014)),
+                                   delta("alam_ascent", (14.2, 8.4), (0.0029, 0.0019))])  # fmt: skip
+    assert cell == "`alam_nopenalty` -36.5 ± 97 / +0.00520 ± 0.014; `alam_ascent` +14.2 ± 8.4 / +0.00290 ± 0.0019"
+    assert evidence.ablation_text([]) == "—"
+
+
 def test_the_results_page_shows_what_the_committed_trials_say() -> None:
     """docs/results.md's summary is `make sweep-readout`'s output over docs/results/paper: a trial committed
     without the readout (or a hand edit of the table) fails here."""

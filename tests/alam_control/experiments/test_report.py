@@ -490,3 +490,52 @@ def test_verdicts_at_ties_and_with_undefined_baselines() -> None:
     assert report._pinned_on_every_seed({"multiplier_stuck": 1, "n_seeds": 1})
     assert not report._pinned_on_every_seed({}) and not report._pinned_on_every_seed({"n_seeds": 1})
     assert not report._pinned_on_every_seed({"multiplier_stuck": 1})
+
+
+def test_ablation_deltas_pair_by_seed_by_hand() -> None:
+    def run(algo: str, seed: int, ret: float, viol: float, curve: list[float] | None = None) -> report.RunResult:
+        evals = [{"step": 1000.0 * (i + 1), "return": r, "violation_rate": viol} for i, r in enumerate(curve or [])]
+        return report.RunResult(Path(f"{algo}-s{seed}"), {"seed": seed}, {"return": ret, "violation_rate": viol},
+                                evals)  # fmt: skip
+
+    groups = {
+        # Seed 2 has no alam_nopenalty run and seed 3 no sac_alam run: only seeds 0 and 1 pair.
+        ("t", "sac_alam", ""): [run("a", 1, 20.0, 0.0, [0, 0, 0, 10, 30]), run("a", 0, 10.0, 0.01, [0, 0, 0, 4, 6]),
+                                run("a", 2, 99.0, 0.0)],
+        ("t", "alam_nopenalty", ""): [run("n", 0, 8.0, 0.0, [0, 0, 0, 2, 2]), run("n", 1, 25.0, 0.03, [9] * 5),
+                                      run("n", 3, 1.0, 0.0)],
+        # An ablation without sac_alam on its task, and a method that is not an ablation: no row.
+        ("u", "alam_ascent", ""): [run("x", 0, 1.0, 0.0)],
+        ("t", "fac", ""): [run("f", 0, 1.0, 0.0)],
+    }  # fmt: skip
+    (row,) = report.ablation_deltas(groups)
+    assert (row["task"], row["ablation"], row["n"], row["seeds"]) == ("t", "alam_nopenalty", 2, "0;1")
+    # sac_alam minus the ablation, per seed: return 10 - 8 = 2 and 20 - 25 = -5; violation 0.01 and -0.03.
+    half = 12.7062 * math.sqrt(((2 + 1.5) ** 2 + (-5 + 1.5) ** 2) / 1) / math.sqrt(2)  # t(0.975, 1) * s / sqrt(n)
+    assert row["return_delta_mean"] == pytest.approx(-1.5)
+    assert row["return_delta_ci_low"] == pytest.approx(-1.5 - half, rel=1e-4)
+    assert row["return_delta_ci_high"] == pytest.approx(-1.5 + half, rel=1e-4)
+    assert row["violation_rate_delta_mean"] == pytest.approx(-0.01) and row["violation_rate_delta_n"] == 2
+    # Last fifth (5 evaluations: the last 2): seed 0 (4 + 6) / 2 - 2 = 3, seed 1 (10 + 30) / 2 - 9 = 11.
+    assert row["return_last_delta_mean"] == pytest.approx(7.0)
+    assert report.delta_text(row, "return_delta") == f"-1.50 ± {report.num(half, 2)} (spans 0)"
+    assert report.delta_text({**row, "return_delta_ci_low": 0.5}, "return_delta").endswith("(above 0)")
+    assert report.delta_text({**row, "return_delta_ci_high": -0.5}, "return_delta").endswith("(below 0)")
+    one = {**row, "return_delta_mean": 2.0, "return_delta_n": 1}
+    assert report.delta_text(one, "return_delta") == "+2.00 (1 seed)"
+    assert report.delta_text({**row, "return_delta_n": 0}, "return_delta") == "—"
+    assert report.delta_text(row, "return_delta", side=False) == f"-1.50 ± {report.num(half, 2)}"
+
+
+def test_report_markdown_lists_the_ablations(tmp_path: Path) -> None:
+    for seed, (base, ablated) in enumerate(((10.0, 8.0), (20.0, 25.0))):
+        _fake_run(tmp_path, f"alam-s{seed}", [f"seed={seed}"], {"return": base, "cost": 0.0, "lambda": 1.0})
+        _fake_run(tmp_path, f"nopen-s{seed}", [f"seed={seed}", "algo.label=alam_nopenalty"],
+                  {"return": ablated, "cost": 0.0, "lambda": 1.0})  # fmt: skip
+    out = report.report(tmp_path, tmp_path / "out")
+    assert len(out["ablations"]) == 1
+    assert "## Ablations: sac_alam minus each ablation, paired by seed" in out["markdown"]
+    assert (
+        "| cartpole-safe_swingup | alam_nopenalty | 2 | -1.50 ± 44 (spans 0) | — | 0 ± 0 (spans 0) | — |"
+        in (out["markdown"])
+    )
