@@ -429,18 +429,21 @@ ABLATIONS = {
     "alam_ascent": "the multiplier's regression toward the dual target (dual ascent instead)",
 }
 """The SAC-ALaM ablations of the evidence grid: label -> the component the ablation removes."""
+ABLATION_OSC = ("lambda_osc", "train_violation_osc")
+"""Claim 2's measures, also compared per seed by `ablation_deltas`."""
 
 
 def ablation_deltas(groups: dict[tuple[str, str, str], list[RunResult]]) -> list[dict[str, Any]]:
     """What each component of SAC-ALaM buys: per task and `ABLATIONS` entry, sac_alam minus the ablation, paired
     by seed (both trained with the same seed: its environment draws, network init and replay sampling), final and
-    over the last fifth (`last_fifth`). A difference above 0 means sac_alam is higher: better on return, worse
-    on violation rate. Pairing removes what a seed shares between the two runs from the interval.
+    over the last fifth (`last_fifth`), and claim 2's oscillation measures (`ABLATION_OSC`: against `alam_ascent`
+    they are claim 2's comparison, paired). A difference above 0 means sac_alam is higher: better on return, worse
+    on violation rate and oscillation. Pairing removes what a seed shares between the two runs from the interval.
 
     Returns:
         One row per (task, ablation, setting) with both runs on at least one seed: task, ablation, setting,
-        n (paired seeds), seeds, and for each `LAST_FIFTH` metric m: ``m_delta_{mean, ci_low, ci_high, n}`` and
-        ``m_last_delta_{...}`` (`interval` of the per-seed differences).
+        n (paired seeds), seeds, and ``m_delta_{mean, ci_low, ci_high, n}`` (`interval` of the per-seed
+        differences) for each `LAST_FIFTH` and `ABLATION_OSC` metric m, ``m_last_delta_{...}`` for the former.
     """
     rows = []
     for (task, algo, setting), ablated in groups.items():
@@ -455,11 +458,11 @@ def ablation_deltas(groups: dict[tuple[str, str, str], list[RunResult]]) -> list
             continue
         row: dict[str, Any] = {"task": task, "ablation": algo, "setting": setting, "n": len(pairs),
                                "seeds": ";".join(str(a.config.get("seed")) for a, _ in pairs)}  # fmt: skip
-        for m in LAST_FIFTH:
-            for key, read in ((f"{m}_delta", lambda r, m=m: _as_float(r.summary.get(m))),
-                              (f"{m}_last_delta", lambda r, m=m: last_fifth(r.evals, m))):  # fmt: skip
-                mean, low, high, n = interval([read(a) - read(b) for a, b in pairs])
-                row.update({f"{key}_mean": mean, f"{key}_ci_low": low, f"{key}_ci_high": high, f"{key}_n": n})
+        reads = [(f"{m}_delta", lambda r, m=m: _as_float(r.summary.get(m))) for m in LAST_FIFTH + ABLATION_OSC]
+        reads += [(f"{m}_last_delta", lambda r, m=m: last_fifth(r.evals, m)) for m in LAST_FIFTH]
+        for key, read in reads:
+            mean, low, high, n = interval([read(a) - read(b) for a, b in pairs])
+            row.update({f"{key}_mean": mean, f"{key}_ci_low": low, f"{key}_ci_high": high, f"{key}_n": n})
         rows.append(row)
     return rows
 
@@ -618,17 +621,18 @@ def _ablation_lines(ablations: list[dict[str, Any]] | None) -> list[str]:
         "",
         "Per seed, sac_alam's figure minus the ablation's (same seed), then mean ± half-width of the 95% t-interval "
         "over the seeds both have; in brackets whether the interval lies above 0, below 0 or spans it. Above 0 "
-        "is better for return, worse for violation rate. "
+        "is better for return, worse for violation rate and the oscillations (claim 2's measures: against "
+        "`alam_ascent`, claim 2's comparison paired by seed). "
         + " ".join(f"`{a}` removes {what}." for a, what in ABLATIONS.items()),
         "",
         "| task | ablation | seeds | return, final | return, last fifth | violation_rate, final "
-        "| violation_rate, last fifth |",
-        "|---|---|---|---|---|---|---|",
+        "| violation_rate, last fifth | lambda_osc | train_violation_osc |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for a in ablations:
         name = f"{a['ablation']} {a['setting']}".strip()
-        cells = [delta_text(a, k) for k in ("return_delta", "return_last_delta", "violation_rate_delta",
-                                             "violation_rate_last_delta")]  # fmt: skip
+        keys = ["return_delta", "return_last_delta", "violation_rate_delta", "violation_rate_last_delta"]
+        cells = [delta_text(a, k) for k in keys + [f"{m}_delta" for m in ABLATION_OSC]]
         lines.append(f"| {a['task']} | {name} | {a['n']} | " + " | ".join(cells) + " |")
     return lines
 

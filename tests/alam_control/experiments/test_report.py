@@ -495,8 +495,8 @@ def test_verdicts_at_ties_and_with_undefined_baselines() -> None:
 def test_ablation_deltas_pair_by_seed_by_hand() -> None:
     def run(algo: str, seed: int, ret: float, viol: float, curve: list[float] | None = None) -> report.RunResult:
         evals = [{"step": 1000.0 * (i + 1), "return": r, "violation_rate": viol} for i, r in enumerate(curve or [])]
-        return report.RunResult(Path(f"{algo}-s{seed}"), {"seed": seed}, {"return": ret, "violation_rate": viol},
-                                evals)  # fmt: skip
+        summary = {"return": ret, "violation_rate": viol, "lambda_osc": ret / 10.0}  # no train_violation_osc
+        return report.RunResult(Path(f"{algo}-s{seed}"), {"seed": seed}, summary, evals)
 
     groups = {
         # Seed 2 has no alam_nopenalty run and seed 3 no sac_alam run: only seeds 0 and 1 pair.
@@ -516,6 +516,9 @@ def test_ablation_deltas_pair_by_seed_by_hand() -> None:
     assert row["return_delta_ci_low"] == pytest.approx(-1.5 - half, rel=1e-4)
     assert row["return_delta_ci_high"] == pytest.approx(-1.5 + half, rel=1e-4)
     assert row["violation_rate_delta_mean"] == pytest.approx(-0.01) and row["violation_rate_delta_n"] == 2
+    # Claim 2's measures, final only: lambda_osc is return / 10 here; train_violation_osc is missing (undefined).
+    assert row["lambda_osc_delta_mean"] == pytest.approx(-0.15) and row["lambda_osc_delta_n"] == 2
+    assert row["train_violation_osc_delta_n"] == 0 and "lambda_osc_last_delta_mean" not in row
     # Last fifth (5 evaluations: the last 2): seed 0 (4 + 6) / 2 - 2 = 3, seed 1 (10 + 30) / 2 - 9 = 11.
     assert row["return_last_delta_mean"] == pytest.approx(7.0)
     assert report.delta_text(row, "return_delta") == f"-1.50 ± {report.num(half, 2)} (spans 0)"
@@ -535,7 +538,5 @@ def test_report_markdown_lists_the_ablations(tmp_path: Path) -> None:
     out = report.report(tmp_path, tmp_path / "out")
     assert len(out["ablations"]) == 1
     assert "## Ablations: sac_alam minus each ablation, paired by seed" in out["markdown"]
-    assert (
-        "| cartpole-safe_swingup | alam_nopenalty | 2 | -1.50 ± 44 (spans 0) | — | 0 ± 0 (spans 0) | — |"
-        in (out["markdown"])
-    )
+    row = "| cartpole-safe_swingup | alam_nopenalty | 2 | -1.50 ± 44 (spans 0) | — | 0 ± 0 (spans 0) | — "
+    assert row + "| 0 ± 0 (spans 0) | — |" in out["markdown"]  # lambda_osc 0.2 on both; no train_violation_osc
