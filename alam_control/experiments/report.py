@@ -470,7 +470,7 @@ def ablation_deltas(groups: dict[tuple[str, str, str], list[RunResult]]) -> list
 def delta_text(row: dict[str, Any], key: str, side: bool = True) -> str:
     """An `ablation_deltas` figure as table text: signed mean ± half-width and, with ``side``, whether the interval
     lies above 0, below 0 or spans it."""
-    mean, low, high, n = (row[f"{key}_{s}"] for s in ("mean", "ci_low", "ci_high", "n"))
+    mean, low, high, n = _stats(row, key)
     if n == 0:
         return _DASH
     sign = "+" if mean > 0 else ""
@@ -502,8 +502,13 @@ def num(x: float, sig: int) -> str:
     return f"{x:.{max(sig - 1 - mag, 0)}f}"
 
 
+def _stats(row: dict[str, Any], key: str) -> tuple[float, float, float, int]:
+    """A row's `interval` figures stored under ``key`` (``key_mean``, ``key_ci_low``, ``key_ci_high``, ``key_n``)."""
+    return row[f"{key}_mean"], row[f"{key}_ci_low"], row[f"{key}_ci_high"], row[f"{key}_n"]
+
+
 def _cell(row: dict[str, Any], metric: str) -> str:
-    mean, low, high, n = (row[f"{metric}_{s}"] for s in ("mean", "ci_low", "ci_high", "n"))
+    mean, low, high, n = _stats(row, metric)
     if n == 0:
         return _DASH
     text = f"{num(mean, 4)} ± {num((high - low) / 2.0, 2)}"

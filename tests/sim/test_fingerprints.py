@@ -6,10 +6,12 @@ model). Each rollout is hashed (sha256, first 16 hex digits) over the bytes of t
 per step the observation, reward, cost, flags and constraint values. So any change of a model, a task's reward,
 constraint, initial state or observation, the randomization, or a scripted controller changes a fingerprint.
 
-The scripted safe policies multiply gain matrices through BLAS, whose kernels differ between CPUs in the last bit:
-with the same packages the point and walker safe-policy hashes differed on an AMD EPYC VM (2026-12-07) while every
-physics-only hash matched. So the safe-policy rollouts are hashed at `SAFE_POLICY_DECIMALS` decimals: a
-controller or task change still moves them, a CPU's rounding does not.
+The scripted safe policies' arithmetic depends on the CPU in the last bit: with the same packages the point and
+walker safe-policy hashes differed on an AMD EPYC VM without AVX-512 (2026-12-07) while every physics-only hash
+matched. On that VM the walker's exact hash also changes with OpenBLAS's kernel (`OPENBLAS_CORETYPE` Haswell
+against Sandybridge: its LQR gain goes through BLAS/LAPACK); point's does not, so its CPU-dependent path is another
+one (numpy's SIMD-dispatched reductions are the likely one; not checked). So the safe-policy rollouts are hashed
+at `SAFE_POLICY_DECIMALS` decimals: a controller or task change still moves them, a CPU's rounding does not.
 
 A deliberate change (or a MuJoCo or numpy upgrade that changes the numerics) updates them: run
 `.venv/bin/python tests/sim/test_fingerprints.py` and paste its output over FINGERPRINTS, saying why in the commit.
