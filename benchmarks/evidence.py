@@ -416,8 +416,11 @@ def goal1_text(g: dict, by_algo: dict[str, dict], last: bool) -> str:
     return f"{g['verdict']}: {alam}" + ", ".join(f"`{a}` {fig(a)}" for a in g["as_safe"])
 
 
-def claim2_text(v: dict) -> str:
-    """Claim 2's cell: sac_alam's lambda_osc and train_violation_osc against each dual-ascent variant compared."""
+def claim2_text(v: dict, paired: dict | None = None) -> str:
+    """Claim 2's cell: sac_alam's lambda_osc and train_violation_osc against each dual-ascent variant compared
+    (the verdict compares these means), then, with ``paired`` (the `report.ablation_deltas` row against
+    `alam_ascent`, the same method with dual ascent), both differences paired by seed with their intervals: the
+    verdict on means can rest on seeds that do not order the two."""
     pinned = "; ".join(f"`{a}` left out: multiplier {at} on every seed" for a, at in v.get("pinned", {}).items())
     if v["verdict"] == "n/a":
         return "n/a" + (f" ({pinned})" if pinned else "")
@@ -425,6 +428,9 @@ def claim2_text(v: dict) -> str:
     parts = [f"`{a}` {lam[1][a]:.2g} / {trv[1][a]:.2g}" for a in lam[1]]
     text = (f"{'yes' if v['verdict'] == 'supported' else 'no'}: `sac_alam` {lam[0]:.2g} / {trv[0]:.2g} against "
             + ", ".join(parts))  # fmt: skip
+    if paired is not None:
+        deltas = " / ".join(report.delta_text(paired, f"{m}_delta") for m in report.ABLATION_OSC)
+        text += f"; paired against `{paired['ablation']}`: {deltas}"
     return text + (f" ({pinned})" if pinned else "")
 
 
@@ -499,7 +505,8 @@ def headline(runs: list[report.RunResult], results: dict) -> str:
         if t in goals else "—",
         "goal 1 on the last fifth of training": lambda t: goal1_text(goals_last[t], by_task[t], True)
         if t in goals_last else "—",
-        "(2) lower `lambda_osc` / `train_violation_osc` than dual ascent": lambda t: claim2_text(claims[(t, 2)]),
+        "(2) lower `lambda_osc` / `train_violation_osc` than dual ascent": lambda t: claim2_text(
+            claims[(t, 2)], ablations.get((t, "alam_ascent"))),
         f"(3) lambda's calibration AUROC (goal 2: >= {AUROC_GOAL})": lambda t: auroc_text(
             entries.get((t, "sac_alam"), [])),
         "`fac`'s lambda AUROC": lambda t: auroc_text(entries.get((t, "fac"), [])),

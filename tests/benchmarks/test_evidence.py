@@ -55,6 +55,20 @@ def test_claim2_lists_each_variant_and_the_ones_left_out() -> None:
     assert evidence.claim2_text({"verdict": "n/a", "pinned": {}}) == "n/a"
 
 
+def test_claim2_adds_the_differences_paired_against_dual_ascent() -> None:
+    """A 'yes' on means beside paired intervals that span 0 (the walker at 3 seeds) must be visible in the cell."""
+    verdict = {"verdict": "supported", "lambda_osc": (0.66, {"alam_ascent": 0.9}),
+               "train_violation_osc": (0.0044, {"alam_ascent": 0.0046}), "pinned": {}}  # fmt: skip
+    paired = {"ablation": "alam_ascent"}
+    for key, (mean, half) in (("lambda_osc_delta", (-0.25, 3.0)), ("train_violation_osc_delta", (-0.0018, 0.0016))):
+        paired.update({f"{key}_mean": mean, f"{key}_ci_low": mean - half, f"{key}_ci_high": mean + half,
+                       f"{key}_n": 3})  # fmt: skip
+    assert evidence.claim2_text(verdict, paired) == (
+        "yes: `sac_alam` 0.66 / 0.0044 against `alam_ascent` 0.9 / 0.0046; "
+        "paired against `alam_ascent`: -0.250 ± 3.0 (spans 0) / -0.00180 ± 0.0016 (below 0)"
+    )
+
+
 def test_auroc_lists_seeds_in_order_and_marks_a_multiplier_at_its_cap() -> None:
     entries = [
         {"seed": 1, "calibration": {"risk_auroc": 0.5, "cap_share": 1.0}},
