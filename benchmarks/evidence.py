@@ -388,7 +388,9 @@ def _names(algos: list[str]) -> str:
 
 
 def claim1_text(v: dict) -> str:
-    """Claim 1's cell: whom sac_alam does not beat and how (more return, or fewer violations)."""
+    """Claim 1's cell: whom sac_alam does not beat and how (more return, or fewer violations), each edge marked
+    with whether the two methods' 95 % intervals of that figure are disjoint or overlap (the verdict compares
+    means; an edge within overlapping intervals is a reading, not a measured difference)."""
     if v["verdict"] == "n/a":
         return "n/a"
     ret, viol = v["sac_alam"]
@@ -397,8 +399,12 @@ def claim1_text(v: dict) -> str:
     parts = []
     for algo in v["undominated"]:
         r, c = v["baselines"][algo]
-        how = "earns more and is safer" if r > ret and c < viol else ("earns more" if r > ret else "is safer")
-        parts.append(f"`{algo}` {_rv(r, c)} {how}")
+        edges = [("earns more", "return", algo in v.get("separated", []))] if r > ret else []
+        if c < viol:
+            edges.append(("is safer", "violation-rate", algo in v.get("separated_safety", [])))
+        how = " and ".join(e for e, _, _ in edges)
+        sides = ", ".join(f"{name} intervals {'disjoint' if apart else 'overlap'}" for _, name, apart in edges)
+        parts.append(f"`{algo}` {_rv(r, c)} {how} ({sides})")  # undominated: it earns more or is safer
     return "no: " + "; ".join(parts)
 
 

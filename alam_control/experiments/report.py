@@ -325,7 +325,8 @@ def claim_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
       least, and its mean violation rate at most, those of every one of `SAFE_BASELINES` present (a baseline with a
       higher return at more violations is not beaten, nor one with fewer violations at a lower return).
       `undominated` lists the baselines it does not beat; `separated`, those whose return interval is disjoint
-      from sac_alam's.
+      from sac_alam's; `separated_safety`, those whose violation-rate interval is (unpaired 95 % t-intervals
+      that do not overlap: a conservative reading of a difference between two methods).
     - Claim 2, "removes the oscillations of dual ascent": sac_alam's `lambda_osc` and `train_violation_osc` are
       both below those of every `DUAL_ASCENT` variant present. A variant whose multiplier `multiplier_stuck` finds
       pinned at a bound on every seed has no oscillation to remove (its `lambda_osc` is ~0 because it failed
@@ -350,13 +351,11 @@ def claim_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             undominated = [
                 b["algo"] for b in baselines if not (ret >= b["return_mean"] and viol <= b["violation_rate_mean"])
             ]
-            separated = [
-                b["algo"] for b in baselines
-                if alam["return_ci_low"] > b["return_ci_high"] or alam["return_ci_high"] < b["return_ci_low"]
-            ]  # fmt: skip
+            separated = [b["algo"] for b in baselines if _disjoint(alam, b, "return")]
+            separated_safety = [b["algo"] for b in baselines if _disjoint(alam, b, "violation_rate")]
             verdicts.append({
                 "task": task, "claim": 1, "verdict": "not supported" if undominated else "supported",
-                "undominated": undominated, "separated": separated,
+                "undominated": undominated, "separated": separated, "separated_safety": separated_safety,
                 "sac_alam": (ret, viol),
                 "baselines": {b["algo"]: (b["return_mean"], b["violation_rate_mean"]) for b in baselines},
             })  # fmt: skip
@@ -431,6 +430,13 @@ ABLATIONS = {
 """The SAC-ALaM ablations of the evidence grid: label -> the component the ablation removes."""
 ABLATION_OSC = ("lambda_osc", "train_violation_osc")
 """Claim 2's measures, also compared per seed by `ablation_deltas`."""
+
+
+def _disjoint(a: dict[str, Any], b: dict[str, Any], metric: str) -> bool:
+    """Whether two `aggregate` rows' intervals of ``metric`` do not overlap (False where either is missing)."""
+    low_a, high_a = a.get(f"{metric}_ci_low", math.nan), a.get(f"{metric}_ci_high", math.nan)
+    low_b, high_b = b.get(f"{metric}_ci_low", math.nan), b.get(f"{metric}_ci_high", math.nan)
+    return low_a > high_b or high_a < low_b
 
 
 def ablation_deltas(groups: dict[tuple[str, str, str], list[RunResult]]) -> list[dict[str, Any]]:

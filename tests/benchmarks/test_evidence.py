@@ -18,10 +18,15 @@ def test_claim1_names_each_baseline_not_beaten_and_how() -> None:
         "sac_alam": (10.0, 0.01),
         "undominated": ["sac_lag", "fac", "sac_pid_lag", "tie"],
         "baselines": {"sac_lag": (12.0, 0.02), "fac": (8.0, 0.001), "sac_pid_lag": (11.0, 0.0), "tie": (10.0, 0.005)},
+        "separated": ["sac_lag", "fac"],  # fac's return interval is disjoint, but fac earns less: not an edge
+        "separated_safety": ["sac_pid_lag"],
     }
     assert evidence.claim1_text(verdict) == (
-        "no: `sac_lag` 12.00 / 0.020 earns more; `fac` 8.000 / 0.0010 is safer; "
-        "`sac_pid_lag` 11.00 / 0 earns more and is safer; `tie` 10.00 / 0.0050 is safer"
+        "no: `sac_lag` 12.00 / 0.020 earns more (return intervals disjoint); "
+        "`fac` 8.000 / 0.0010 is safer (violation-rate intervals overlap); "
+        "`sac_pid_lag` 11.00 / 0 earns more and is safer "
+        "(return intervals overlap, violation-rate intervals disjoint); "
+        "`tie` 10.00 / 0.0050 is safer (violation-rate intervals overlap)"
     )
     supported = {"verdict": "supported", "sac_alam": (10.0, 0.0), "undominated": [], "baselines": {"fac": (9.0, 0.1)}}
     assert evidence.claim1_text(supported) == "yes: beats `fac`"

@@ -254,6 +254,7 @@ def test_claim_verdicts_on_hand_made_rows() -> None:
     assert got[("a", 1)]["verdict"] == "supported" and got[("a", 1)]["undominated"] == []
     # 100 +- 1 is disjoint from sac_lag's 50 +- 1, not from fac's 90 +- 20.
     assert got[("a", 1)]["separated"] == ["sac_lag"]
+    assert got[("a", 1)]["separated_safety"] == []  # _row gives no violation-rate interval: never disjoint
     assert got[("a", 2)]["verdict"] == "supported"
     assert got[("b", 1)]["verdict"] == "not supported" and got[("b", 1)]["undominated"] == ["sac_pid_lag", "fac"]
     assert got[("b", 2)]["verdict"] == "not supported"  # train_violation_osc 0.09 > fac's 0.05
@@ -261,6 +262,26 @@ def test_claim_verdicts_on_hand_made_rows() -> None:
     assert report._verdict_figures(got[("c", 1)]) == "—"
     text = report._verdict_figures(got[("b", 1)])
     assert "sac_alam 10.00 / 0.050" in text and "not beaten: sac_pid_lag, fac" in text and "disjoint from: fac" in text
+
+
+def test_claim1_marks_violation_rate_intervals_that_do_not_overlap() -> None:
+    def row(algo: str, viol: float, half: float) -> dict:
+        return {
+            **_row("t", algo, 10.0, viol),
+            "violation_rate_ci_low": viol - half,
+            "violation_rate_ci_high": viol + half,
+        }
+
+    rows = [
+        row("sac_alam", 0.05, 0.01),
+        row("fac", 0.02, 0.015),
+        row("sac_lag", 0.06, 0.015),
+        row("sac_pid_lag", 0.1, 0.03),
+    ]
+    (claim_1,) = [v for v in report.claim_verdicts(rows) if v["claim"] == 1]
+    # fac's [0.005, 0.035] lies below sac_alam's [0.04, 0.06], sac_pid_lag's [0.07, 0.13] above it; sac_lag's
+    # [0.045, 0.075] overlaps it.
+    assert claim_1["separated_safety"] == ["sac_pid_lag", "fac"]  # in SAFE_BASELINES order
 
 
 def test_multiplier_stuck_reads_the_last_fifth_of_the_evaluations() -> None:
