@@ -399,9 +399,9 @@ def claim1_text(v: dict) -> str:
     parts = []
     for algo in v["undominated"]:
         r, c = v["baselines"][algo]
-        edges = [("earns more", "return", algo in v.get("separated", []))] if r > ret else []
+        edges = [("earns more", "return", algo in v["separated"])] if r > ret else []
         if c < viol:
-            edges.append(("is safer", "violation-rate", algo in v.get("separated_safety", [])))
+            edges.append(("is safer", "violation-rate", algo in v["separated_safety"]))
         how = " and ".join(e for e, _, _ in edges)
         sides = ", ".join(f"{name} intervals {'disjoint' if apart else 'overlap'}" for _, name, apart in edges)
         parts.append(f"`{algo}` {_rv(r, c)} {how} ({sides})")  # undominated: it earns more or is safer

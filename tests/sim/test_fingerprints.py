@@ -15,7 +15,7 @@ boundary is crossed). So the safe policy's action is rounded to `SAFE_POLICY_DEC
 and the rollout is hashed exactly: on that VM the four safe-policy hashes are the same under the default kernels,
 `OPENBLAS_CORETYPE` Haswell / Sandybridge / Prescott, and numpy with its AVX-512, AVX2 and FMA3 paths disabled
 (`NPY_DISABLE_CPU_FEATURES`); at 6 decimals the walker's differed between three of them. A controller or task
-change still moves them; a quantum of 1e-4 on actions in [-1, 1] changes no controller's behaviour.
+change still moves them, unless no action of the 50 steps changes enough to cross a 1e-4 rounding boundary.
 
 A deliberate change (or a MuJoCo or numpy upgrade that changes the numerics) updates them: run
 `.venv/bin/python tests/sim/test_fingerprints.py` and paste its output over FINGERPRINTS, saying why in the commit.
@@ -71,7 +71,6 @@ def fingerprint(name: str, mode: str) -> str:
     digest.update(json.dumps(info.get("randomization"), sort_keys=True).encode())
     actions = np.random.default_rng(SEED).uniform(-1.0, 1.0, (STEPS, *env.action_space.shape))
     policy = sim.TASKS.safe_policy(env) if mode == "safe_policy" else None
-
     for action in actions:
         if policy is not None:
             # Rounded before it acts (+ 0.0 turns a rounded -0.0 into 0.0): the CPU's last bit of the controller's
@@ -80,8 +79,8 @@ def fingerprint(name: str, mode: str) -> str:
             digest.update(action.tobytes())
         obs, reward, cost, terminated, truncated, info = env.step(action)
         digest.update(obs.tobytes())
-        digest.update(np.asarray([reward, cost], np.float64).tobytes() + struct.pack("<??", terminated, truncated))
-        digest.update(np.asarray(list(info["constraints"].values()), np.float64).tobytes())
+        digest.update(struct.pack("<dd??", reward, cost, terminated, truncated))
+        digest.update(np.array(list(info["constraints"].values()), np.float64).tobytes())
     env.close()
     return digest.hexdigest()[:16]
 
